@@ -1,0 +1,9 @@
+"""Entry point of `pypod-build` (compatible with buildah)."""
+
+from __future__ import annotations
+
+from pypod.cli.common import not_yet_program
+
+
+def main() -> int:
+    return not_yet_program("pypod-build", "buildah")

@@ -1,0 +1,117 @@
+"""The exception hierarchy of pypod, and the only place exit codes are defined.
+
+Pick the class from structured data (errno, HTTP status, OCI error code), never from
+message text.  Messages say what failed, on what, and what to do.
+"""
+
+from __future__ import annotations
+
+import errno as _errno
+import os
+
+#: podman's exit codes for the engine (`pypod`).
+EXIT_ENGINE_ERROR = 125
+EXIT_CANNOT_INVOKE = 126
+EXIT_NOT_FOUND = 127
+#: runc, skopeo and buildah exit 1 on any error of their own.
+EXIT_TOOL_ERROR = 1
+
+
+class PypodError(Exception):
+    """Root of every error pypod raises on purpose."""
+
+    #: exit code of `pypod` (the engine) for this error
+    engine_exit_code = EXIT_ENGINE_ERROR
+
+
+class InvalidArgument(PypodError):
+    """A value given by the user (flag, argument, file content) is not acceptable."""
+
+
+class ConfigError(InvalidArgument):
+    """A configuration file or document is invalid; names the file and the key."""
+
+    def __init__(self, message: str, *, path: str | None = None, key: str | None = None) -> None:
+        self.path = path
+        self.key = key
+        where = ""
+        if path and key:
+            where = f"{path}: {key}: "
+        elif path:
+            where = f"{path}: "
+        elif key:
+            where = f"{key}: "
+        super().__init__(f"{where}{message}")
+
+
+class NotFound(PypodError):
+    """Something named by the user does not exist."""
+
+
+class ContainerNotFound(NotFound):
+    pass
+
+
+class AlreadyExists(PypodError):
+    pass
+
+
+class InUse(PypodError):
+    pass
+
+
+class InvalidState(PypodError):
+    """The operation does not fit the current state (start a running container, ...)."""
+
+
+class NotSupported(PypodError):
+    """A feature that is not implemented (yet) or cannot work on this host."""
+
+
+class PermissionDenied(PypodError):
+    pass
+
+
+class StorageError(PypodError):
+    pass
+
+
+class RuntimeError_(PypodError):  # noqa: N801 - the trailing underscore avoids the builtin
+    """The OCI runtime failed to do what was asked."""
+
+
+class OSLevelError(PypodError):
+    """An operating-system call failed; keeps errno so callers can decide on it."""
+
+    def __init__(self, message: str, *, errno: int) -> None:
+        self.errno = errno
+        super().__init__(f"{message}: {os.strerror(errno)}")
+
+
+class CannotInvoke(PypodError):
+    """The command inside the container exists but cannot be run (permission, format)."""
+
+    engine_exit_code = EXIT_CANNOT_INVOKE
+
+
+class CommandNotFound(PypodError):
+    """The command inside the container does not exist."""
+
+    engine_exit_code = EXIT_NOT_FOUND
+
+
+def from_oserror(message: str, err: OSError) -> PypodError:
+    """Map an OSError to the closest class, by errno, keeping errno."""
+    code = err.errno or 0
+    if code == _errno.ENOENT:
+        e: PypodError = NotFound(f"{message}: {err.strerror or os.strerror(code)}")
+    elif code in (_errno.EACCES, _errno.EPERM):
+        e = PermissionDenied(f"{message}: {err.strerror or os.strerror(code)}")
+    elif code == _errno.EEXIST:
+        e = AlreadyExists(f"{message}: {err.strerror or os.strerror(code)}")
+    elif code == _errno.EBUSY:
+        e = InUse(f"{message}: {err.strerror or os.strerror(code)}")
+    else:
+        return OSLevelError(message, errno=code)
+    e.errno = code  # type: ignore[attr-defined]
+    return e
