@@ -76,7 +76,7 @@ class StorageError(PypodError):
     pass
 
 
-class RuntimeError_(PypodError):  # noqa: N801 - the trailing underscore avoids the builtin
+class RuntimeError_(PypodError):
     """The OCI runtime failed to do what was asked."""
 
 

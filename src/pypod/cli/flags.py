@@ -1,0 +1,114 @@
+"""A small command-line flag parser in the style of Go's urfave/cli (runc) and pflag (podman).
+
+Why not argparse: it costs milliseconds of import and set-up on every `pypod-runtime` call,
+and runc's conventions (`-flag` and `--flag`, `--flag=value`, flags stop at the first argument)
+are simpler to state directly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from pypod.errors import InvalidArgument
+
+
+@dataclass(frozen=True, slots=True)
+class Flag:
+    names: tuple[str, ...]  # first one is the canonical name, without dashes
+    takes_value: bool = False
+    multiple: bool = False
+    help: str = ""
+    default: str | None = None
+
+
+@dataclass(slots=True)
+class Parsed:
+    values: dict[str, object] = field(default_factory=dict)
+    args: list[str] = field(default_factory=list)
+
+    def text(self, name: str) -> str | None:
+        v = self.values.get(name)
+        return v if isinstance(v, str) else None
+
+    def flag(self, name: str) -> bool:
+        return self.values.get(name) is True
+
+    def texts(self, name: str) -> list[str]:
+        v = self.values.get(name)
+        return list(v) if isinstance(v, list) else []
+
+    def number(self, name: str, default: int = 0) -> int:
+        v = self.text(name)
+        if v is None:
+            return default
+        try:
+            return int(v)
+        except ValueError:
+            raise InvalidArgument(f'invalid value "{v}" for flag --{name}: not a number') from None
+
+
+def parse(args: Sequence[str], flags: Sequence[Flag], *, interspersed: bool = False) -> Parsed:
+    """Parse `args`; flags stop at the first non-flag argument unless `interspersed`."""
+    by_name = {n: f for f in flags for n in f.names}
+    out = Parsed()
+    for f in flags:
+        if f.default is not None:
+            out.values[f.names[0]] = f.default
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        if arg == "--":
+            out.args.extend(args[i + 1 :])
+            break
+        if not arg.startswith("-") or arg == "-":
+            if not interspersed:
+                out.args.extend(args[i:])
+                break
+            out.args.append(arg)
+            i += 1
+            continue
+        name, eq, value = arg.lstrip("-").partition("=")
+        flag = by_name.get(name)
+        if flag is None:
+            # grouped short booleans: -dt
+            if (
+                len(arg) > 2
+                and arg[1] != "-"
+                and all(c in by_name and not by_name[c].takes_value for c in arg[1:])
+            ):
+                for c in arg[1:]:
+                    out.values[by_name[c].names[0]] = True
+                i += 1
+                continue
+            raise InvalidArgument(f"flag provided but not defined: {arg.split('=')[0]}")
+        key = flag.names[0]
+        if flag.takes_value:
+            if not eq:
+                if i + 1 >= len(args):
+                    raise InvalidArgument(f"flag needs an argument: {arg}")
+                i += 1
+                value = args[i]
+            if flag.multiple:
+                current = out.values.get(key)
+                lst = current if isinstance(current, list) else []
+                lst.append(value)
+                out.values[key] = lst
+            else:
+                out.values[key] = value
+        else:
+            if eq and value.lower() not in ("true", "false", "1", "0"):
+                raise InvalidArgument(f'invalid boolean value "{value}" for {arg}')
+            out.values[key] = not eq or value.lower() in ("true", "1")
+        i += 1
+    return out
+
+
+def help_text(flags: Sequence[Flag]) -> str:
+    lines = []
+    for f in flags:
+        names = ", ".join(("--" if len(n) > 1 else "-") + n for n in f.names)
+        if f.takes_value:
+            names += " value"
+        lines.append(f"   {names:<30} {f.help}")
+    return "\n".join(lines)

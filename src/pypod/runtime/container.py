@@ -1,0 +1,548 @@
+"""The in-process OCI runtime: runc's operations on containers kept in a state directory.
+
+The CLI (`pypod-runtime`) and the engine call this; nothing here prints.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import dataclasses
+import errno
+import os
+import signal as signal_mod
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import pypod
+from pypod.errors import (
+    ContainerNotFound,
+    InvalidArgument,
+    InvalidState,
+    NotSupported,
+    PypodError,
+    RuntimeError_,
+)
+from pypod.linux import syscalls as sc
+from pypod.oci.runtime_spec import (
+    LinuxDeviceCgroup,
+    LinuxResources,
+    Process,
+    Spec,
+    load_spec,
+    parse_process,
+    parse_spec,
+    spec_to_dict,
+)
+from pypod.runtime.process import init as init_mod
+from pypod.runtime.process import parent
+from pypod.runtime.state import ContainerRecord, StateDir, Status, now_rfc3339, proc_start_time
+
+#: namespaced sysctls (runc's validateSysctl): prefix -> namespace that must be private
+_SYSCTL_NS = {
+    "kernel.msgmax": "ipc", "kernel.msgmnb": "ipc", "kernel.msgmni": "ipc", "kernel.sem": "ipc",
+    "kernel.shmall": "ipc", "kernel.shmmax": "ipc", "kernel.shmmni": "ipc",
+    "kernel.shm_rmid_forced": "ipc", "fs.mqueue.": "ipc", "net.": "network",
+    "kernel.hostname": "uts", "kernel.domainname": "uts",
+}  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CreateOptions:
+    bundle: str
+    console_socket: str | None = None
+    pid_file: str | None = None
+    no_pivot: bool = False
+    preserve_fds: int = 0
+    #: `run` in the foreground keeps the terminal itself instead of sending it to a socket
+    foreground: bool = False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ExecOptions:
+    process: Process
+    detach: bool = False
+    console_socket: str | None = None
+    pid_file: str | None = None
+    preserve_fds: int = 0
+
+
+def _parse_resources(data: Mapping[str, Any], source: str) -> Spec:
+    """Validate a resources update with the config.json parser."""
+    wrapper = {
+        "ociVersion": pypod.OCI_RUNTIME_SPEC_VERSION,
+        "root": {"path": "/"},
+        "linux": {"resources": data},
+    }
+    return parse_spec(wrapper, source=source)
+
+
+__all__ = ["CreateOptions", "ExecOptions", "Runtime", "parse_process", "write_pid_file"]
+
+
+class Runtime:
+    """pypod's OCI runtime on one state root (`--root`)."""
+
+    def __init__(self, root: str) -> None:
+        self.states = StateDir(root)
+        self.rootless = os.geteuid() != 0
+
+    # --- create / start / run ------------------------------------------------------------------
+    def create(self, container_id: str, opts: CreateOptions) -> int:
+        """Set the container up and leave its init waiting for `start`; returns the init pid."""
+        bundle = os.path.abspath(opts.bundle)
+        config_path = os.path.join(bundle, "config.json")
+        spec = load_spec(config_path)
+        self._validate(spec, opts, config_path)
+        assert spec.process is not None and spec.root is not None
+        rootfs = os.path.join(bundle, spec.root.path)
+        if not os.path.isdir(rootfs):
+            raise InvalidArgument(
+                f"rootfs ({rootfs}) does not exist: check root.path in {config_path}"
+            )
+        path = self.states.reserve(container_id)
+        manager = None
+        try:
+            fifo = os.path.join(path, "exec.fifo")
+            os.mkfifo(fifo, 0o622)
+            manager = self._cgroup(spec, container_id)
+            plan, ns_paths = self._plan(spec, spec.process, bundle, rootfs, fifo, opts)
+            record = ContainerRecord(
+                id=container_id,
+                init_pid=0,
+                init_start_time=0,
+                bundle=bundle,
+                rootfs=rootfs,
+                created=now_rfc3339(),
+                annotations=dict(spec.annotations),
+                config=spec_to_dict(spec),
+                cgroup=manager.to_state(),
+                rootless=self.rootless,
+            )
+
+            def hooks(pid: int) -> None:
+                if spec.hooks is None:
+                    return
+                from pypod.runtime.hooks import run_hooks
+
+                state = self._hook_state(record, Status.CREATED, pid)
+                run_hooks("prestart", spec.hooks.prestart, state, fatal=True)
+                run_hooks("createRuntime", spec.hooks.create_runtime, state, fatal=True)
+
+            launched = parent.launch(plan, add_to_cgroup=manager.add_pid, run_hooks=hooks)
+            start = proc_start_time(launched.pid)
+            record.init_pid = launched.pid
+            record.init_start_time = start[0] if start else 0
+            record.namespace_paths = {
+                t: p or f"/proc/{launched.pid}/ns/{sc.NAMESPACES[t][1]}" for t, p in ns_paths
+            }
+            self.states.save(record)
+            self._console(launched.console_fd, opts)
+            if opts.pid_file:
+                write_pid_file(opts.pid_file, launched.pid)
+            return launched.pid
+        except BaseException:
+            if manager is not None:
+                with contextlib.suppress(PypodError, OSError):
+                    manager.kill_all(signal_mod.SIGKILL)
+                    manager.destroy()
+            self.states.remove(container_id)
+            raise
+
+    def _console(self, console_fd: int | None, opts: CreateOptions) -> None:
+        if console_fd is None:
+            return
+        if opts.console_socket:
+            from pypod.linux import console
+
+            try:
+                console.send_console(opts.console_socket, console_fd)
+            finally:
+                os.close(console_fd)
+        else:
+            self._foreground_console = console_fd
+
+    _foreground_console: int | None = None
+
+    def start(self, container_id: str) -> None:
+        record = self.states.load(container_id)
+        status = self.status(record)
+        if status is not Status.CREATED:
+            if status is Status.STOPPED:
+                raise InvalidState("cannot start a container that has stopped")
+            raise InvalidState("cannot start an already running container")
+        fifo = self.states.fifo(container_id)
+        try:
+            fd = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        except OSError as e:
+            if e.errno in (errno.ENXIO, errno.ENOENT):
+                raise InvalidState("cannot start a container that has stopped") from e
+            raise
+        try:
+            os.write(fd, b"0")
+        finally:
+            os.close(fd)
+        os.unlink(fifo)
+        record.started = True
+        self.states.save(record)
+        spec = parse_spec(record.config, source=f"container {container_id}")
+        if spec.hooks is not None and spec.hooks.poststart:
+            from pypod.runtime.hooks import run_hooks
+
+            state = self._hook_state(record, Status.RUNNING, record.init_pid)
+            run_hooks("poststart", spec.hooks.poststart, state, fatal=False)
+
+    def run(self, container_id: str, opts: CreateOptions, *, detach: bool) -> int:
+        """create + start; in the foreground wait and return the exit code, else the pid."""
+        if not detach:
+            parent.become_subreaper()
+        pid = self.create(container_id, dataclasses.replace(opts, foreground=not detach))
+        try:
+            self.start(container_id)
+        except BaseException:
+            with contextlib.suppress(PypodError):
+                self.delete(container_id, force=True)
+            raise
+        if detach:
+            return 0
+        console_fd, self._foreground_console = self._foreground_console, None
+        code = parent.wait_foreground(pid, console_fd)
+        with contextlib.suppress(PypodError):
+            self.delete(container_id, force=True)
+        return code
+
+    # --- queries ------------------------------------------------------------------------------
+    def status(self, record: ContainerRecord) -> Status:
+        if not record.init_pid:
+            return Status.CREATING
+        now = proc_start_time(record.init_pid)
+        if now is None or now[0] != record.init_start_time or now[1] in ("Z", "X"):
+            return Status.STOPPED
+        if record.cgroup:
+            from pypod.linux.cgroups import manager_from_state
+
+            with contextlib.suppress(PypodError, OSError):
+                if manager_from_state(record.cgroup).freezer_state() == "FROZEN":
+                    return Status.PAUSED
+        if os.path.exists(self.states.fifo(record.id)):
+            return Status.CREATED
+        return Status.RUNNING
+
+    def state(self, container_id: str) -> dict[str, Any]:
+        """runc's `state` JSON object for the container."""
+        record = self.states.load(container_id)
+        status = self.status(record)
+        out: dict[str, Any] = {
+            "ociVersion": record.config.get("ociVersion", pypod.OCI_RUNTIME_SPEC_VERSION),
+            "id": record.id,
+            "pid": 0 if status is Status.STOPPED else record.init_pid,
+            "status": status.value,
+            "bundle": record.bundle,
+            "rootfs": record.rootfs,
+            "created": record.created,
+        }
+        if record.annotations:
+            out["annotations"] = record.annotations
+        out["owner"] = ""
+        return out
+
+    def list_states(self) -> list[dict[str, Any]]:
+        result = []
+        for cid in self.states.ids():
+            with contextlib.suppress(ContainerNotFound, InvalidArgument):
+                st = self.state(cid)
+                try:
+                    import pwd
+
+                    st["owner"] = pwd.getpwuid(os.stat(self.states.path(cid)).st_uid).pw_name
+                except (KeyError, OSError):
+                    st["owner"] = "#" + str(os.stat(self.states.path(cid)).st_uid)
+                result.append(st)
+        return result
+
+    def pids(self, container_id: str) -> list[int]:
+        record = self.states.load(container_id)
+        if self.status(record) is Status.STOPPED:
+            return []
+        return sorted(self._manager(record).pids())
+
+    # --- signals and teardown -----------------------------------------------------------------
+    def kill(self, container_id: str, sig: int, *, all_processes: bool = False) -> None:
+        record = self.states.load(container_id)
+        if self.status(record) is Status.STOPPED:
+            raise InvalidState("container not running")
+        if all_processes:
+            self._manager(record).kill_all(sig)
+            return
+        try:
+            os.kill(record.init_pid, sig)
+        except ProcessLookupError:
+            raise InvalidState("container not running") from None
+
+    def delete(self, container_id: str, *, force: bool = False) -> None:
+        try:
+            record = self.states.load(container_id)
+        except ContainerNotFound:
+            if force:
+                with contextlib.suppress(PypodError, OSError):
+                    self.states.remove(container_id)
+                return
+            raise
+        status = self.status(record)
+        if status in (Status.RUNNING, Status.PAUSED) and not force:
+            raise InvalidState(
+                f"cannot delete container {container_id} that is not stopped: {status.value}"
+            )
+        if status is not Status.STOPPED:
+            self._kill_and_wait(record, status)
+        if record.cgroup:
+            manager = self._manager(record)
+            with contextlib.suppress(PypodError, OSError):
+                manager.kill_all(signal_mod.SIGKILL)
+            manager.destroy()
+        self.states.remove(container_id)
+        spec = parse_spec(record.config, source=f"container {container_id}")
+        if spec.hooks is not None and spec.hooks.poststop:
+            from pypod.runtime.hooks import run_hooks
+
+            state = self._hook_state(record, Status.STOPPED, 0)
+            run_hooks("poststop", spec.hooks.poststop, state, fatal=False)
+
+    def _kill_and_wait(self, record: ContainerRecord, status: Status) -> None:
+        manager = self._manager(record) if record.cgroup else None
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(record.init_pid, signal_mod.SIGKILL)
+        if manager is not None:
+            with contextlib.suppress(PypodError, OSError):
+                manager.kill_all(signal_mod.SIGKILL)
+            if status is Status.PAUSED:
+                manager.thaw()
+        deadline = time.monotonic() + 10
+        while self.status(record) is not Status.STOPPED:
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(record.init_pid, os.WNOHANG)
+            if time.monotonic() > deadline:
+                raise RuntimeError_(f"container {record.id}: init {record.init_pid} did not exit")
+            time.sleep(0.005)
+
+    def pause(self, container_id: str) -> None:
+        record = self.states.load(container_id)
+        if self.status(record) not in (Status.RUNNING, Status.CREATED):
+            raise InvalidState("container not running")
+        self._manager(record).freeze()
+
+    def resume(self, container_id: str) -> None:
+        record = self.states.load(container_id)
+        if self.status(record) is not Status.PAUSED:
+            raise InvalidState("container not paused")
+        self._manager(record).thaw()
+
+    def update(self, container_id: str, changes: Mapping[str, Any]) -> None:
+        """Apply resource changes (runtime-spec LinuxResources JSON, merged over the current)."""
+        record = self.states.load(container_id)
+        if self.status(record) is Status.STOPPED:
+            raise InvalidState("container not running")
+        linux = record.config.setdefault("linux", {})
+        merged = copy.deepcopy(linux.get("resources", {}))
+        for key, value in changes.items():
+            if isinstance(value, dict):
+                merged.setdefault(key, {}).update(value)
+            else:
+                merged[key] = value
+        res = _parse_resources(merged, "update").linux
+        assert res is not None and res.resources is not None
+        self._manager(record).update(res.resources)
+        linux["resources"] = merged
+        self.states.save(record)
+
+    # --- exec ---------------------------------------------------------------------------------
+    def exec(self, container_id: str, opts: ExecOptions) -> int:
+        """Run another process in the container; its exit code (foreground) or 0 (detached)."""
+        record = self.states.load(container_id)
+        status = self.status(record)
+        if status is Status.STOPPED:
+            raise InvalidState("cannot exec in a stopped container")
+        if status is Status.PAUSED:
+            raise InvalidState("cannot exec in a paused container")
+        spec = parse_spec(record.config, source=f"container {container_id}")
+        proc = opts.process
+        if proc.terminal and opts.detach and not opts.console_socket:
+            raise InvalidArgument(
+                "cannot allocate tty if runc will detach without setting console socket"
+            )
+        join = tuple(
+            (t, record.namespace_paths[t]) for t in sc.NAMESPACES if t in record.namespace_paths
+        )
+        plan = init_mod.Plan(
+            spec=spec,
+            process=proc,
+            rootfs=record.rootfs,
+            bundle=record.bundle,
+            is_init=False,
+            fifo_path=None,
+            no_pivot=False,
+            join=join,
+            unshare_flags=0,
+            preserve_fds=opts.preserve_fds,
+            in_userns="user" in record.namespace_paths,
+            hook_state={},
+        )
+        if not opts.detach:
+            parent.become_subreaper()
+        manager = self._manager(record) if record.cgroup else None
+        add: Callable[[int], None] = manager.add_pid if manager is not None else _no_cgroup
+        launched = parent.launch(plan, add_to_cgroup=add)
+        if opts.pid_file:
+            write_pid_file(opts.pid_file, launched.pid)
+        if opts.detach:
+            if launched.console_fd is not None:
+                from pypod.linux import console
+
+                assert opts.console_socket is not None
+                try:
+                    console.send_console(opts.console_socket, launched.console_fd)
+                finally:
+                    os.close(launched.console_fd)
+            return 0
+        return parent.wait_foreground(launched.pid, launched.console_fd)
+
+    # --- helpers ------------------------------------------------------------------------------
+    def _manager(self, record: ContainerRecord) -> Any:
+        from pypod.linux.cgroups import manager_from_state
+
+        return manager_from_state(record.cgroup)
+
+    def _cgroup(self, spec: Spec, container_id: str) -> Any:
+        from pypod.linux.cgroups import new_manager
+
+        linux = spec.linux
+        manager = new_manager(
+            linux.cgroups_path or "" if linux else "", container_id, rootless=self.rootless
+        )
+        manager.create()
+        manager.set_resources(_with_default_device_rules(linux.resources if linux else None))
+        return manager
+
+    def _plan(
+        self,
+        spec: Spec,
+        proc: Process,
+        bundle: str,
+        rootfs: str,
+        fifo: str,
+        opts: CreateOptions,
+    ) -> tuple[init_mod.Plan, list[tuple[str, str | None]]]:
+        assert spec.linux is not None
+        join: list[tuple[str, str]] = []
+        flags = 0
+        ns_paths: list[tuple[str, str | None]] = []
+        for ns in spec.linux.namespaces:
+            ns_paths.append((ns.type, ns.path or None))
+            if ns.path:
+                join.append((ns.type, ns.path))
+            else:
+                flags |= sc.NAMESPACES[ns.type][0]
+        in_userns = any(ns.type == "user" for ns in spec.linux.namespaces)
+        hook_state = {
+            "ociVersion": spec.oci_version,
+            "id": os.path.basename(os.path.dirname(fifo)),
+            "status": Status.CREATED.value,
+            "pid": 0,
+            "bundle": bundle,
+            "annotations": dict(spec.annotations),
+        }
+        plan = init_mod.Plan(
+            spec=spec,
+            process=proc,
+            rootfs=rootfs,
+            bundle=bundle,
+            is_init=True,
+            fifo_path=fifo,
+            no_pivot=opts.no_pivot,
+            join=tuple(join),
+            unshare_flags=flags,
+            preserve_fds=opts.preserve_fds,
+            in_userns=in_userns,
+            hook_state=hook_state,
+        )
+        return plan, ns_paths
+
+    def _validate(self, spec: Spec, opts: CreateOptions, config_path: str) -> None:
+        if spec.process is None:
+            raise InvalidArgument(f"{config_path}: process: required to create a container")
+        if spec.linux is None:
+            raise InvalidArgument(f"{config_path}: linux: required on Linux")
+        proc = spec.process
+        if proc.terminal and not opts.foreground and not opts.console_socket:
+            raise InvalidArgument(
+                "cannot allocate tty if runc will detach without setting console socket"
+            )
+        if opts.console_socket and not proc.terminal:
+            raise InvalidArgument(
+                "cannot use console socket if runc will not detach or allocate tty"
+            )
+        new_ns = {ns.type for ns in spec.linux.namespaces if not ns.path}
+        all_ns = {ns.type for ns in spec.linux.namespaces}
+        if (spec.hostname or spec.domainname) and "uts" not in new_ns:
+            raise InvalidArgument(
+                f"{config_path}: hostname: unable to set hostname without a private UTS namespace"
+            )
+        for key in spec.linux.sysctl:
+            need = next((ns for pre, ns in _SYSCTL_NS.items() if key.startswith(pre)), None)
+            if need is None:
+                raise InvalidArgument(
+                    f"{config_path}: linux.sysctl: sysctl {key!r} is not in a separate kernel "
+                    "namespace and cannot be set in a container"
+                )
+            if need not in all_ns:
+                raise InvalidArgument(
+                    f"{config_path}: linux.sysctl: sysctl {key!r} needs a private {need} "
+                    "namespace"
+                )
+        if spec.linux.seccomp is not None and spec.linux.seccomp.listener_path:
+            raise NotSupported("seccomp notify (listenerPath) is not supported yet")
+
+    def _hook_state(self, record: ContainerRecord, status: Status, pid: int) -> dict[str, Any]:
+        return {
+            "ociVersion": record.config.get("ociVersion", pypod.OCI_RUNTIME_SPEC_VERSION),
+            "id": record.id,
+            "status": status.value,
+            "pid": pid,
+            "bundle": record.bundle,
+            "annotations": record.annotations,
+        }
+
+
+#: runc's specconv.AllowedDevices, appended after the config's own device rules:
+#: mknod of anything, the default devices, ptys and /dev/net/tun
+_DEFAULT_DEVICE_RULES = (
+    ("c", None, None, "m"), ("b", None, None, "m"),
+    ("c", 1, 3, "rwm"), ("c", 1, 8, "rwm"), ("c", 1, 7, "rwm"), ("c", 5, 0, "rwm"),
+    ("c", 1, 5, "rwm"), ("c", 1, 9, "rwm"), ("c", 136, None, "rwm"), ("c", 5, 2, "rwm"),
+    ("c", 10, 200, "rwm"),
+)  # fmt: skip
+
+
+def _with_default_device_rules(res: LinuxResources | None) -> LinuxResources:
+    defaults = tuple(
+        LinuxDeviceCgroup(allow=True, type=t, major=major, minor=minor, access=access)
+        for t, major, minor, access in _DEFAULT_DEVICE_RULES
+    )
+    if res is None:
+        return LinuxResources(devices=defaults)
+    return dataclasses.replace(res, devices=(*res.devices, *defaults))
+
+
+def _no_cgroup(_pid: int) -> None:
+    return None
+
+
+def write_pid_file(path: str, pid: int) -> None:
+    """Atomically, as runc does (temp file in the same directory, then rename)."""
+    path = os.path.abspath(path)
+    tmp = os.path.join(os.path.dirname(path), "." + os.path.basename(path))
+    with open(tmp, "w") as f:
+        f.write(str(pid))
+    os.rename(tmp, path)

@@ -1,0 +1,375 @@
+"""The container's processes, from fork to exec, one named step each (as crun and runc order them).
+
+stage-1 (a fork of the runtime): joins namespaces given by path, unshares the new ones (its user
+namespace mapped by the parent), then forks the init so that the init lands in the new pid
+namespace, reports the init's pid and exits.
+
+init: sets up the rootfs (create only), then the process (console, rlimits, user, capabilities,
+no_new_privs, seccomp), reports READY, waits for `start` on the exec fifo (create only) and
+execs the container's program through the sealed helper.
+
+Nothing here returns to the caller: each function ends in exec or os._exit, and every failure is
+reported to the parent as an ERROR message first.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import signal
+import stat
+import traceback
+from dataclasses import dataclass
+from typing import Any, NoReturn
+
+from pypod.errors import CannotInvoke, CommandNotFound, InvalidArgument, PypodError
+from pypod.linux import capabilities, console, exec_helper
+from pypod.linux import syscalls as sc
+from pypod.oci.runtime_spec import Process, Spec
+from pypod.runtime import rootfs
+from pypod.runtime.process.sync import Channel, Msg
+
+_RLIMITS = {
+    "RLIMIT_CPU": 0, "RLIMIT_FSIZE": 1, "RLIMIT_DATA": 2, "RLIMIT_STACK": 3, "RLIMIT_CORE": 4,
+    "RLIMIT_RSS": 5, "RLIMIT_NPROC": 6, "RLIMIT_NOFILE": 7, "RLIMIT_MEMLOCK": 8, "RLIMIT_AS": 9,
+    "RLIMIT_LOCKS": 10, "RLIMIT_SIGPENDING": 11, "RLIMIT_MSGQUEUE": 12, "RLIMIT_NICE": 13,
+    "RLIMIT_RTPRIO": 14, "RLIMIT_RTTIME": 15,
+}  # fmt: skip
+_OPEN_EXISTING_NS_ORDER = ("user", "mount", "pid", "network", "ipc", "uts", "cgroup", "time")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Plan:
+    """Everything the container's processes need, decided by the parent before fork."""
+
+    spec: Spec
+    process: Process
+    rootfs: str
+    bundle: str
+    #: create: set up mounts and wait on the fifo; exec: join and run
+    is_init: bool
+    fifo_path: str | None
+    no_pivot: bool
+    #: (namespace type, path) joined with setns, user namespace first
+    join: tuple[tuple[str, str], ...]
+    #: CLONE_NEW* flags to unshare
+    unshare_flags: int
+    preserve_fds: int
+    #: the init runs in a user namespace (mknod impossible, binds instead)
+    in_userns: bool
+    #: container state given to hooks run by the init (createContainer, startContainer)
+    hook_state: dict[str, object]
+
+
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """What must be loaded while the host's filesystem is still visible.
+
+    After pivot_root (create) or setns into the mount namespace (exec) no module can be
+    imported and no shared library opened, so the parent prepares these before it forks.
+    """
+
+    helper_fd: int
+    seccomp_filter: Any
+    run_hooks: Any
+
+    @classmethod
+    def build(cls, plan: Plan) -> Prepared:
+        import resource  # noqa: F401 - used by _rlimits after pivot_root
+        import select  # noqa: F401 - used by _wait_for_start after pivot_root
+
+        seccomp = plan.spec.linux.seccomp if plan.spec.linux is not None else None
+        flt = None
+        if seccomp is not None:
+            from pypod.linux import seccomp as seccomp_mod
+
+            flt = seccomp_mod.build_filter(seccomp)
+        hooks = None
+        if plan.spec.hooks is not None and (
+            plan.spec.hooks.create_container or plan.spec.hooks.start_container
+        ):
+            import subprocess  # noqa: F401 - used by run_hooks inside the container
+
+            from pypod.runtime.hooks import run_hooks
+
+            hooks = run_hooks
+        return cls(exec_helper.sealed_helper_fd(), flt, hooks)
+
+
+def _report(chan: Channel, exc: BaseException) -> NoReturn:
+    code = 1
+    if isinstance(exc, CommandNotFound):
+        code = 127
+    elif isinstance(exc, CannotInvoke):
+        code = 126
+    message = str(exc) if isinstance(exc, PypodError | OSError) else traceback.format_exc()
+    try:
+        chan.send(Msg.ERROR, message=message, exit_code=code)
+    finally:
+        os._exit(code)
+
+
+def stage1(chan: Channel, plan: Plan, prep: Prepared) -> NoReturn:
+    try:
+        chan.expect(Msg.CGROUP_JOINED)
+        _join_namespaces(plan.join)
+        if plan.unshare_flags & sc.CLONE_NEWUSER:
+            sc.unshare(sc.CLONE_NEWUSER)
+            chan.send(Msg.MAP_IDS)
+            chan.expect(Msg.IDS_MAPPED)
+        if plan.in_userns:
+            os.setresgid(0, 0, 0)
+            os.setresuid(0, 0, 0)
+        rest = plan.unshare_flags & ~sc.CLONE_NEWUSER
+        if rest:
+            sc.unshare(rest)
+        if rest & sc.CLONE_NEWTIME and plan.spec.linux is not None:
+            _time_offsets(plan.spec)
+        pid = os.fork()
+        if pid == 0:
+            init(chan, plan, prep)
+        chan.send(Msg.PID, pid=pid)
+        os._exit(0)
+    except BaseException as e:
+        _report(chan, e)
+
+
+def _join_namespaces(join: tuple[tuple[str, str], ...]) -> None:
+    fds = [(t, os.open(p, os.O_RDONLY | os.O_CLOEXEC)) for t, p in join]
+    for ns_type, fd in sorted(fds, key=lambda tf: _OPEN_EXISTING_NS_ORDER.index(tf[0])):
+        try:
+            sc.setns(fd, sc.NAMESPACES[ns_type][0])
+        except PypodError as e:
+            raise InvalidArgument(f"join {ns_type} namespace: {e}") from e
+        finally:
+            os.close(fd)
+
+
+def _time_offsets(spec: Spec) -> None:
+    assert spec.linux is not None
+    clocks = {"monotonic": "monotonic", "boottime": "boottime"}
+    lines = [
+        f"{clocks[name]} {off.secs or 0} {off.nanosecs or 0}\n"
+        for name, off in spec.linux.time_offsets.items()
+    ]
+    if lines:
+        with open("/proc/self/timens_offsets", "w") as f:
+            f.write("".join(lines))
+
+
+def init(chan: Channel, plan: Plan, prep: Prepared) -> NoReturn:
+    try:
+        _reset_signals()
+        os.setsid()
+        fifo = None
+        if plan.fifo_path is not None:
+            fifo = os.open(plan.fifo_path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        spec, proc = plan.spec, plan.process
+        if plan.is_init:
+            rootfs.prepare(spec, plan.rootfs, plan.bundle, userns=plan.in_userns)
+            chan.send(Msg.RUN_HOOKS)
+            chan.expect(Msg.HOOKS_DONE)
+            if spec.hooks is not None and spec.hooks.create_container:
+                prep.run_hooks(
+                    "createContainer", spec.hooks.create_container, plan.hook_state, fatal=True
+                )
+            rootfs.pivot(plan.rootfs, no_pivot=plan.no_pivot)
+            _hostname(spec)
+            _sysctl(spec)
+        if proc.terminal:
+            _console(chan, bind=plan.is_init)
+        if plan.is_init:
+            rootfs.finalize(spec)
+        _oom_score_adj(proc)
+        _rlimits(proc)
+        _personality(spec)
+        if prep.seccomp_filter is not None and not proc.no_new_privileges:
+            prep.seccomp_filter.load()  # needs CAP_SYS_ADMIN: before the capabilities drop
+        _user_and_capabilities(proc, in_userns=plan.in_userns)
+        _chdir(proc.cwd)
+        env = _environment(proc)
+        path = lookup_executable(proc.args[0], env, proc.cwd)
+        if proc.no_new_privileges:
+            capabilities.set_no_new_privs()
+        chan.send(Msg.READY)
+        chan.close()
+        if fifo is not None:
+            _wait_for_start(fifo)
+            if spec.hooks is not None and spec.hooks.start_container:
+                state = {**plan.hook_state, "status": "running"}
+                prep.run_hooks("startContainer", spec.hooks.start_container, state, fatal=True)
+        if prep.seccomp_filter is not None and proc.no_new_privileges:
+            prep.seccomp_filter.load()  # as close to execve as it can be
+        os.umask(proc.user.umask if proc.user.umask is not None else 0o022)
+        sc.set_cloexec_from(3 + plan.preserve_fds)
+        for fd in range(3, 3 + plan.preserve_fds):
+            os.set_inheritable(fd, True)
+        exec_helper.exec_through_helper(prep.helper_fd, path, list(proc.args), env)
+    except BaseException as e:
+        _report(chan, e)
+    os._exit(1)  # unreachable: exec_through_helper raises on failure
+
+
+def _reset_signals() -> None:
+    """Python ignores SIGPIPE and SIGXFSZ; an ignored signal stays ignored across exec."""
+    for sig in (signal.SIGPIPE, signal.SIGXFSZ, signal.SIGINT, signal.SIGTERM, signal.SIGCHLD):
+        signal.signal(sig, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_SETMASK, [])
+
+
+def _hostname(spec: Spec) -> None:
+    if spec.hostname:
+        sc.sethostname(spec.hostname)
+    if spec.domainname:
+        sc.setdomainname(spec.domainname)
+
+
+def _sysctl(spec: Spec) -> None:
+    if spec.linux is None:
+        return
+    for key, value in spec.linux.sysctl.items():
+        path = "/proc/sys/" + key.replace(".", "/")
+        try:
+            with open(path, "w") as f:
+                f.write(value)
+        except OSError as e:
+            raise InvalidArgument(f"sysctl {key}={value}: {e.strerror}") from e
+
+
+def _console(chan: Channel, *, bind: bool) -> None:
+    master, slave = console.open_pty("/dev/ptmx")
+    chan.send(Msg.CONSOLE, fds=(master,))
+    os.close(master)
+    if bind:
+        rootfs.bind_console(console.pty_name(slave))
+    console.make_controlling(slave)
+    os.close(slave)
+
+
+def _oom_score_adj(proc: Process) -> None:
+    if proc.oom_score_adj is not None:
+        with open("/proc/self/oom_score_adj", "w") as f:
+            f.write(str(proc.oom_score_adj))
+
+
+def _rlimits(proc: Process) -> None:
+    import resource  # preloaded by Prepared.build
+
+    for r in proc.rlimits:
+        res = _RLIMITS[r.type]
+        try:
+            resource.setrlimit(res, (r.soft, r.hard))
+        except (ValueError, OSError) as e:
+            _, cur_hard = resource.getrlimit(res)
+            if cur_hard != resource.RLIM_INFINITY and r.hard > cur_hard:
+                raise InvalidArgument(
+                    f"process.rlimits: {r.type} hard limit {r.hard} is above the caller's hard "
+                    f"limit {cur_hard} and raising it needs CAP_SYS_RESOURCE; lower it to at "
+                    f"most {cur_hard}"
+                ) from e
+            raise InvalidArgument(f"process.rlimits: {r.type} {r.soft}:{r.hard}: {e}") from e
+
+
+def _personality(spec: Spec) -> None:
+    pers = spec.linux.personality if spec.linux is not None else None
+    if pers is not None:
+        domains = {"LINUX": 0x0000, "LINUX32": 0x0008}
+        sc.personality(domains[pers.domain])
+
+
+def _user_and_capabilities(proc: Process, *, in_userns: bool) -> None:
+    """Switch to the process's user keeping capabilities, then set them (absent: none)."""
+    capabilities.set_keepcaps(True)
+    user = proc.user
+    if not (in_userns and _setgroups_denied()):
+        os.setgroups(list(user.additional_gids))
+    os.setresgid(user.gid, user.gid, user.gid)
+    os.setresuid(user.uid, user.uid, user.uid)
+    capabilities.set_keepcaps(False)
+    capabilities.apply(proc.capabilities)
+
+
+def _setgroups_denied() -> bool:
+    try:
+        with open("/proc/self/setgroups") as f:
+            return f.read().strip() == "deny"
+    except OSError:
+        return False
+
+
+def _chdir(cwd: str) -> None:
+    try:
+        os.chdir(cwd)
+    except OSError as e:
+        raise InvalidArgument(
+            f"chdir to cwd ({cwd!r}) set in config.json failed: {e.strerror}"
+        ) from e
+
+
+def _environment(proc: Process) -> list[str]:
+    env = list(proc.env)
+    if not any(e.startswith("HOME=") for e in env):
+        env.append(f"HOME={_home_of(proc.user.uid)}")
+    return env
+
+
+def _home_of(uid: int) -> str:
+    try:
+        with open("/etc/passwd") as f:
+            for line in f:
+                fields = line.rstrip("\n").split(":")
+                if len(fields) >= 6 and fields[2] == str(uid):
+                    return fields[5] or "/"
+    except OSError:
+        pass
+    return "/"
+
+
+def lookup_executable(arg0: str, env: list[str], cwd: str) -> str:
+    """Find the program as runc (Go's exec.LookPath) does, with runc's messages."""
+    if "/" in arg0:
+        path = arg0 if os.path.isabs(arg0) else os.path.join(cwd, arg0)
+        _check_executable(arg0, path)
+        return path
+    search = next((e[5:] for e in env if e.startswith("PATH=")), "")
+    for directory in search.split(":"):
+        candidate = os.path.join(directory or ".", arg0)
+        try:
+            _check_executable(arg0, candidate)
+        except CannotInvoke:
+            continue
+        except CommandNotFound:
+            continue
+        return candidate
+    raise CommandNotFound(f'exec: "{arg0}": executable file not found in $PATH')
+
+
+def _check_executable(arg0: str, path: str) -> None:
+    try:
+        st = os.stat(path)
+    except OSError as e:
+        if e.errno in (errno.ENOENT, errno.ENOTDIR):
+            raise CommandNotFound(f'exec: "{arg0}": stat {path}: no such file or directory') from e
+        raise CannotInvoke(f'exec: "{arg0}": stat {path}: {e.strerror}') from e
+    if stat.S_ISDIR(st.st_mode) or not os.access(path, os.X_OK):
+        raise CannotInvoke(f'exec: "{arg0}": permission denied')
+
+
+def _wait_for_start(fifo: int) -> None:
+    """Block until `start` writes to the exec fifo (opened O_RDONLY|O_NONBLOCK earlier).
+
+    poll() on a fifo that never had a writer does not report a hang-up, so this blocks until
+    `start` opens it for writing and writes one byte.
+    """
+    import select  # preloaded by Prepared.build
+
+    poller = select.poll()
+    poller.register(fifo, select.POLLIN)
+    while True:
+        poller.poll()
+        try:
+            if os.read(fifo, 1):
+                break
+        except BlockingIOError:
+            continue
+    os.close(fifo)

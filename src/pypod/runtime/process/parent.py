@@ -1,0 +1,183 @@
+"""The runtime's side of starting a container process: fork, cgroup, id maps, hooks, console.
+
+`launch` drives the sync protocol (see sync.py) and returns once the process reported READY;
+`wait_foreground` is what `run` and `exec` without -d do afterwards: forward signals, proxy
+the terminal, and return the exit code as runc computes it (128+signal when killed).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+from pypod.errors import RuntimeError_
+from pypod.linux import idmap
+from pypod.linux import syscalls as sc
+from pypod.runtime.process import init as init_mod
+from pypod.runtime.process.sync import Channel, Msg
+
+
+@dataclass(frozen=True, slots=True)
+class Launched:
+    pid: int
+    console_fd: int | None
+
+
+def launch(
+    plan: init_mod.Plan,
+    *,
+    add_to_cgroup: Callable[[int], None],
+    run_hooks: Callable[[int], None] | None = None,
+) -> Launched:
+    """Fork stage-1, answer its requests, and return the pid of the ready process."""
+    prep = init_mod.Prepared.build(plan)
+    parent_end, child_end = Channel.pair()
+    stage1_pid = os.fork()
+    if stage1_pid == 0:
+        parent_end.close()
+        init_mod.stage1(child_end, plan, prep)
+    child_end.close()
+    os.close(prep.helper_fd)
+    pid = 0
+    try:
+        add_to_cgroup(stage1_pid)
+        parent_end.send(Msg.CGROUP_JOINED)
+        msg = parent_end.expect(Msg.MAP_IDS, Msg.PID)
+        if msg.type is Msg.MAP_IDS:
+            linux = plan.spec.linux
+            assert linux is not None
+            idmap.write_maps(stage1_pid, linux.uid_mappings, linux.gid_mappings)
+            parent_end.send(Msg.IDS_MAPPED)
+            msg = parent_end.expect(Msg.PID)
+        pid = int(msg.data["pid"])
+        _reap(stage1_pid)
+        if plan.is_init:
+            parent_end.expect(Msg.RUN_HOOKS)
+            if run_hooks is not None:
+                run_hooks(pid)
+            parent_end.send(Msg.HOOKS_DONE)
+        console_fd = None
+        if plan.process.terminal:
+            msg = parent_end.expect(Msg.CONSOLE)
+            console_fd = msg.fds[0]
+        parent_end.expect(Msg.READY)
+        return Launched(pid, console_fd)
+    except BaseException:
+        for p in (pid, stage1_pid):
+            if p:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(p, signal.SIGKILL)
+        _reap(stage1_pid)
+        if pid:
+            _reap(pid)
+        raise
+    finally:
+        parent_end.close()
+
+
+def _reap(pid: int) -> None:
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, 0)
+
+
+def become_subreaper() -> None:
+    """Orphaned descendants (the init, once stage-1 exits) become our children to wait for."""
+    sc.prctl(sc.PR_SET_CHILD_SUBREAPER, 1)
+
+
+def exit_code(status: int) -> int:
+    if os.WIFSIGNALED(status):
+        return 128 + os.WTERMSIG(status)
+    return os.WEXITSTATUS(status)
+
+
+_FORWARDED = [
+    s
+    for s in signal.Signals
+    if s not in (signal.SIGKILL, signal.SIGSTOP, signal.SIGCHLD, signal.SIGWINCH)
+]
+
+
+def wait_foreground(pid: int, console_fd: int | None) -> int:
+    """Wait for `pid`, forwarding signals to it and proxying the console; its exit code."""
+    with _forward_signals(pid, console_fd):
+        if console_fd is not None:
+            _proxy_console(console_fd, pid)
+        while True:
+            try:
+                wpid, status = os.waitpid(-1, 0)
+            except InterruptedError:
+                continue
+            except ChildProcessError:
+                raise RuntimeError_(f"lost track of the container process {pid}") from None
+            if wpid == pid:
+                return exit_code(status)
+
+
+@contextlib.contextmanager
+def _forward_signals(pid: int, console_fd: int | None) -> Iterator[None]:
+    def forward(signum: int, _frame: object) -> None:
+        if signum == signal.SIGWINCH and console_fd is not None:
+            _copy_winsize(console_fd)
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signum)
+
+    old = {}
+    for sig in [*_FORWARDED, signal.SIGWINCH]:
+        with contextlib.suppress(OSError, ValueError):
+            old[sig] = signal.signal(sig, forward)
+    try:
+        yield
+    finally:
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
+
+
+def _copy_winsize(console_fd: int) -> None:
+    from pypod.linux import console
+
+    with contextlib.suppress(OSError):
+        rows, cols = console.get_size(0)
+        console.set_size(console_fd, rows, cols)
+
+
+def _proxy_console(master: int, pid: int) -> None:
+    """Copy our stdin to the pty and the pty to our stdout until the container closes it."""
+    import select
+    import termios
+    import tty
+
+    saved = None
+    if os.isatty(0):
+        saved = termios.tcgetattr(0)
+        tty.setraw(0)
+        _copy_winsize(master)
+    try:
+        fds = [master, 0]
+        while True:
+            try:
+                ready, _, _ = select.select(fds, [], [])
+            except InterruptedError:
+                continue
+            if master in ready:
+                try:
+                    data = os.read(master, 65536)
+                except OSError:  # EIO: the slave side is closed
+                    data = b""
+                if not data:
+                    return
+                os.write(1, data)
+            if 0 in ready:
+                data = os.read(0, 65536)
+                if data:
+                    os.write(master, data)
+                else:
+                    fds.remove(0)
+    finally:
+        if saved is not None:
+            termios.tcsetattr(0, termios.TCSADRAIN, saved)
+        os.close(master)

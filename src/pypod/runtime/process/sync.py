@@ -1,0 +1,106 @@
+"""The one typed protocol between the runtime (parent) and the container's processes.
+
+Messages are JSON objects over a SOCK_SEQPACKET socketpair (one datagram each); a pty master
+travels with its message as SCM_RIGHTS.  The child side only ever sends what is listed here, in
+this order (the parent checks it):
+
+  parent -> stage-1   CGROUP_JOINED                  the stage-1 process is in the cgroup
+  stage-1 -> parent   MAP_IDS                        unshared a user namespace, please map it
+  parent -> stage-1   IDS_MAPPED
+  stage-1 -> parent   PID {pid}                      forked the init (pid in the parent's ns)
+  init -> parent      RUN_HOOKS                      namespaces and mounts are ready
+  parent -> init      HOOKS_DONE                     prestart/createRuntime hooks have run
+  init -> parent      CONSOLE + fd                   pty master, when process.terminal
+  init -> parent      READY                          about to wait for `start` (or exec)
+  any child -> parent ERROR {message, exit_code}     the step failed; the child exits
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import socket
+from dataclasses import dataclass, field
+from typing import Any
+
+from pypod.errors import RuntimeError_
+
+
+class Msg(enum.StrEnum):
+    CGROUP_JOINED = "cgroup-joined"
+    MAP_IDS = "map-ids"
+    IDS_MAPPED = "ids-mapped"
+    PID = "pid"
+    RUN_HOOKS = "run-hooks"
+    HOOKS_DONE = "hooks-done"
+    CONSOLE = "console"
+    READY = "ready"
+    ERROR = "error"
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    type: Msg
+    data: dict[str, Any] = field(default_factory=dict)
+    fds: tuple[int, ...] = ()
+
+
+_MAX = 64 * 1024
+
+
+class Channel:
+    """One end of the sync socketpair."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+
+    @classmethod
+    def pair(cls) -> tuple[Channel, Channel]:
+        a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        return cls(a), cls(b)
+
+    def fileno(self) -> int:
+        return self.sock.fileno()
+
+    def send(self, type_: Msg, fds: tuple[int, ...] = (), **data: Any) -> None:
+        payload = json.dumps({"type": type_.value, **data}).encode()
+        if fds:
+            socket.send_fds(self.sock, [payload], list(fds))
+        else:
+            self.sock.send(payload)
+
+    def recv(self) -> Message:
+        raw, fds, _flags, _addr = socket.recv_fds(self.sock, _MAX, 4)
+        if not raw:
+            raise EOFError("the container process closed the sync socket")
+        obj = json.loads(raw)
+        type_ = Msg(obj.pop("type"))
+        return Message(type_, obj, tuple(fds))
+
+    def expect(self, *types: Msg) -> Message:
+        """Receive the next message; an ERROR becomes an exception, anything unexpected too."""
+        try:
+            msg = self.recv()
+        except EOFError:
+            raise RuntimeError_(
+                "container init exited before it was ready (see the errors above)"
+            ) from None
+        if msg.type is Msg.ERROR:
+            raise ChildError(
+                "unable to start container process: " + msg.data.get("message", "unknown error"),
+                msg.data.get("exit_code", 1),
+            )
+        if msg.type not in types:
+            raise RuntimeError_(f"sync: expected {'/'.join(types)}, got {msg.type}")
+        return msg
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+class ChildError(RuntimeError_):
+    """A failure reported by the container's process; exit_code 126/127 for exec failures."""
+
+    def __init__(self, message: str, exit_code: int = 1) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code

@@ -1,0 +1,345 @@
+"""The container's filesystem, step by step, as runc's rootfs_linux.go orders it.
+
+Before pivot_root (``prepare``): root propagation, rootfs bind, the config's mounts, devices and
+/dev symlinks.  After it (``finalize_*``): masked and read-only paths, read-only root.
+Every destination is resolved inside the rootfs by the kernel (see ``pypod.linux.mounts``).
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import shutil
+import stat
+
+from pypod.errors import ConfigError, OSLevelError
+from pypod.linux import mounts
+from pypod.linux import syscalls as sc
+from pypod.oci.runtime_spec import LinuxDevice, Mount, Spec
+
+log = logging.getLogger(__name__)
+
+#: created in every container that does not bind-mount its /dev (runc's defaults)
+DEFAULT_DEVICES: tuple[tuple[str, str, int, int], ...] = (
+    ("/dev/null", "c", 1, 3),
+    ("/dev/zero", "c", 1, 5),
+    ("/dev/full", "c", 1, 7),
+    ("/dev/tty", "c", 5, 0),
+    ("/dev/urandom", "c", 1, 9),
+    ("/dev/random", "c", 1, 8),
+)
+_DEV_SYMLINKS = (
+    ("/proc/self/fd", "fd"),
+    ("/proc/self/fd/0", "stdin"),
+    ("/proc/self/fd/1", "stdout"),
+    ("/proc/self/fd/2", "stderr"),
+)
+_LOCKED = sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC | sc.MS_RDONLY
+
+
+def prepare(spec: Spec, rootfs: str, bundle: str, *, userns: bool) -> None:
+    """Everything up to pivot_root, in the container's new mount namespace."""
+    linux = spec.linux
+    prop = mounts.PROPAGATION.get(linux.rootfs_propagation if linux else "", 0)
+    sc.mount(None, "/", None, prop or (sc.MS_SLAVE | sc.MS_REC), None)
+    sc.mount(rootfs, rootfs, "bind", sc.MS_BIND | sc.MS_REC, None)
+    root_fd = os.open(rootfs, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        for i, m in enumerate(spec.mounts):
+            _mount_one(root_fd, m, bundle, userns=userns, key=f"mounts[{i}]")
+        if not any(m.destination.rstrip("/") == "/dev" and _is_bind(m) for m in spec.mounts):
+            _create_devices(root_fd, linux.devices if linux else (), userns=userns)
+            _dev_symlinks(root_fd)
+        if spec.process is not None and spec.process.cwd:
+            os.close(mounts.ensure_in_root(root_fd, spec.process.cwd, directory=True))
+    finally:
+        os.close(root_fd)
+
+
+def _is_bind(m: Mount) -> bool:
+    return m.type == "bind" or any(o in ("bind", "rbind") for o in m.options)
+
+
+def _mount_one(root_fd: int, m: Mount, bundle: str, *, userns: bool, key: str) -> None:
+    opts = mounts.parse_options(m.options)
+    if m.type == "cgroup":
+        _mount_cgroup(root_fd, m, opts)
+        return
+    if _is_bind(m):
+        source = m.source or ""
+        if not os.path.isabs(source):
+            source = os.path.join(bundle, source)
+        try:
+            is_dir = stat.S_ISDIR(os.stat(source).st_mode)
+        except OSError as e:
+            raise ConfigError(f"bind mount source {source}: {e.strerror}", key=key) from e
+        dest = mounts.ensure_in_root(root_fd, m.destination, directory=is_dir)
+        try:
+            bind_flags = sc.MS_BIND | (opts.flags & sc.MS_REC)
+            mounts.mount_on_fd(source, dest, "bind", bind_flags)
+            dest = _reopen(root_fd, m.destination, dest)
+            extra = opts.flags & ~(sc.MS_BIND | sc.MS_REC | sc.MS_REMOUNT)
+            if extra:
+                if userns:  # flags locked by the source mount cannot be cleared in a userns
+                    extra |= mounts.statvfs_flags(source) & _LOCKED
+                mounts.mount_on_fd(None, dest, None, sc.MS_BIND | sc.MS_REMOUNT | extra)
+            _propagate(dest, opts.propagation)
+        finally:
+            os.close(dest)
+        return
+    dest = mounts.ensure_in_root(root_fd, m.destination, directory=True)
+    try:
+        if "tmpcopyup" in opts.extensions:
+            dest = _mount_tmpfs_copyup(root_fd, dest, m, opts)
+        else:
+            try:
+                mounts.mount_on_fd(m.source, dest, m.type, opts.flags, opts.data)
+            except OSLevelError as e:
+                if not (userns and e.errno == errno.EPERM and m.type in ("sysfs", "mqueue")):
+                    raise
+                # without a network/ipc namespace of its own, a userns may not mount these:
+                # bind the host's instead, as runc does
+                host = "/sys" if m.type == "sysfs" else "/dev/mqueue"
+                mounts.mount_on_fd(host, dest, "bind", sc.MS_BIND | sc.MS_REC)
+                dest = _reopen(root_fd, m.destination, dest)
+                ro = opts.flags & sc.MS_RDONLY
+                mounts.mount_on_fd(
+                    None, dest, None, sc.MS_BIND | sc.MS_REMOUNT | ro | mounts.statvfs_flags(host)
+                )
+        if opts.propagation:
+            dest = _reopen(root_fd, m.destination, dest)
+            _propagate(dest, opts.propagation)
+    finally:
+        os.close(dest)
+
+
+def _reopen(root_fd: int, path: str, old_fd: int) -> int:
+    """An fd of what is at `path` now (an fd opened before a mount names what is under it)."""
+    os.close(old_fd)
+    return mounts.open_in_root(root_fd, path)
+
+
+def _propagate(dest_fd: int, propagation: tuple[int, ...]) -> None:
+    for flag in propagation:
+        mounts.mount_on_fd(None, dest_fd, None, flag)
+
+
+def _mount_tmpfs_copyup(root_fd: int, dest_fd: int, m: Mount, opts: mounts.MountOptions) -> int:
+    """tmpfs over a directory, keeping a copy of what was there (runc's tmpcopyup)."""
+    below = os.open(mounts.fd_path(dest_fd), os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        mounts.mount_on_fd(m.source, dest_fd, m.type, opts.flags & ~sc.MS_RDONLY, opts.data)
+        dest_fd = _reopen(root_fd, m.destination, dest_fd)
+        on_top = os.open(mounts.fd_path(dest_fd), os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            shutil.copytree(
+                mounts.fd_path(below), mounts.fd_path(on_top), symlinks=True, dirs_exist_ok=True
+            )
+        finally:
+            os.close(on_top)
+        if opts.flags & sc.MS_RDONLY:
+            mounts.mount_on_fd(None, dest_fd, None, sc.MS_REMOUNT | opts.flags)
+    finally:
+        os.close(below)
+    return dest_fd
+
+
+def _own_cgroups() -> list[tuple[str, str]]:
+    """(controllers, path) of this process, from /proc/self/cgroup."""
+    out = []
+    with open("/proc/self/cgroup") as f:
+        for line in f:
+            _, controllers, path = line.rstrip("\n").split(":", 2)
+            out.append((controllers, path))
+    return out
+
+
+def _cgroup_mounts() -> list[tuple[str, str, str]]:
+    """(mount point, fs type, super options) of the cgroup filesystems of this mount ns."""
+    found = []
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            left, right = line.split(" - ", 1)
+            fstype, _source, super_opts = right.split()[:3]
+            if fstype in ("cgroup", "cgroup2"):
+                found.append((left.split()[4], fstype, super_opts))
+    return found
+
+
+def _mount_cgroup(root_fd: int, m: Mount, opts: mounts.MountOptions) -> None:
+    """/sys/fs/cgroup: the container's own cgroups bound from the host's hierarchies."""
+    own = _own_cgroups()
+    dest = mounts.ensure_in_root(root_fd, m.destination, directory=True)
+    flags = opts.flags & ~sc.MS_RDONLY
+    try:
+        host_mounts = _cgroup_mounts()
+        if len(host_mounts) == 1 and host_mounts[0][1] == "cgroup2":  # unified: one hierarchy
+            path = next(p for c, p in own if c == "")
+            source = host_mounts[0][0] + path
+            mounts.mount_on_fd(source, dest, "bind", sc.MS_BIND | sc.MS_REC)
+            dest = _reopen(root_fd, m.destination, dest)
+            mounts.mount_on_fd(None, dest, None, sc.MS_BIND | sc.MS_REMOUNT | opts.flags)
+            return
+        mounts.mount_on_fd("tmpfs", dest, "tmpfs", flags, "mode=755")
+        dest = _reopen(root_fd, m.destination, dest)
+        dest_dir = os.open(mounts.fd_path(dest), os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            for point, fstype, super_opts in host_mounts:
+                if fstype == "cgroup2":  # hybrid: runc leaves the unified hierarchy out
+                    continue
+                wanted = set(super_opts.split(","))
+                sub_path = next((p for c, p in own if c and set(c.split(",")) <= wanted), None)
+                if sub_path is None:
+                    continue
+                name = os.path.basename(point)
+                os.mkdir(name, 0o755, dir_fd=dest_dir)
+                sub = os.open(name, os.O_PATH | os.O_CLOEXEC, dir_fd=dest_dir)
+                try:
+                    mounts.mount_on_fd(point + sub_path, sub, "bind", sc.MS_BIND | sc.MS_REC)
+                    os.close(sub)
+                    sub = os.open(name, os.O_PATH | os.O_CLOEXEC, dir_fd=dest_dir)
+                    mounts.mount_on_fd(None, sub, None, sc.MS_BIND | sc.MS_REMOUNT | opts.flags)
+                finally:
+                    os.close(sub)
+        finally:
+            os.close(dest_dir)
+        if opts.flags & sc.MS_RDONLY:
+            mounts.mount_on_fd(None, dest, None, sc.MS_REMOUNT | opts.flags)
+    finally:
+        os.close(dest)
+
+
+def _create_devices(root_fd: int, devices: tuple[LinuxDevice, ...], *, userns: bool) -> None:
+    wanted: dict[str, tuple[str, int, int, int, int, int]] = {}
+    for path, kind, major, minor in DEFAULT_DEVICES:
+        wanted[path] = (kind, major, minor, 0o666, 0, 0)
+    for d in devices:
+        mode = d.file_mode if d.file_mode is not None else 0o666
+        wanted[d.path] = (d.type, d.major or 0, d.minor or 0, mode, d.uid or 0, d.gid or 0)
+    old_umask = os.umask(0)
+    try:
+        for path, (kind, major, minor, mode, uid, gid) in wanted.items():
+            _make_device(root_fd, path, kind, major, minor, mode, uid, gid, userns=userns)
+    finally:
+        os.umask(old_umask)
+
+
+def _make_device(
+    root_fd: int,
+    path: str,
+    kind: str,
+    major: int,
+    minor: int,
+    mode: int,
+    uid: int,
+    gid: int,
+    *,
+    userns: bool,
+) -> None:
+    parent_path, name = os.path.split(path)
+    parent = mounts.ensure_in_root(root_fd, parent_path, directory=True)
+    parent_dir = os.open(mounts.fd_path(parent), os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    os.close(parent)
+    try:
+        try:
+            os.unlink(name, dir_fd=parent_dir)
+        except FileNotFoundError:
+            pass
+        if userns:  # mknod is not allowed in a user namespace: bind the host's node
+            os.close(
+                os.open(name, os.O_CREAT | os.O_WRONLY | os.O_CLOEXEC, 0o644, dir_fd=parent_dir)
+            )
+            node = os.open(name, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=parent_dir)
+            try:
+                mounts.mount_on_fd(path, node, "bind", sc.MS_BIND)
+            finally:
+                os.close(node)
+            return
+        type_bits = {"c": stat.S_IFCHR, "u": stat.S_IFCHR, "b": stat.S_IFBLK, "p": stat.S_IFIFO}
+        os.mknod(
+            name, type_bits[kind] | (mode & 0o7777), os.makedev(major, minor), dir_fd=parent_dir
+        )
+        os.chown(name, uid, gid, dir_fd=parent_dir, follow_symlinks=False)
+    except OSError as e:
+        raise OSLevelError(f"create device {path}", errno=e.errno or 0) from e
+    finally:
+        os.close(parent_dir)
+
+
+def _dev_symlinks(root_fd: int) -> None:
+    dev = mounts.ensure_in_root(root_fd, "/dev", directory=True)
+    dev_dir = os.open(mounts.fd_path(dev), os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    os.close(dev)
+    try:
+        links = list(_DEV_SYMLINKS)
+        if os.path.exists("/proc/kcore"):
+            links.append(("/proc/kcore", "core"))
+        for target, name in links:
+            try:
+                os.symlink(target, name, dir_fd=dev_dir)
+            except FileExistsError:
+                pass
+        try:
+            os.unlink("ptmx", dir_fd=dev_dir)
+        except FileNotFoundError:
+            pass
+        os.symlink("pts/ptmx", "ptmx", dir_fd=dev_dir)
+    finally:
+        os.close(dev_dir)
+
+
+def bind_console(slave_path: str) -> None:
+    """Bind the container's pty slave onto /dev/console (after pivot_root)."""
+    if not os.path.exists("/dev/console"):
+        os.close(os.open("/dev/console", os.O_CREAT | os.O_WRONLY | os.O_CLOEXEC, 0o600))
+    sc.mount(slave_path, "/dev/console", "bind", sc.MS_BIND, None)
+
+
+def pivot(rootfs: str, *, no_pivot: bool) -> None:
+    """Make `rootfs` the root: pivot_root(".", ".") and detach the old root, as runc does."""
+    os.chdir(rootfs)
+    if no_pivot:
+        sc.mount(rootfs, "/", None, sc.MS_MOVE, None)
+        os.chroot(".")
+    else:
+        sc.pivot_root(".", ".")
+        # the old root is now stacked on "."; keep its unmount from reaching the host
+        sc.mount(None, ".", None, sc.MS_SLAVE | sc.MS_REC, None)
+        sc.umount2(".", sc.MNT_DETACH)
+    os.chdir("/")
+
+
+def finalize(spec: Spec) -> None:
+    """After pivot_root: masked paths, read-only paths, read-only root."""
+    linux = spec.linux
+    if linux is not None:
+        for path in linux.readonly_paths:
+            _readonly(path)
+        for path in linux.masked_paths:
+            _mask(path)
+    if spec.root is not None and spec.root.readonly:
+        flags = mounts.statvfs_flags("/") | sc.MS_RDONLY
+        sc.mount(None, "/", None, sc.MS_BIND | sc.MS_REMOUNT | flags, None)
+
+
+def _readonly(path: str) -> None:
+    try:
+        sc.mount(path, path, None, sc.MS_BIND | sc.MS_REC, None)
+    except OSLevelError as e:
+        if e.errno == errno.ENOENT:
+            return
+        raise
+    flags = mounts.statvfs_flags(path) | sc.MS_RDONLY
+    sc.mount(None, path, None, sc.MS_BIND | sc.MS_REMOUNT | sc.MS_REC | flags, None)
+
+
+def _mask(path: str) -> None:
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return
+    if stat.S_ISDIR(st.st_mode):
+        sc.mount("tmpfs", path, "tmpfs", sc.MS_RDONLY, None)
+    else:
+        sc.mount("/dev/null", path, None, sc.MS_BIND, None)

@@ -1,0 +1,157 @@
+"""The runtime's state directory: one folder per container holding state.json and exec.fifo.
+
+A container's status is derived, never stored, the way runc derives it: its init process gone
+(or a zombie, or a different process with the same pid) -> stopped; frozen cgroup -> paused;
+exec fifo present -> created; otherwise running.
+"""
+
+from __future__ import annotations
+
+import enum
+import errno
+import json
+import os
+import re
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from pypod.errors import AlreadyExists, ContainerNotFound, InvalidArgument, from_oserror
+
+STATE_FILE = "state.json"
+FIFO_FILE = "exec.fifo"
+_ID_RE = re.compile(r"^[\w+\-.]+$")
+
+
+class Status(enum.StrEnum):
+    CREATING = "creating"
+    CREATED = "created"
+    RUNNING = "running"
+    PAUSED = "paused"
+    STOPPED = "stopped"
+
+
+def default_root() -> str:
+    if os.geteuid() == 0:
+        return "/run/pypod-runtime"
+    xdg = os.environ.get("XDG_RUNTIME_DIR")
+    if xdg:
+        return os.path.join(xdg, "pypod-runtime")
+    return f"/tmp/pypod-runtime-{os.geteuid()}"
+
+
+def validate_id(container_id: str) -> None:
+    if not container_id:
+        raise InvalidArgument("container id cannot be empty")
+    if not _ID_RE.match(container_id) or container_id in (".", ".."):
+        raise InvalidArgument(f"invalid id format: {container_id}")
+
+
+def now_rfc3339() -> str:
+    ns = time.time_ns()
+    secs, frac = divmod(ns, 1_000_000_000)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(secs)) + f".{frac:09d}Z"
+
+
+def proc_start_time(pid: int) -> tuple[int, str] | None:
+    """(start time in clock ticks, state letter) of `pid` from /proc/<pid>/stat, None if gone."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            raw = f.read().decode()
+    except OSError:
+        return None
+    rest = raw[raw.rindex(")") + 2 :].split()
+    return int(rest[19]), rest[0]
+
+
+@dataclass(slots=True, kw_only=True)
+class ContainerRecord:
+    """What state.json holds for one container."""
+
+    id: str
+    init_pid: int
+    init_start_time: int
+    bundle: str
+    rootfs: str
+    created: str
+    annotations: dict[str, str] = field(default_factory=dict)
+    config: dict[str, Any] = field(default_factory=dict)
+    cgroup: dict[str, Any] = field(default_factory=dict)
+    namespace_paths: dict[str, str] = field(default_factory=dict)
+    rootless: bool = False
+    #: set once the init was started: status is derived from the process afterwards
+    started: bool = False
+
+    def to_json(self) -> str:
+        return json.dumps({k: getattr(self, k) for k in self.__slots__})
+
+    @classmethod
+    def from_json(cls, text: str) -> ContainerRecord:
+        data = json.loads(text)
+        names = set(cls.__slots__)
+        return cls(**{k: v for k, v in data.items() if k in names})
+
+
+class StateDir:
+    """The runtime root (`--root`): `<root>/<id>/state.json`."""
+
+    def __init__(self, root: str) -> None:
+        self.root = root
+
+    def path(self, container_id: str) -> str:
+        return os.path.join(self.root, container_id)
+
+    def fifo(self, container_id: str) -> str:
+        return os.path.join(self.root, container_id, FIFO_FILE)
+
+    def reserve(self, container_id: str) -> str:
+        """Claim the id atomically (mkdir); fails if a container with this id exists."""
+        validate_id(container_id)
+        os.makedirs(self.root, mode=0o711, exist_ok=True)
+        path = self.path(container_id)
+        try:
+            os.mkdir(path, 0o711)
+        except FileExistsError:
+            raise AlreadyExists(f"container with id exists: {container_id}") from None
+        except OSError as e:
+            raise from_oserror(f"create state directory {path}", e) from e
+        return path
+
+    def save(self, record: ContainerRecord) -> None:
+        final = os.path.join(self.path(record.id), STATE_FILE)
+        tmp = final + ".tmp"
+        with open(tmp, "w") as f:
+            f.write(record.to_json())
+            f.flush()
+            os.fsync(f.fileno())
+        os.rename(tmp, final)
+
+    def load(self, container_id: str) -> ContainerRecord:
+        validate_id(container_id)
+        try:
+            with open(os.path.join(self.path(container_id), STATE_FILE)) as f:
+                return ContainerRecord.from_json(f.read())
+        except FileNotFoundError:
+            raise ContainerNotFound("container does not exist") from None
+        except (OSError, ValueError, TypeError) as e:
+            raise InvalidArgument(f"container {container_id}: unreadable state: {e}") from e
+
+    def ids(self) -> list[str]:
+        try:
+            names = sorted(os.listdir(self.root))
+        except FileNotFoundError:
+            return []
+        return [n for n in names if os.path.exists(os.path.join(self.root, n, STATE_FILE))]
+
+    def remove(self, container_id: str) -> None:
+        path = self.path(container_id)
+        for name in (STATE_FILE, STATE_FILE + ".tmp", FIFO_FILE):
+            try:
+                os.unlink(os.path.join(path, name))
+            except FileNotFoundError:
+                pass
+        try:
+            os.rmdir(path)
+        except OSError as e:
+            if e.errno != errno.ENOENT:
+                raise from_oserror(f"remove state directory {path}", e) from e
