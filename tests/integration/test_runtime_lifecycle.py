@@ -99,7 +99,7 @@ def test_duplicate_id_is_refused(rt: CLI, bundle: BundleFactory) -> None:
     rt.ok("create", "-b", str(b), "dup")
     proc = rt("create", "-b", str(b), "dup")
     assert proc.returncode == 1
-    assert "container with id exists: dup" in messages(proc.stderr)
+    assert "container with given ID already exists: dup" in messages(proc.stderr)  # runc 1.1
     assert json.loads(rt.ok("state", "dup"))["status"] == "created"  # the first is untouched
 
 

@@ -8,12 +8,12 @@ are simpler to state directly.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 
 from pypod.errors import InvalidArgument
+from pypod.record import field, record
 
 
-@dataclass(frozen=True, slots=True)
+@record(kw_only=False)
 class Flag:
     names: tuple[str, ...]  # first one is the canonical name, without dashes
     takes_value: bool = False
@@ -22,7 +22,7 @@ class Flag:
     default: str | None = None
 
 
-@dataclass(slots=True)
+@record(frozen=False, kw_only=False)
 class Parsed:
     values: dict[str, object] = field(default_factory=dict)
     args: list[str] = field(default_factory=list)

@@ -24,13 +24,13 @@ from __future__ import annotations
 
 import ctypes
 import errno as _errno
-import logging
 import os
 from collections.abc import Iterable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from pypod.errors import InvalidArgument, OSLevelError
+from pypod.log import get_logger
+from pypod.record import record
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -51,7 +51,7 @@ if TYPE_CHECKING:
         def ambient(self) -> Sequence[str]: ...
 
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 #: Every capability this module knows, by its OCI name (linux/capability.h).
 CAP_NAMES: dict[str, int] = {
@@ -130,7 +130,7 @@ class _CapData(ctypes.Structure):
     ]
 
 
-@dataclass(frozen=True, slots=True)
+@record(kw_only=False)
 class CapSets:
     """The three capability sets capget(2)/capset(2) handle, as bit masks."""
 

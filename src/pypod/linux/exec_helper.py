@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import fcntl
 import os
-import platform
 import struct
 
 from pypod.errors import NotSupported
@@ -60,9 +59,9 @@ def _elf(code: bytes, machine: int) -> bytes:
 
 
 def helper_image() -> bytes:
-    if platform.machine() != "x86_64":
+    if os.uname().machine != "x86_64":
         raise NotSupported(
-            f"pypod-runtime: running containers on {platform.machine()} is not supported yet "
+            f"pypod-runtime: running containers on {os.uname().machine} is not supported yet "
             "(the sealed exec helper exists for x86_64 only)"
         )
     return _elf(_CODE_X86_64, 0x3E)

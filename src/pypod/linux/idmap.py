@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
-import subprocess
 from collections.abc import Sequence
 from typing import Protocol
 
@@ -59,6 +57,9 @@ def _write(path: str, text: str) -> None:
 
 
 def _run_helper(helper: str, pid: int, maps: Sequence[IDMapping]) -> None:
+    import shutil
+    import subprocess
+
     exe = shutil.which(helper)
     if exe is None:
         raise PermissionDenied(

@@ -11,10 +11,10 @@ from __future__ import annotations
 import errno
 import os
 import stat
-from dataclasses import dataclass
 
 from pypod.errors import OSLevelError
 from pypod.linux import syscalls as sc
+from pypod.record import record
 
 # option -> (clear?, flag) as runc's parseMountOptions
 _FLAGS: dict[str, tuple[bool, int]] = {
@@ -68,7 +68,7 @@ PROPAGATION: dict[str, int] = {
 _EXTENSIONS = {"tmpcopyup"}
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class MountOptions:
     flags: int
     propagation: tuple[int, ...]

@@ -27,14 +27,14 @@ from __future__ import annotations
 
 import ctypes
 import errno as _errno
-import logging
 import os
 import struct
 from typing import TYPE_CHECKING
 
 from pypod.errors import InvalidArgument, InvalidState, NotSupported, OSLevelError
+from pypod.log import get_logger
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 # --- libseccomp constants (seccomp.h) --------------------------------------------------------
 SCMP_ACT_KILL_PROCESS = 0x80000000

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import ctypes
 import os
-import platform
 
 from pypod.errors import OSLevelError
 
@@ -86,7 +85,7 @@ _SYSCALLS: dict[str, dict[str, int]] = {
     "x86_64": {"pivot_root": 155, "execveat": 322, "openat2": 437, "close_range": 436},
     "aarch64": {"pivot_root": 41, "execveat": 281, "openat2": 437, "close_range": 436},
 }
-_MACHINE = platform.machine()
+_MACHINE = os.uname().machine
 
 
 def _nr(name: str) -> int:

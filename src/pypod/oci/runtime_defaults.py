@@ -8,7 +8,6 @@ included.  :func:`dump_spec_json` formats a document the way runc writes ``confi
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from collections.abc import Mapping
 from decimal import Decimal
@@ -30,6 +29,7 @@ from pypod.oci.runtime_spec import (
     User,
     spec_to_dict,
 )
+from pypod.record import replace
 
 __all__ = ["default_runtime_spec", "default_spec", "dump_spec_json", "to_rootless"]
 
@@ -149,15 +149,15 @@ def to_rootless(spec: Spec, *, uid: int, gid: int) -> Spec:
             )
             continue
         options = tuple(o for o in mount.options if not o.startswith(("gid=", "uid=")))
-        mounts.append(dataclasses.replace(mount, options=options))
-    linux = dataclasses.replace(
+        mounts.append(replace(mount, options=options))
+    linux = replace(
         linux,
         namespaces=(*namespaces, LinuxNamespace(type="user")),
         uid_mappings=(LinuxIDMapping(container_id=0, host_id=uid, size=1),),
         gid_mappings=(LinuxIDMapping(container_id=0, host_id=gid, size=1),),
         resources=None,
     )
-    return dataclasses.replace(spec, mounts=tuple(mounts), linux=linux)
+    return replace(spec, mounts=tuple(mounts), linux=linux)
 
 
 def _clean_path(path: str) -> str:

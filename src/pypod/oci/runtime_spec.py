@@ -1,4 +1,4 @@
-"""The OCI runtime-spec ``config.json`` (and runtime state) as frozen dataclasses.
+"""The OCI runtime-spec ``config.json`` (and runtime state) as frozen records.
 
 Class and attribute names follow the Go package
 ``github.com/opencontainers/runtime-spec/specs-go``: a class per Go struct, an attribute per
@@ -13,17 +13,15 @@ naming the JSON path of the offending field.  Unknown keys are ignored, as runc 
 
 from __future__ import annotations
 
-import dataclasses
-import difflib
 import json
-import logging
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, NoReturn, TypeVar
 
 from pypod import OCI_RUNTIME_SPEC_VERSION
 from pypod.errors import ConfigError, from_oserror
+from pypod.log import get_logger
+from pypod.record import field, fields, is_record, record
 
 __all__ = [
     "CAPABILITIES",
@@ -77,7 +75,7 @@ __all__ = [
     "spec_to_dict",
 ]
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 # --------------------------------------------------------------------------- accepted values
 
@@ -134,16 +132,16 @@ _I64 = (-(2**63), 2**63 - 1)
 #: Field metadata: written even when zero/empty (a Go field without ``omitempty``).
 _KEEP: Mapping[str, bool] = MappingProxyType({"keep": True})
 
-# --------------------------------------------------------------------------- dataclasses
+# --------------------------------------------------------------------------- records
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class Box:
     height: int = field(metadata=_KEEP)
     width: int = field(metadata=_KEEP)
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class User:
     uid: int = field(default=0, metadata=_KEEP)
     gid: int = field(default=0, metadata=_KEEP)
@@ -152,7 +150,7 @@ class User:
     username: str = ""
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class LinuxCapabilities:
     bounding: tuple[str, ...] = ()
     effective: tuple[str, ...] = ()
@@ -161,20 +159,20 @@ class LinuxCapabilities:
     ambient: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class POSIXRlimit:
     type: str = field(metadata=_KEEP)
     hard: int = field(metadata=_KEEP)
     soft: int = field(metadata=_KEEP)
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class LinuxIOPriority:
     class_: str = field(metadata=_KEEP)  # JSON "class"
     priority: int = field(metadata=_KEEP)
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class Process:
     terminal: bool = False
     console_size: Box | None = None
@@ -192,20 +190,20 @@ class Process:
     io_priority: LinuxIOPriority | None = None
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class Root:
     path: str = field(metadata=_KEEP)
     readonly: bool = False
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class LinuxIDMapping:
     container_id: int = field(metadata=_KEEP)
     host_id: int = field(metadata=_KEEP)
     size: int = field(metadata=_KEEP)
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class Mount:
     destination: str = field(metadata=_KEEP)
     type: str = ""
@@ -215,7 +213,7 @@ class Mount:
     gid_mappings: tuple[LinuxIDMapping, ...] = ()
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class Hook:
     path: str = field(metadata=_KEEP)
     args: tuple[str, ...] = ()
@@ -223,7 +221,7 @@ class Hook:
     timeout: int | None = None
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class Hooks:
     prestart: tuple[Hook, ...] = ()
     create_runtime: tuple[Hook, ...] = ()
@@ -233,13 +231,13 @@ class Hooks:
     poststop: tuple[Hook, ...] = ()
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class LinuxNamespace:
     type: str = field(metadata=_KEEP)
     path: str = ""
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class LinuxDevice:
     path: str = field(metadata=_KEEP)
     type: str = field(metadata=_KEEP)
@@ -250,7 +248,7 @@ class LinuxDevice:
     gid: int | None = None
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class LinuxDeviceCgroup:
     allow: bool = field(metadata=_KEEP)
     type: str = ""
@@ -259,7 +257,7 @@ class LinuxDeviceCgroup:
     access: str = ""
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class LinuxMemory:
     limit: int | None = None
     reservation: int | None = None
@@ -272,7 +270,7 @@ class LinuxMemory:
     check_before_update: bool | None = None
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class LinuxCPU:
     shares: int | None = None
     quota: int | None = None
@@ -285,12 +283,12 @@ class LinuxCPU:
     idle: int | None = None
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class LinuxPids:
     limit: int = field(metadata=_KEEP)
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class LinuxWeightDevice:
     major: int = field(metadata=_KEEP)
     minor: int = field(metadata=_KEEP)
@@ -298,14 +296,14 @@ class LinuxWeightDevice:
     leaf_weight: int | None = None
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class LinuxThrottleDevice:
     major: int = field(metadata=_KEEP)
     minor: int = field(metadata=_KEEP)
     rate: int = field(metadata=_KEEP)
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class LinuxBlockIO:
     weight: int | None = None
     leaf_weight: int | None = None
@@ -316,31 +314,31 @@ class LinuxBlockIO:
     throttle_write_iops_device: tuple[LinuxThrottleDevice, ...] = ()
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class LinuxHugepageLimit:
     page_size: str = field(metadata=_KEEP)
     limit: int = field(metadata=_KEEP)
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class LinuxInterfacePriority:
     name: str = field(metadata=_KEEP)
     priority: int = field(metadata=_KEEP)
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class LinuxNetwork:
     class_id: int | None = None
     priorities: tuple[LinuxInterfacePriority, ...] = ()
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class LinuxRdma:
     hca_handles: int | None = None
     hca_objects: int | None = None
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class LinuxResources:
     devices: tuple[LinuxDeviceCgroup, ...] = ()
     memory: LinuxMemory | None = None
@@ -353,7 +351,7 @@ class LinuxResources:
     unified: dict[str, str] = field(default_factory=dict)
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class LinuxSeccompArg:
     index: int = field(metadata=_KEEP)
     value: int = field(metadata=_KEEP)
@@ -361,7 +359,7 @@ class LinuxSeccompArg:
     op: str = field(metadata=_KEEP)
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class LinuxSyscall:
     names: tuple[str, ...] = field(metadata=_KEEP)
     action: str = field(metadata=_KEEP)
@@ -369,7 +367,7 @@ class LinuxSyscall:
     args: tuple[LinuxSeccompArg, ...] = ()
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class LinuxSeccomp:
     default_action: str = field(metadata=_KEEP)
     default_errno_ret: int | None = None
@@ -380,19 +378,19 @@ class LinuxSeccomp:
     syscalls: tuple[LinuxSyscall, ...] = ()
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class LinuxPersonality:
     domain: str = field(metadata=_KEEP)
     flags: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class LinuxTimeOffset:
     secs: int = 0
     nanosecs: int = 0
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class Linux:
     uid_mappings: tuple[LinuxIDMapping, ...] = ()
     gid_mappings: tuple[LinuxIDMapping, ...] = ()
@@ -410,7 +408,7 @@ class Linux:
     time_offsets: dict[str, LinuxTimeOffset] = field(default_factory=dict)
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class Spec:
     oci_version: str = field(default=OCI_RUNTIME_SPEC_VERSION, metadata=_KEEP)
     process: Process | None = None
@@ -423,7 +421,7 @@ class Spec:
     linux: Linux | None = None
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class State:
     """The runtime state (``runc state``, and what hooks read on stdin)."""
 
@@ -467,7 +465,7 @@ def _json_name(attr: str) -> str:
 
 def _to_json_object(obj: Any) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    for f in dataclasses.fields(obj):
+    for f in fields(obj):
         value = getattr(obj, f.name)
         if value is None:
             continue
@@ -481,7 +479,7 @@ def _to_json_object(obj: Any) -> dict[str, Any]:
 
 
 def _to_json(value: object) -> Any:
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+    if is_record(value) and not isinstance(value, type):
         return _to_json_object(value)
     if isinstance(value, tuple):
         return [_to_json(v) for v in value]
@@ -687,6 +685,8 @@ def _suggest(value: str, choices: tuple[str, ...]) -> str | None:
     for choice in choices:
         if choice and (choice.upper() == upper or choice.endswith("_" + upper)):
             return choice
+    import difflib  # only on the error path: costs import time
+
     close = difflib.get_close_matches(value, [c for c in choices if c], n=1, cutoff=0.82)
     return close[0] if close else None
 

@@ -6,14 +6,11 @@ The CLI (`pypod-runtime`) and the engine call this; nothing here prints.
 from __future__ import annotations
 
 import contextlib
-import copy
-import dataclasses
 import errno
 import os
 import signal as signal_mod
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import Any
 
 import pypod
@@ -36,6 +33,7 @@ from pypod.oci.runtime_spec import (
     parse_spec,
     spec_to_dict,
 )
+from pypod.record import record, replace
 from pypod.runtime.process import init as init_mod
 from pypod.runtime.process import parent
 from pypod.runtime.state import ContainerRecord, StateDir, Status, now_rfc3339, proc_start_time
@@ -49,7 +47,7 @@ _SYSCTL_NS = {
 }  # fmt: skip
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class CreateOptions:
     bundle: str
     console_socket: str | None = None
@@ -60,7 +58,7 @@ class CreateOptions:
     foreground: bool = False
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class ExecOptions:
     process: Process
     detach: bool = False
@@ -108,7 +106,9 @@ class Runtime:
             fifo = os.path.join(path, "exec.fifo")
             os.mkfifo(fifo, 0o622)
             manager = self._cgroup(spec, container_id)
-            plan, ns_paths = self._plan(spec, spec.process, bundle, rootfs, fifo, opts)
+            plan, ns_paths = self._plan(
+                spec, spec.process, bundle, rootfs, fifo, opts, tuple(manager.paths.values())
+            )
             record = ContainerRecord(
                 id=container_id,
                 init_pid=0,
@@ -185,20 +185,13 @@ class Runtime:
         finally:
             os.close(fd)
         os.unlink(fifo)
-        record.started = True
-        self.states.save(record)
-        spec = parse_spec(record.config, source=f"container {container_id}")
-        if spec.hooks is not None and spec.hooks.poststart:
-            from pypod.runtime.hooks import run_hooks
-
-            state = self._hook_state(record, Status.RUNNING, record.init_pid)
-            run_hooks("poststart", spec.hooks.poststart, state, fatal=False)
+        self._after_hooks(record, "poststart", Status.RUNNING, record.init_pid)
 
     def run(self, container_id: str, opts: CreateOptions, *, detach: bool) -> int:
         """create + start; in the foreground wait and return the exit code, else the pid."""
         if not detach:
             parent.become_subreaper()
-        pid = self.create(container_id, dataclasses.replace(opts, foreground=not detach))
+        pid = self.create(container_id, replace(opts, foreground=not detach))
         try:
             self.start(container_id)
         except BaseException:
@@ -303,12 +296,17 @@ class Runtime:
                 manager.kill_all(signal_mod.SIGKILL)
             manager.destroy()
         self.states.remove(container_id)
-        spec = parse_spec(record.config, source=f"container {container_id}")
-        if spec.hooks is not None and spec.hooks.poststop:
-            from pypod.runtime.hooks import run_hooks
+        self._after_hooks(record, "poststop", Status.STOPPED, 0)
 
-            state = self._hook_state(record, Status.STOPPED, 0)
-            run_hooks("poststop", spec.hooks.poststop, state, fatal=False)
+    def _after_hooks(self, record: ContainerRecord, phase: str, status: Status, pid: int) -> None:
+        """Run the poststart/poststop hooks saved with the container (failures are logged)."""
+        if not record.config.get("hooks", {}).get(phase):
+            return  # the common case: no need to parse the saved config
+        spec = parse_spec(record.config, source=f"container {record.id}")
+        hooks = getattr(spec.hooks, phase)
+        from pypod.runtime.hooks import run_hooks
+
+        run_hooks(phase, hooks, self._hook_state(record, status, pid), fatal=False)
 
     def _kill_and_wait(self, record: ContainerRecord, status: Status) -> None:
         manager = self._manager(record) if record.cgroup else None
@@ -345,6 +343,8 @@ class Runtime:
         if self.status(record) is Status.STOPPED:
             raise InvalidState("container not running")
         linux = record.config.setdefault("linux", {})
+        import copy
+
         merged = copy.deepcopy(linux.get("resources", {}))
         for key, value in changes.items():
             if isinstance(value, dict):
@@ -385,6 +385,7 @@ class Runtime:
             no_pivot=False,
             join=join,
             unshare_flags=0,
+            cgroup_dirs=(),
             preserve_fds=opts.preserve_fds,
             in_userns="user" in record.namespace_paths,
             hook_state={},
@@ -433,6 +434,7 @@ class Runtime:
         rootfs: str,
         fifo: str,
         opts: CreateOptions,
+        cgroup_dirs: tuple[str, ...],
     ) -> tuple[init_mod.Plan, list[tuple[str, str | None]]]:
         assert spec.linux is not None
         join: list[tuple[str, str]] = []
@@ -463,6 +465,7 @@ class Runtime:
             no_pivot=opts.no_pivot,
             join=tuple(join),
             unshare_flags=flags,
+            cgroup_dirs=cgroup_dirs,
             preserve_fds=opts.preserve_fds,
             in_userns=in_userns,
             hook_state=hook_state,
@@ -532,7 +535,7 @@ def _with_default_device_rules(res: LinuxResources | None) -> LinuxResources:
     )
     if res is None:
         return LinuxResources(devices=defaults)
-    return dataclasses.replace(res, devices=(*res.devices, *defaults))
+    return replace(res, devices=(*res.devices, *defaults))
 
 
 def _no_cgroup(_pid: int) -> None:

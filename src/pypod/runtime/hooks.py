@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import json
-import logging
 from collections.abc import Sequence
 from typing import Any
 
 from pypod.errors import RuntimeError_
+from pypod.log import get_logger
 from pypod.oci.runtime_spec import Hook
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 
 def run_hooks(phase: str, hooks: Sequence[Hook], state: dict[str, Any], *, fatal: bool) -> None:

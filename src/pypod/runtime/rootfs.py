@@ -8,17 +8,16 @@ Every destination is resolved inside the rootfs by the kernel (see ``pypod.linux
 from __future__ import annotations
 
 import errno
-import logging
 import os
-import shutil
 import stat
 
 from pypod.errors import ConfigError, OSLevelError
 from pypod.linux import mounts
 from pypod.linux import syscalls as sc
+from pypod.log import get_logger
 from pypod.oci.runtime_spec import LinuxDevice, Mount, Spec
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 #: created in every container that does not bind-mount its /dev (runc's defaults)
 DEFAULT_DEVICES: tuple[tuple[str, str, int, int], ...] = (
@@ -38,7 +37,9 @@ _DEV_SYMLINKS = (
 _LOCKED = sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC | sc.MS_RDONLY
 
 
-def prepare(spec: Spec, rootfs: str, bundle: str, *, userns: bool) -> None:
+def prepare(
+    spec: Spec, rootfs: str, bundle: str, *, userns: bool, cgroups: tuple[str, ...] = ()
+) -> None:
     """Everything up to pivot_root, in the container's new mount namespace."""
     linux = spec.linux
     prop = mounts.PROPAGATION.get(linux.rootfs_propagation if linux else "", 0)
@@ -47,7 +48,7 @@ def prepare(spec: Spec, rootfs: str, bundle: str, *, userns: bool) -> None:
     root_fd = os.open(rootfs, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
         for i, m in enumerate(spec.mounts):
-            _mount_one(root_fd, m, bundle, userns=userns, key=f"mounts[{i}]")
+            _mount_one(root_fd, m, bundle, userns=userns, cgroups=cgroups, key=f"mounts[{i}]")
         if not any(m.destination.rstrip("/") == "/dev" and _is_bind(m) for m in spec.mounts):
             _create_devices(root_fd, linux.devices if linux else (), userns=userns)
             _dev_symlinks(root_fd)
@@ -61,10 +62,12 @@ def _is_bind(m: Mount) -> bool:
     return m.type == "bind" or any(o in ("bind", "rbind") for o in m.options)
 
 
-def _mount_one(root_fd: int, m: Mount, bundle: str, *, userns: bool, key: str) -> None:
+def _mount_one(
+    root_fd: int, m: Mount, bundle: str, *, userns: bool, cgroups: tuple[str, ...], key: str
+) -> None:
     opts = mounts.parse_options(m.options)
     if m.type == "cgroup":
-        _mount_cgroup(root_fd, m, opts)
+        _mount_cgroup(root_fd, m, opts, cgroups)
         return
     if _is_bind(m):
         source = m.source or ""
@@ -133,6 +136,8 @@ def _mount_tmpfs_copyup(root_fd: int, dest_fd: int, m: Mount, opts: mounts.Mount
         dest_fd = _reopen(root_fd, m.destination, dest_fd)
         on_top = os.open(mounts.fd_path(dest_fd), os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         try:
+            import shutil
+
             shutil.copytree(
                 mounts.fd_path(below), mounts.fd_path(on_top), symlinks=True, dirs_exist_ok=True
             )
@@ -155,28 +160,45 @@ def _own_cgroups() -> list[tuple[str, str]]:
     return out
 
 
-def _cgroup_mounts() -> list[tuple[str, str, str]]:
-    """(mount point, fs type, super options) of the cgroup filesystems of this mount ns."""
+def _cgroup_mounts(rootfs: str) -> list[tuple[str, str, str]]:
+    """(mount point, fs type, super options) of the cgroup filesystems of this mount ns.
+
+    Copies already inside `rootfs` (a rootless config binds the host's /sys recursively) are
+    left out: each hierarchy is listed once, at its host mount point.
+    """
     found = []
+    inside = rootfs.rstrip("/") + "/"
     with open("/proc/self/mountinfo") as f:
         for line in f:
             left, right = line.split(" - ", 1)
             fstype, _source, super_opts = right.split()[:3]
-            if fstype in ("cgroup", "cgroup2"):
-                found.append((left.split()[4], fstype, super_opts))
+            point = left.split()[4]
+            if fstype in ("cgroup", "cgroup2") and not point.startswith(inside):
+                found.append((point, fstype, super_opts))
     return found
 
 
-def _mount_cgroup(root_fd: int, m: Mount, opts: mounts.MountOptions) -> None:
-    """/sys/fs/cgroup: the container's own cgroups bound from the host's hierarchies."""
+def _cgroup_dir(point: str, cgroups: tuple[str, ...]) -> str | None:
+    """The container's directory in the hierarchy mounted at `point`, if it has one."""
+    return next((d for d in cgroups if d == point or d.startswith(point + "/")), None)
+
+
+def _mount_cgroup(
+    root_fd: int, m: Mount, opts: mounts.MountOptions, cgroups: tuple[str, ...]
+) -> None:
+    """/sys/fs/cgroup: the container's own cgroups bound from the host's hierarchies.
+
+    `cgroups` are the container's directories (the init is moved into them while this runs);
+    a hierarchy without one gets the cgroup this process is in, as runc does.
+    """
     own = _own_cgroups()
     dest = mounts.ensure_in_root(root_fd, m.destination, directory=True)
     flags = opts.flags & ~sc.MS_RDONLY
     try:
-        host_mounts = _cgroup_mounts()
+        host_mounts = _cgroup_mounts(os.readlink(mounts.fd_path(root_fd)))
         if len(host_mounts) == 1 and host_mounts[0][1] == "cgroup2":  # unified: one hierarchy
-            path = next(p for c, p in own if c == "")
-            source = host_mounts[0][0] + path
+            point = host_mounts[0][0]
+            source = _cgroup_dir(point, cgroups) or point + next(p for c, p in own if c == "")
             mounts.mount_on_fd(source, dest, "bind", sc.MS_BIND | sc.MS_REC)
             dest = _reopen(root_fd, m.destination, dest)
             mounts.mount_on_fd(None, dest, None, sc.MS_BIND | sc.MS_REMOUNT | opts.flags)
@@ -189,14 +211,17 @@ def _mount_cgroup(root_fd: int, m: Mount, opts: mounts.MountOptions) -> None:
                 if fstype == "cgroup2":  # hybrid: runc leaves the unified hierarchy out
                     continue
                 wanted = set(super_opts.split(","))
-                sub_path = next((p for c, p in own if c and set(c.split(",")) <= wanted), None)
-                if sub_path is None:
-                    continue
+                bound = _cgroup_dir(point, cgroups)
+                if bound is None:
+                    own_path = next((p for c, p in own if c and set(c.split(",")) <= wanted), None)
+                    if own_path is None:
+                        continue
+                    bound = point + own_path
                 name = os.path.basename(point)
                 os.mkdir(name, 0o755, dir_fd=dest_dir)
                 sub = os.open(name, os.O_PATH | os.O_CLOEXEC, dir_fd=dest_dir)
                 try:
-                    mounts.mount_on_fd(point + sub_path, sub, "bind", sc.MS_BIND | sc.MS_REC)
+                    mounts.mount_on_fd(bound, sub, "bind", sc.MS_BIND | sc.MS_REC)
                     os.close(sub)
                     sub = os.open(name, os.O_PATH | os.O_CLOEXEC, dir_fd=dest_dir)
                     mounts.mount_on_fd(None, sub, None, sc.MS_BIND | sc.MS_REMOUNT | opts.flags)

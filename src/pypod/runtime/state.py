@@ -13,10 +13,10 @@ import json
 import os
 import re
 import time
-from dataclasses import dataclass, field
 from typing import Any
 
 from pypod.errors import AlreadyExists, ContainerNotFound, InvalidArgument, from_oserror
+from pypod.record import field, fields, record
 
 STATE_FILE = "state.json"
 FIFO_FILE = "exec.fifo"
@@ -64,7 +64,7 @@ def proc_start_time(pid: int) -> tuple[int, str] | None:
     return int(rest[19]), rest[0]
 
 
-@dataclass(slots=True, kw_only=True)
+@record(frozen=False)
 class ContainerRecord:
     """What state.json holds for one container."""
 
@@ -79,16 +79,14 @@ class ContainerRecord:
     cgroup: dict[str, Any] = field(default_factory=dict)
     namespace_paths: dict[str, str] = field(default_factory=dict)
     rootless: bool = False
-    #: set once the init was started: status is derived from the process afterwards
-    started: bool = False
 
     def to_json(self) -> str:
-        return json.dumps({k: getattr(self, k) for k in self.__slots__})
+        return json.dumps({f.name: getattr(self, f.name) for f in fields(self)})
 
     @classmethod
     def from_json(cls, text: str) -> ContainerRecord:
         data = json.loads(text)
-        names = set(cls.__slots__)
+        names = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in names})
 
 
@@ -112,7 +110,7 @@ class StateDir:
         try:
             os.mkdir(path, 0o711)
         except FileExistsError:
-            raise AlreadyExists(f"container with id exists: {container_id}") from None
+            raise AlreadyExists(f"container with given ID already exists: {container_id}") from None
         except OSError as e:
             raise from_oserror(f"create state directory {path}", e) from e
         return path

@@ -242,22 +242,41 @@ def _create_options(opts: Parsed) -> Any:
     )
 
 
+def _primed(action: Callable[[], int]) -> int:
+    """Run `action` with the cgroup migration primer started first (see cgroups.primer)."""
+    from pypod.linux.cgroups import primer
+
+    pid = primer.start()
+    try:
+        return action()
+    finally:
+        primer.reap(pid)
+
+
 def cmd_create(root: str, opts: Parsed) -> int:
     cid = _one_id("create", opts)
-    try:
+
+    def create() -> int:
         _runtime(root).create(cid, _create_options(opts))
+        return 0
+
+    try:
+        return _primed(create)
     except PypodError as e:
         raise type(e)(f"{PROG} create failed: {e}") from e
-    return 0
 
 
 def cmd_run(root: str, opts: Parsed) -> int:
     cid = _one_id("run", opts)
-    try:
+
+    def run() -> int:
         code: int = _runtime(root).run(cid, _create_options(opts), detach=opts.flag("detach"))
+        return code
+
+    try:
+        return _primed(run)
     except PypodError as e:
         raise type(e)(f"{PROG} run failed: {e}") from e
-    return code
 
 
 def cmd_start(root: str, opts: Parsed) -> int:
@@ -414,10 +433,9 @@ def cmd_exec(root: str, opts: Parsed) -> int:
         preserve_fds=opts.number("preserve-fds"),
     )
     try:
-        code: int = rt.exec(cid, exec_opts)
+        return _primed(lambda: int(rt.exec(cid, exec_opts)))
     except PypodError as e:
         raise type(e)(f"{PROG} exec failed: {e}") from e
-    return code
 
 
 def cmd_update(root: str, opts: Parsed) -> int:

@@ -19,14 +19,13 @@ from __future__ import annotations
 import ctypes
 import errno
 import os
-import platform
 import resource
 import struct
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 from pypod.errors import NotSupported, OSLevelError, from_oserror
 from pypod.linux.cgroups.devices import WILDCARD, DeviceRule, Emulator
+from pypod.record import record
 
 # --- program generation -----------------------------------------------------------------------
 
@@ -45,7 +44,7 @@ _TYPE_BITS = {"b": BPF_DEVCG_DEV_BLOCK, "c": BPF_DEVCG_DEV_CHAR}
 LICENSE = "Apache"
 
 
-@dataclass(frozen=True, slots=True)
+@record(kw_only=False)
 class Insn:
     """One eBPF instruction (struct bpf_insn)."""
 
@@ -164,9 +163,9 @@ _libc = ctypes.CDLL(None, use_errno=True)
 
 
 def _bpf(cmd: int, attr: ctypes.Array[ctypes.c_char], what: str) -> int:
-    nr = _SYS_BPF.get(platform.machine())
+    nr = _SYS_BPF.get(os.uname().machine)
     if nr is None:
-        raise NotSupported(f"cgroup: bpf(2) system call number unknown on {platform.machine()}")
+        raise NotSupported(f"cgroup: bpf(2) system call number unknown on {os.uname().machine}")
     ret = int(_libc.syscall(ctypes.c_long(nr), ctypes.c_int(cmd), attr, ctypes.c_uint(_ATTR_SIZE)))
     if ret < 0:
         raise BpfError(what, errno=ctypes.get_errno())

@@ -16,10 +16,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass
 from typing import Protocol
 
 from pypod.errors import InvalidArgument
+from pypod.record import record
 
 WILDCARD = -1
 _ACCESS_ORDER = "rwm"
@@ -41,7 +41,7 @@ class SpecDeviceRule(Protocol):
     def access(self) -> str | None: ...
 
 
-@dataclass(frozen=True, slots=True)
+@record(kw_only=False)
 class DeviceRule:
     """One rule: type "a", "b" or "c"; major/minor -1 for "*"; access a subset of "rwm"."""
 

@@ -7,14 +7,14 @@ Kept free of any v1/v2 knowledge: both managers and the hybrid-mode helpers buil
 from __future__ import annotations
 
 import errno
-import logging
 import os
 import time
 from collections.abc import Iterator
 
 from pypod.errors import NotFound, NotSupported, PypodError, from_oserror
+from pypod.log import get_logger
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 PROCS = "cgroup.procs"
 

@@ -16,9 +16,9 @@ from __future__ import annotations
 
 import posixpath
 from collections.abc import Mapping
-from dataclasses import dataclass
 
 from pypod.errors import InvalidArgument, NotSupported
+from pypod.record import record
 
 #: The key of the cgroup2 directory among a hybrid manager's paths.
 UNIFIED = "unified"
@@ -26,7 +26,7 @@ UNIFIED = "unified"
 NAMED_HIERARCHIES = ("name=systemd",)
 
 
-@dataclass(frozen=True, slots=True)
+@record(kw_only=False)
 class CgroupMount:
     """One cgroup filesystem mount from /proc/self/mountinfo."""
 

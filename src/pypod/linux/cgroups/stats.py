@@ -14,18 +14,18 @@ All times in nanoseconds, sizes in bytes; a limit of 0 means "no limit" (as in r
 from __future__ import annotations
 
 import contextlib
-import logging
 import os
 import signal
 from typing import TYPE_CHECKING, Any, Protocol
 
 from pypod.errors import PypodError
 from pypod.linux.cgroups import files
+from pypod.log import get_logger
 
 if TYPE_CHECKING:
     from pypod.linux.cgroups import FreezerState
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 _UNLIMITED_V1 = 0x7FFFFFFFFFFFF000  # what memory.limit_in_bytes shows for "no limit"
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import logging
 import os
 import time
 from collections.abc import Iterable, Mapping
@@ -28,12 +27,12 @@ from pypod.linux.cgroups import (
 )
 from pypod.linux.cgroups.devices import normalize
 from pypod.linux.cgroups.paths import UNIFIED
-from pypod.linux.cgroups.v2 import enable_controllers
+from pypod.log import get_logger
 
 if TYPE_CHECKING:
     from pypod.oci.runtime_spec import LinuxResources
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 FREEZE_ATTEMPTS = 1000
 
@@ -176,6 +175,8 @@ class V1Manager:
 
     def _set_hugetlb_unified(self, res: LinuxResources) -> None:
         path = self._paths[UNIFIED]
+        from pypod.linux.cgroups.v2 import enable_controllers  # hybrid hugetlb only
+
         enable_controllers(self._mountpoint_of(path), path, ["hugetlb"])
         available = (files.read_optional(path, "cgroup.controllers") or "").split()
         if "hugetlb" not in available:

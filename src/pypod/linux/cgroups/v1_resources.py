@@ -7,7 +7,6 @@ controller that is not mounted (or could not be created) before anything is writ
 from __future__ import annotations
 
 import errno
-import logging
 import os
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
@@ -22,6 +21,7 @@ from pypod.errors import (
 )
 from pypod.linux.cgroups import convert, files
 from pypod.linux.cgroups.devices import DeviceRule, Emulator
+from pypod.log import get_logger
 
 if TYPE_CHECKING:
     from pypod.oci.runtime_spec import (
@@ -34,7 +34,7 @@ if TYPE_CHECKING:
         LinuxResources,
     )
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 MEMSW = "memory.memsw.limit_in_bytes"
 

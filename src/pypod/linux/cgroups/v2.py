@@ -7,7 +7,6 @@ tree (cgroup.controllers, cgroup.subtree_control, ... as plain files) to check f
 from __future__ import annotations
 
 import errno
-import logging
 import os
 import signal
 import time
@@ -19,11 +18,12 @@ from pypod.linux.cgroups import STATE_VERSION, CgroupMode, FreezerState, files, 
 from pypod.linux.cgroups.bpf_devices import apply_device_rules
 from pypod.linux.cgroups.devices import normalize
 from pypod.linux.cgroups.paths import UNIFIED
+from pypod.log import get_logger
 
 if TYPE_CHECKING:
     from pypod.oci.runtime_spec import LinuxResources
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 FREEZE_TIMEOUT = 10.0
 

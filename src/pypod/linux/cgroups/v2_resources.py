@@ -6,12 +6,12 @@ Devices are not here: v2 has no devices files, see bpf_devices.py.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from pypod.errors import InvalidArgument, InvalidState, NotSupported, PypodError
 from pypod.linux.cgroups import convert, files
+from pypod.log import get_logger
 
 if TYPE_CHECKING:
     from pypod.oci.runtime_spec import (
@@ -24,7 +24,7 @@ if TYPE_CHECKING:
         LinuxResources,
     )
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 
 def needed_controllers(res: LinuxResources) -> list[str]:

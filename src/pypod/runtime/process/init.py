@@ -18,14 +18,19 @@ import errno
 import os
 import signal
 import stat
-import traceback
-from dataclasses import dataclass
 from typing import Any, NoReturn
 
-from pypod.errors import CannotInvoke, CommandNotFound, InvalidArgument, PypodError
+from pypod.errors import (
+    CannotInvoke,
+    CommandNotFound,
+    InvalidArgument,
+    OSLevelError,
+    PypodError,
+)
 from pypod.linux import capabilities, console, exec_helper
 from pypod.linux import syscalls as sc
 from pypod.oci.runtime_spec import Process, Spec
+from pypod.record import record
 from pypod.runtime import rootfs
 from pypod.runtime.process.sync import Channel, Msg
 
@@ -38,7 +43,7 @@ _RLIMITS = {
 _OPEN_EXISTING_NS_ORDER = ("user", "mount", "pid", "network", "ipc", "uts", "cgroup", "time")
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class Plan:
     """Everything the container's processes need, decided by the parent before fork."""
 
@@ -54,6 +59,8 @@ class Plan:
     join: tuple[tuple[str, str], ...]
     #: CLONE_NEW* flags to unshare
     unshare_flags: int
+    #: the container's cgroup directories (bound into its /sys/fs/cgroup)
+    cgroup_dirs: tuple[str, ...]
     preserve_fds: int
     #: the init runs in a user namespace (mknod impossible, binds instead)
     in_userns: bool
@@ -61,7 +68,7 @@ class Plan:
     hook_state: dict[str, object]
 
 
-@dataclass(frozen=True, slots=True)
+@record(kw_only=False)
 class Prepared:
     """What must be loaded while the host's filesystem is still visible.
 
@@ -72,6 +79,9 @@ class Prepared:
     helper_fd: int
     seccomp_filter: Any
     run_hooks: Any
+    #: the exec fifo, opened for reading by the runtime: the init may run as a mapped user
+    #: that could not open it by path (as runc passes it)
+    fifo_fd: int | None = None
 
     @classmethod
     def build(cls, plan: Plan) -> Prepared:
@@ -93,7 +103,10 @@ class Prepared:
             from pypod.runtime.hooks import run_hooks
 
             hooks = run_hooks
-        return cls(exec_helper.sealed_helper_fd(), flt, hooks)
+        fifo_fd = None
+        if plan.fifo_path is not None:
+            fifo_fd = os.open(plan.fifo_path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        return cls(exec_helper.sealed_helper_fd(), flt, hooks, fifo_fd)
 
 
 def _report(chan: Channel, exc: BaseException) -> NoReturn:
@@ -102,16 +115,31 @@ def _report(chan: Channel, exc: BaseException) -> NoReturn:
         code = 127
     elif isinstance(exc, CannotInvoke):
         code = 126
-    message = str(exc) if isinstance(exc, PypodError | OSError) else traceback.format_exc()
+    if isinstance(exc, PypodError | OSError):
+        message = str(exc)
+    else:
+        message = _describe_unexpected(exc)
     try:
         chan.send(Msg.ERROR, message=message, exit_code=code)
     finally:
         os._exit(code)
 
 
+def _describe_unexpected(exc: BaseException) -> str:
+    """A bug's exception with where it happened (no `traceback`: after pivot_root it cannot load
+    the source lines, and importing it costs start-up time)."""
+    where = []
+    tb = exc.__traceback__
+    while tb is not None:
+        code = tb.tb_frame.f_code
+        where.append(f"{code.co_filename}:{tb.tb_lineno} in {code.co_name}")
+        tb = tb.tb_next
+    return f"internal error: {type(exc).__name__}: {exc} (at {' <- '.join(reversed(where))})"
+
+
 def stage1(chan: Channel, plan: Plan, prep: Prepared) -> NoReturn:
     try:
-        chan.expect(Msg.CGROUP_JOINED)
+        _close_inherited_fds(chan, plan, prep)
         _join_namespaces(plan.join)
         if plan.unshare_flags & sc.CLONE_NEWUSER:
             sc.unshare(sc.CLONE_NEWUSER)
@@ -120,7 +148,8 @@ def stage1(chan: Channel, plan: Plan, prep: Prepared) -> NoReturn:
         if plan.in_userns:
             os.setresgid(0, 0, 0)
             os.setresuid(0, 0, 0)
-        rest = plan.unshare_flags & ~sc.CLONE_NEWUSER
+        # the cgroup namespace is unshared by the init once it is in its cgroup
+        rest = plan.unshare_flags & ~(sc.CLONE_NEWUSER | sc.CLONE_NEWCGROUP)
         if rest:
             sc.unshare(rest)
         if rest & sc.CLONE_NEWTIME and plan.spec.linux is not None:
@@ -132,6 +161,24 @@ def stage1(chan: Channel, plan: Plan, prep: Prepared) -> NoReturn:
         os._exit(0)
     except BaseException as e:
         _report(chan, e)
+
+
+def _close_inherited_fds(chan: Channel, plan: Plan, prep: Prepared) -> None:
+    """Close every fd but the ones the container's processes need (CVE-2024-21626).
+
+    An fd the caller left open, or one of the runtime's own, would otherwise stay open until the
+    final exec: a directory among them makes ``cwd: /proc/self/fd/N`` (or ``exec --cwd``) land
+    outside the container's root, on the host.  Close-on-exec comes too late for that.
+    """
+    keep = {chan.fileno(), prep.helper_fd, *range(3, 3 + plan.preserve_fds)}
+    if prep.fifo_fd is not None:
+        keep.add(prep.fifo_fd)
+    low = 3
+    for fd in sorted(keep):
+        if fd > low:
+            os.closerange(low, fd)
+        low = max(low, fd + 1)
+    os.closerange(low, 0x7FFFFFFF)
 
 
 def _join_namespaces(join: tuple[tuple[str, str], ...]) -> None:
@@ -161,12 +208,18 @@ def init(chan: Channel, plan: Plan, prep: Prepared) -> NoReturn:
     try:
         _reset_signals()
         os.setsid()
-        fifo = None
-        if plan.fifo_path is not None:
-            fifo = os.open(plan.fifo_path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        fifo = prep.fifo_fd
         spec, proc = plan.spec, plan.process
         if plan.is_init:
-            rootfs.prepare(spec, plan.rootfs, plan.bundle, userns=plan.in_userns)
+            rootfs.prepare(
+                spec, plan.rootfs, plan.bundle, userns=plan.in_userns, cgroups=plan.cgroup_dirs
+            )
+        # the parent moves us into the cgroup meanwhile (the first move into a v1 hierarchy
+        # waits for an RCU grace period: overlapping it with the mounts saves that time)
+        chan.expect(Msg.CGROUP_JOINED)
+        if plan.unshare_flags & sc.CLONE_NEWCGROUP:
+            sc.unshare(sc.CLONE_NEWCGROUP)
+        if plan.is_init:
             chan.send(Msg.RUN_HOOKS)
             chan.expect(Msg.HOOKS_DONE)
             if spec.hooks is not None and spec.hooks.create_container:
@@ -177,7 +230,7 @@ def init(chan: Channel, plan: Plan, prep: Prepared) -> NoReturn:
             _hostname(spec)
             _sysctl(spec)
         if proc.terminal:
-            _console(chan, bind=plan.is_init)
+            _console(chan, proc, bind=plan.is_init)
         if plan.is_init:
             rootfs.finalize(spec)
         _oom_score_adj(proc)
@@ -204,10 +257,27 @@ def init(chan: Channel, plan: Plan, prep: Prepared) -> NoReturn:
         sc.set_cloexec_from(3 + plan.preserve_fds)
         for fd in range(3, 3 + plan.preserve_fds):
             os.set_inheritable(fd, True)
-        exec_helper.exec_through_helper(prep.helper_fd, path, list(proc.args), env)
+        try:
+            exec_helper.exec_through_helper(prep.helper_fd, path, list(proc.args), env)
+        except OSLevelError as e:  # after READY nobody reads the channel any more
+            _exec_failed(path, e, seccomp=prep.seccomp_filter is not None)
     except BaseException as e:
         _report(chan, e)
     os._exit(1)  # unreachable: exec_through_helper raises on failure
+
+
+def _exec_failed(path: str, err: OSLevelError, *, seccomp: bool) -> NoReturn:
+    """The last exec failed after READY: say so on the process's stderr, as runc does."""
+    msg = f"exec {path}: {os.strerror(err.errno).lower()}"
+    if seccomp and err.errno in (errno.EPERM, errno.ENOSYS):
+        msg += (
+            " (pypod-runtime starts the program with execveat(2): the seccomp profile must "
+            "allow execveat as well as execve)"
+        )
+    try:
+        os.write(2, msg.encode() + b"\n")
+    finally:
+        os._exit(1)
 
 
 def _reset_signals() -> None:
@@ -236,8 +306,11 @@ def _sysctl(spec: Spec) -> None:
             raise InvalidArgument(f"sysctl {key}={value}: {e.strerror}") from e
 
 
-def _console(chan: Channel, *, bind: bool) -> None:
+def _console(chan: Channel, proc: Process, *, bind: bool) -> None:
     master, slave = console.open_pty("/dev/ptmx")
+    size = proc.console_size
+    if size is not None and size.height and size.width:  # as runc: only when both are set
+        console.set_size(master, size.height, size.width)
     chan.send(Msg.CONSOLE, fds=(master,))
     os.close(master)
     if bind:
@@ -304,6 +377,13 @@ def _chdir(cwd: str) -> None:
         raise InvalidArgument(
             f"chdir to cwd ({cwd!r}) set in config.json failed: {e.strerror}"
         ) from e
+    try:
+        os.getcwd()  # fails with ENOENT when the new cwd is not below the process's root
+    except FileNotFoundError:
+        raise InvalidArgument(
+            f"chdir to cwd ({cwd!r}): the directory is outside of the container's root "
+            "(possible fd leak); give a path inside the container"
+        ) from None
 
 
 def _environment(proc: Process) -> list[str]:

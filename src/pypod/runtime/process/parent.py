@@ -11,16 +11,16 @@ import contextlib
 import os
 import signal
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 
 from pypod.errors import RuntimeError_
 from pypod.linux import idmap
 from pypod.linux import syscalls as sc
+from pypod.record import record
 from pypod.runtime.process import init as init_mod
 from pypod.runtime.process.sync import Channel, Msg
 
 
-@dataclass(frozen=True, slots=True)
+@record(kw_only=False)
 class Launched:
     pid: int
     console_fd: int | None
@@ -41,10 +41,10 @@ def launch(
         init_mod.stage1(child_end, plan, prep)
     child_end.close()
     os.close(prep.helper_fd)
+    if prep.fifo_fd is not None:
+        os.close(prep.fifo_fd)
     pid = 0
     try:
-        add_to_cgroup(stage1_pid)
-        parent_end.send(Msg.CGROUP_JOINED)
         msg = parent_end.expect(Msg.MAP_IDS, Msg.PID)
         if msg.type is Msg.MAP_IDS:
             linux = plan.spec.linux
@@ -53,6 +53,8 @@ def launch(
             parent_end.send(Msg.IDS_MAPPED)
             msg = parent_end.expect(Msg.PID)
         pid = int(msg.data["pid"])
+        add_to_cgroup(pid)
+        parent_end.send(Msg.CGROUP_JOINED)
         _reap(stage1_pid)
         if plan.is_init:
             parent_end.expect(Msg.RUN_HOOKS)

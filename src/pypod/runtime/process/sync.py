@@ -4,10 +4,11 @@ Messages are JSON objects over a SOCK_SEQPACKET socketpair (one datagram each); 
 travels with its message as SCM_RIGHTS.  The child side only ever sends what is listed here, in
 this order (the parent checks it):
 
-  parent -> stage-1   CGROUP_JOINED                  the stage-1 process is in the cgroup
   stage-1 -> parent   MAP_IDS                        unshared a user namespace, please map it
   parent -> stage-1   IDS_MAPPED
   stage-1 -> parent   PID {pid}                      forked the init (pid in the parent's ns)
+  parent -> init      CGROUP_JOINED                  the init is in its cgroup (it prepares
+                                                     its mounts meanwhile, then waits for this)
   init -> parent      RUN_HOOKS                      namespaces and mounts are ready
   parent -> init      HOOKS_DONE                     prestart/createRuntime hooks have run
   init -> parent      CONSOLE + fd                   pty master, when process.terminal
@@ -20,10 +21,10 @@ from __future__ import annotations
 import enum
 import json
 import socket
-from dataclasses import dataclass, field
 from typing import Any
 
 from pypod.errors import RuntimeError_
+from pypod.record import field, record
 
 
 class Msg(enum.StrEnum):
@@ -38,7 +39,7 @@ class Msg(enum.StrEnum):
     ERROR = "error"
 
 
-@dataclass(frozen=True, slots=True)
+@record(kw_only=False)
 class Message:
     type: Msg
     data: dict[str, Any] = field(default_factory=dict)

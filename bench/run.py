@@ -1,0 +1,89 @@
+"""`make bench`: pypod against the reference tools, measured side by side in one run.
+
+Prints medians and ratios (pypod / reference); a ratio <= 1.00 meets an "at most the reference's
+time" target.  Nothing here is asserted: timings on a shared machine are noisy, so targets are
+read from the ratios of one run, never checked in tests.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from pypod.testing import make_bundle
+
+BIN = Path(sys.executable).parent
+
+
+def timed_runs(fn: Callable[[int], None], n: int) -> list[float]:
+    out = []
+    for i in range(n):
+        t = time.perf_counter()
+        fn(i)
+        out.append(time.perf_counter() - t)
+    return out
+
+
+def bench_runtime_run_true(n: int, work: Path) -> list[tuple[str, float, float]]:
+    """`<runtime> run` of a busybox bundle running `true`, runc vs pypod-runtime, interleaved."""
+    bundle = work / "bundle"
+    make_bundle(str(bundle), ["true"])
+    tools = {"pypod-runtime": str(BIN / "pypod-runtime")}
+    for ref in ("runc",):
+        if shutil.which(ref):
+            tools[ref] = shutil.which(ref) or ref
+    times: dict[str, list[float]] = {name: [] for name in tools}
+    for i in range(n + 3):  # the first rounds warm caches and are dropped
+        for name, exe in tools.items():
+            root = work / f"state-{name}"
+            t = time.perf_counter()
+            proc = subprocess.run(
+                [exe, "--root", str(root), "run", "--bundle", str(bundle), f"b{i}"],
+                stdin=subprocess.DEVNULL,
+                capture_output=True,
+            )
+            elapsed = time.perf_counter() - t
+            if proc.returncode != 0:
+                raise SystemExit(f"{name} run failed: {proc.stderr.decode()}")
+            if i >= 3:
+                times[name].append(elapsed)
+    results = []
+    base = statistics.median(times["pypod-runtime"])
+    for name, ts in times.items():
+        if name == "pypod-runtime":
+            continue
+        ref = statistics.median(ts)
+        results.append((f"runtime run true: pypod-runtime vs {name}", base, ref))
+    return results
+
+
+def _tmpfs() -> str | None:
+    """State roots live on tmpfs, as runc's and pypod-runtime's defaults (/run) do."""
+    return "/run" if os.path.isdir("/run") and os.access("/run", os.W_OK) else None
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("-n", type=int, default=30, help="repetitions per measurement")
+    args = parser.parse_args()
+    if os.geteuid() != 0:
+        print("bench: run as root (containers are created)", file=sys.stderr)
+        return 1
+    with tempfile.TemporaryDirectory(prefix="pypod-bench-", dir=_tmpfs()) as tmp:
+        rows = bench_runtime_run_true(args.n, Path(tmp))
+    print(f"{'measurement':<48} {'pypod':>10} {'reference':>10} {'ratio':>7}")
+    for name, ours, ref in rows:
+        print(f"{name:<48} {ours * 1000:>8.1f}ms {ref * 1000:>8.1f}ms {ours / ref:>7.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
