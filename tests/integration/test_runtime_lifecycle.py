@@ -226,3 +226,13 @@ def test_log_file_json(rt: CLI, tmp_path) -> None:
     assert proc.returncode == 1
     entry = json.loads(log.read_text().splitlines()[-1])
     assert entry["level"] == "error" and entry["msg"] == "container does not exist"
+
+
+@pytest.mark.parametrize("flag", [[], ["--no-new-keyring"]])
+def test_session_keyring(rt: CLI, bundle: BundleFactory, flag: list[str]) -> None:
+    """Like runc, each container gets a session keyring "_ses.<id>" unless --no-new-keyring."""
+    b = bundle(["sleep", "1000"])
+    cid = "keyring" + ("-none" if flag else "")
+    rt.ok("create", *flag, "-b", str(b), cid)
+    keys = Path("/proc/keys").read_text()
+    assert (f"_ses.{cid}:" in keys) is not bool(flag)

@@ -82,8 +82,20 @@ AT_EMPTY_PATH = 0x1000
 
 _SYSCALLS: dict[str, dict[str, int]] = {
     # arch -> name -> number (only the calls glibc 2.36 has no wrapper for)
-    "x86_64": {"pivot_root": 155, "execveat": 322, "openat2": 437, "close_range": 436},
-    "aarch64": {"pivot_root": 41, "execveat": 281, "openat2": 437, "close_range": 436},
+    "x86_64": {
+        "pivot_root": 155,
+        "execveat": 322,
+        "openat2": 437,
+        "close_range": 436,
+        "keyctl": 250,
+    },
+    "aarch64": {
+        "pivot_root": 41,
+        "execveat": 281,
+        "openat2": 437,
+        "close_range": 436,
+        "keyctl": 219,
+    },
 }
 _MACHINE = os.uname().machine
 
@@ -149,6 +161,17 @@ def prctl(option: int, arg2: int = 0, arg3: int = 0, arg4: int = 0, arg5: int = 
 
 def personality(persona: int) -> None:
     _check(_libc.personality(ctypes.c_ulong(persona)), f"personality({persona:#x})")
+
+
+KEYCTL_JOIN_SESSION_KEYRING = 1
+
+
+def join_session_keyring(name: str) -> None:
+    """keyctl(KEYCTL_JOIN_SESSION_KEYRING, name): a new session keyring of this name."""
+    ret = _libc.syscall(
+        ctypes.c_long(_nr("keyctl")), ctypes.c_int(KEYCTL_JOIN_SESSION_KEYRING), _b(name)
+    )
+    _check(ret, f"join session keyring {name}")
 
 
 def set_cloexec_from(first_fd: int) -> None:

@@ -53,6 +53,7 @@ class CreateOptions:
     console_socket: str | None = None
     pid_file: str | None = None
     no_pivot: bool = False
+    no_new_keyring: bool = False
     preserve_fds: int = 0
     #: `run` in the foreground keeps the terminal itself instead of sending it to a socket
     foreground: bool = False
@@ -383,6 +384,7 @@ class Runtime:
             is_init=False,
             fifo_path=None,
             no_pivot=False,
+            new_keyring=False,
             join=join,
             unshare_flags=0,
             cgroup_dirs=(),
@@ -463,6 +465,7 @@ class Runtime:
             is_init=True,
             fifo_path=fifo,
             no_pivot=opts.no_pivot,
+            new_keyring=not opts.no_new_keyring,
             join=tuple(join),
             unshare_flags=flags,
             cgroup_dirs=cgroup_dirs,

@@ -238,6 +238,7 @@ def _create_options(opts: Parsed) -> Any:
         console_socket=opts.text("console-socket"),
         pid_file=opts.text("pid-file"),
         no_pivot=opts.flag("no-pivot"),
+        no_new_keyring=opts.flag("no-new-keyring"),
         preserve_fds=opts.number("preserve-fds"),
     )
 

@@ -55,6 +55,8 @@ class Plan:
     is_init: bool
     fifo_path: str | None
     no_pivot: bool
+    #: give the container a session keyring of its own (runc's default; --no-new-keyring)
+    new_keyring: bool
     #: (namespace type, path) joined with setns, user namespace first
     join: tuple[tuple[str, str], ...]
     #: CLONE_NEW* flags to unshare
@@ -208,6 +210,8 @@ def init(chan: Channel, plan: Plan, prep: Prepared) -> NoReturn:
     try:
         _reset_signals()
         os.setsid()
+        if plan.new_keyring:
+            _join_keyring(str(plan.hook_state.get("id", "")))
         fifo = prep.fifo_fd
         spec, proc = plan.spec, plan.process
         if plan.is_init:
@@ -285,6 +289,15 @@ def _reset_signals() -> None:
     for sig in (signal.SIGPIPE, signal.SIGXFSZ, signal.SIGINT, signal.SIGTERM, signal.SIGCHLD):
         signal.signal(sig, signal.SIG_DFL)
     signal.pthread_sigmask(signal.SIG_SETMASK, [])
+
+
+def _join_keyring(container_id: str) -> None:
+    """A session keyring of the container's own, named as runc names it."""
+    try:
+        sc.join_session_keyring("_ses." + container_id)
+    except PypodError as e:
+        if getattr(e, "errno", None) != errno.ENOSYS:  # kernels without keyrings: none to hide
+            raise
 
 
 def _hostname(spec: Spec) -> None:
