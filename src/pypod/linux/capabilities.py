@@ -29,6 +29,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from pypod.errors import InvalidArgument, OSLevelError
+from pypod.linux.syscalls import LIBC
 from pypod.log import get_logger
 from pypod.record import record
 
@@ -139,10 +140,6 @@ class CapSets:
     inheritable: int
 
 
-def _libc() -> ctypes.CDLL:
-    return ctypes.CDLL(None, use_errno=True)
-
-
 # --- names and masks -------------------------------------------------------------------------
 
 
@@ -198,7 +195,7 @@ def to_names(mask: int) -> tuple[str, ...]:
 
 def _prctl(option: int, arg2: int = 0, arg3: int = 0, arg4: int = 0, arg5: int = 0) -> int:
     """prctl(2); returns the result, or ``-errno`` on failure (callers decide what to raise)."""
-    libc = _libc()
+    libc = LIBC
     args = [ctypes.c_ulong(a) for a in (arg2, arg3, arg4, arg5)]
     ret = int(libc.prctl(ctypes.c_int(option), *args))
     if ret < 0:
@@ -210,7 +207,7 @@ def capget(pid: int = 0) -> CapSets:
     """capget(2) for `pid` (0: the calling thread)."""
     header = _CapHeader(_LINUX_CAPABILITY_VERSION_3, pid)
     data = (_CapData * 2)()
-    if _libc().capget(ctypes.byref(header), data) < 0:
+    if LIBC.capget(ctypes.byref(header), data) < 0:
         raise OSLevelError(f"capget (pid {pid})", errno=ctypes.get_errno())
     return CapSets(
         effective=data[0].effective | data[1].effective << 32,
@@ -228,7 +225,7 @@ def capset(effective: int, permitted: int, inheritable: int) -> None:
         data[i].effective = effective >> shift & 0xFFFFFFFF
         data[i].permitted = permitted >> shift & 0xFFFFFFFF
         data[i].inheritable = inheritable >> shift & 0xFFFFFFFF
-    if _libc().capset(ctypes.byref(header), data) < 0:
+    if LIBC.capset(ctypes.byref(header), data) < 0:
         err = ctypes.get_errno()
         msg = (
             f"capset (effective {effective:#x}, permitted {permitted:#x}, "

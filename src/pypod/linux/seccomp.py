@@ -32,6 +32,7 @@ import struct
 from typing import TYPE_CHECKING
 
 from pypod.errors import InvalidArgument, InvalidState, NotSupported, OSLevelError
+from pypod.linux import syscalls
 from pypod.log import get_logger
 
 log = get_logger(__name__)
@@ -357,7 +358,7 @@ class Filter:
             )
         buf = ctypes.create_string_buffer(prog, len(prog))
         fprog = _SockFprog(count, ctypes.addressof(buf))
-        libc = ctypes.CDLL(None, use_errno=True)
+        libc = syscalls.LIBC
         if self.kernel_flags == 0:
             ret = libc.prctl(
                 ctypes.c_int(_PR_SET_SECCOMP),

@@ -11,7 +11,8 @@ import os
 
 from pypod.errors import OSLevelError
 
-_libc = ctypes.CDLL(None, use_errno=True)
+#: the C library, for every ctypes call of the package
+LIBC = ctypes.CDLL(None, use_errno=True)
 
 # --- namespaces (linux/sched.h) -------------------------------------------------------------
 CLONE_NEWTIME = 0x00000080
@@ -88,6 +89,7 @@ _SYSCALLS: dict[str, dict[str, int]] = {
         "openat2": 437,
         "close_range": 436,
         "keyctl": 250,
+        "bpf": 321,
     },
     "aarch64": {
         "pivot_root": 41,
@@ -95,12 +97,14 @@ _SYSCALLS: dict[str, dict[str, int]] = {
         "openat2": 437,
         "close_range": 436,
         "keyctl": 219,
+        "bpf": 280,
     },
 }
 _MACHINE = os.uname().machine
 
 
-def _nr(name: str) -> int:
+def nr(name: str) -> int:
+    """The number of system call `name` on this machine (for calls glibc does not wrap)."""
     try:
         return _SYSCALLS[_MACHINE][name]
     except KeyError:
@@ -120,7 +124,7 @@ def _b(s: str | None) -> bytes | None:
 def mount(
     source: str | None, target: str, fstype: str | None, flags: int, data: str | None
 ) -> None:
-    ret = _libc.mount(_b(source), _b(target), _b(fstype), ctypes.c_ulong(flags), _b(data))
+    ret = LIBC.mount(_b(source), _b(target), _b(fstype), ctypes.c_ulong(flags), _b(data))
     if ret < 0:
         err = ctypes.get_errno()
         shown = f"{source or 'none'} on {target}" + (f" type {fstype}" if fstype else "")
@@ -128,39 +132,39 @@ def mount(
 
 
 def umount2(target: str, flags: int = 0) -> None:
-    _check(_libc.umount2(_b(target), ctypes.c_int(flags)), f"umount {target}")
+    _check(LIBC.umount2(_b(target), ctypes.c_int(flags)), f"umount {target}")
 
 
 def unshare(flags: int) -> None:
-    _check(_libc.unshare(ctypes.c_int(flags)), f"unshare({flags:#x})")
+    _check(LIBC.unshare(ctypes.c_int(flags)), f"unshare({flags:#x})")
 
 
 def setns(fd: int, nstype: int = 0) -> None:
-    _check(_libc.setns(ctypes.c_int(fd), ctypes.c_int(nstype)), f"setns({nstype:#x})")
+    _check(LIBC.setns(ctypes.c_int(fd), ctypes.c_int(nstype)), f"setns({nstype:#x})")
 
 
 def pivot_root(new_root: str, put_old: str) -> None:
-    ret = _libc.syscall(ctypes.c_long(_nr("pivot_root")), _b(new_root), _b(put_old))
+    ret = LIBC.syscall(ctypes.c_long(nr("pivot_root")), _b(new_root), _b(put_old))
     _check(ret, f"pivot_root {new_root}")
 
 
 def sethostname(name: str) -> None:
     raw = name.encode()
-    _check(_libc.sethostname(raw, ctypes.c_size_t(len(raw))), f"sethostname {name!r}")
+    _check(LIBC.sethostname(raw, ctypes.c_size_t(len(raw))), f"sethostname {name!r}")
 
 
 def setdomainname(name: str) -> None:
     raw = name.encode()
-    _check(_libc.setdomainname(raw, ctypes.c_size_t(len(raw))), f"setdomainname {name!r}")
+    _check(LIBC.setdomainname(raw, ctypes.c_size_t(len(raw))), f"setdomainname {name!r}")
 
 
 def prctl(option: int, arg2: int = 0, arg3: int = 0, arg4: int = 0, arg5: int = 0) -> int:
     args = (ctypes.c_ulong(a) for a in (arg2, arg3, arg4, arg5))
-    return _check(_libc.prctl(ctypes.c_int(option), *args), f"prctl({option})")
+    return _check(LIBC.prctl(ctypes.c_int(option), *args), f"prctl({option})")
 
 
 def personality(persona: int) -> None:
-    _check(_libc.personality(ctypes.c_ulong(persona)), f"personality({persona:#x})")
+    _check(LIBC.personality(ctypes.c_ulong(persona)), f"personality({persona:#x})")
 
 
 KEYCTL_JOIN_SESSION_KEYRING = 1
@@ -168,16 +172,16 @@ KEYCTL_JOIN_SESSION_KEYRING = 1
 
 def join_session_keyring(name: str) -> None:
     """keyctl(KEYCTL_JOIN_SESSION_KEYRING, name): a new session keyring of this name."""
-    ret = _libc.syscall(
-        ctypes.c_long(_nr("keyctl")), ctypes.c_int(KEYCTL_JOIN_SESSION_KEYRING), _b(name)
+    ret = LIBC.syscall(
+        ctypes.c_long(nr("keyctl")), ctypes.c_int(KEYCTL_JOIN_SESSION_KEYRING), _b(name)
     )
     _check(ret, f"join session keyring {name}")
 
 
 def set_cloexec_from(first_fd: int) -> None:
     """Mark every fd >= first_fd close-on-exec (close_range with CLOSE_RANGE_CLOEXEC)."""
-    ret = _libc.syscall(
-        ctypes.c_long(_nr("close_range")),
+    ret = LIBC.syscall(
+        ctypes.c_long(nr("close_range")),
         ctypes.c_uint(first_fd),
         ctypes.c_uint(0xFFFFFFFF),
         ctypes.c_uint(CLOSE_RANGE_CLOEXEC),
@@ -199,8 +203,8 @@ class _OpenHow(ctypes.Structure):
 def openat2(dirfd: int, path: str, flags: int, resolve: int, mode: int = 0) -> int:
     """openat2(2): open `path` relative to `dirfd` with RESOLVE_* restrictions."""
     how = _OpenHow(flags | os.O_CLOEXEC, mode, resolve)
-    ret = _libc.syscall(
-        ctypes.c_long(_nr("openat2")),
+    ret = LIBC.syscall(
+        ctypes.c_long(nr("openat2")),
         ctypes.c_int(dirfd),
         _b(path),
         ctypes.byref(how),
@@ -213,8 +217,8 @@ def execveat(fd: int, argv: list[str], env: list[str]) -> None:
     """execveat(fd, "", argv, envp, AT_EMPTY_PATH); returns only on failure (raises)."""
     c_argv = (ctypes.c_char_p * (len(argv) + 1))(*[os.fsencode(a) for a in argv], None)
     c_env = (ctypes.c_char_p * (len(env) + 1))(*[os.fsencode(e) for e in env], None)
-    _libc.syscall(
-        ctypes.c_long(_nr("execveat")),
+    LIBC.syscall(
+        ctypes.c_long(nr("execveat")),
         ctypes.c_int(fd),
         b"",
         c_argv,

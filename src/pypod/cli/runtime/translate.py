@@ -93,13 +93,7 @@ def resources_from_flags(opts: Parsed) -> dict[str, Any]:
         res.setdefault(section, {})[key] = value
 
     def number(flag: str) -> int | None:
-        text = opts.text(flag)
-        if text is None:
-            return None
-        try:
-            return int(text)
-        except ValueError:
-            raise InvalidArgument(f"invalid value {text!r} for --{flag}: not a number") from None
+        return None if opts.text(flag) is None else opts.number(flag)
 
     for flag, section, key in (
         ("cpu-period", "cpu", "period"),

@@ -24,6 +24,7 @@ import struct
 from collections.abc import Sequence
 
 from pypod.errors import NotSupported, OSLevelError, from_oserror
+from pypod.linux import syscalls
 from pypod.linux.cgroups.devices import WILDCARD, DeviceRule, Emulator
 from pypod.record import record
 
@@ -147,8 +148,6 @@ BPF_CGROUP_DEVICE = 6
 BPF_F_ALLOW_MULTI = 1 << 1
 BPF_F_REPLACE = 1 << 2
 
-_SYS_BPF = {"x86_64": 321, "aarch64": 280, "ppc64le": 361, "s390x": 351, "riscv64": 280}
-
 
 class BpfError(OSLevelError):
     """A failed bpf(2) call; keeps what was being done apart from the errno text."""
@@ -159,14 +158,15 @@ class BpfError(OSLevelError):
 
 
 _ATTR_SIZE = 256  # larger than any kernel's union bpf_attr we use; the tail stays zero
-_libc = ctypes.CDLL(None, use_errno=True)
 
 
 def _bpf(cmd: int, attr: ctypes.Array[ctypes.c_char], what: str) -> int:
-    nr = _SYS_BPF.get(os.uname().machine)
-    if nr is None:
-        raise NotSupported(f"cgroup: bpf(2) system call number unknown on {os.uname().machine}")
-    ret = int(_libc.syscall(ctypes.c_long(nr), ctypes.c_int(cmd), attr, ctypes.c_uint(_ATTR_SIZE)))
+    number = syscalls.nr("bpf")
+    ret = int(
+        syscalls.LIBC.syscall(
+            ctypes.c_long(number), ctypes.c_int(cmd), attr, ctypes.c_uint(_ATTR_SIZE)
+        )
+    )
     if ret < 0:
         raise BpfError(what, errno=ctypes.get_errno())
     return ret
