@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
+import time
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -109,14 +113,63 @@ def busybox() -> str:
 BundleFactory = Callable[..., Path]
 
 
-@pytest.fixture
-def bundle(tmp_path: Path, busybox: str) -> BundleFactory:
-    """make(args, **options) -> a fresh bundle directory running `args` (runc's default spec)."""
-    counter = iter(range(1000))
+def _remove_cgroup_tree(relative: str) -> None:
+    """Kill what is left in a test's cgroups and rmdir them (deepest first), in every hierarchy.
 
-    def make(args: list[str], **kw: Any) -> Path:
-        path = tmp_path / f"bundle{next(counter)}"
-        make_bundle(str(path), args, **kw)
+    Runs before the runtime fixtures delete their containers (pytest tears fixtures down in
+    reverse order), so it cannot count on the containers being gone already.
+    """
+    tops = [h / relative for h in Path("/sys/fs/cgroup").iterdir() if (h / relative).is_dir()]
+    dirs = sorted(
+        (d for top in tops for d in [top, *top.rglob("*")] if d.is_dir()),
+        key=lambda d: -len(d.parts),
+    )
+    for d in dirs:
+        if (d / "freezer.state").exists():
+            with contextlib.suppress(OSError):
+                (d / "freezer.state").write_text("THAWED")
+        with contextlib.suppress(OSError):
+            for pid in (d / "cgroup.procs").read_text().split():
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(int(pid), signal.SIGKILL)
+    deadline = time.monotonic() + 5
+    for d in dirs:
+        while True:
+            try:
+                d.rmdir()
+                break
+            except FileNotFoundError:
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    break
+                time.sleep(0.01)
+
+
+@pytest.fixture
+def bundle(tmp_path: Path, busybox: str) -> Iterator[BundleFactory]:
+    """make(args, **options) -> a fresh bundle directory running `args` (runc's default spec).
+
+    Each bundle gets its own cgroupsPath below a parent unique to the test: by default the
+    cgroup is named after the container id (as with runc), so tests running at the same time
+    with the same ids under different --root would share (and kill) each other's cgroups.
+    """
+    counter = iter(range(1000))
+    parent = f"pypod-tests-{uuid.uuid4().hex[:12]}"
+
+    def make(
+        args: list[str], *, edit: Callable[[dict[str, Any]], None] | None = None, **kw: Any
+    ) -> Path:
+        n = next(counter)
+        path = tmp_path / f"bundle{n}"
+
+        def edit_all(spec: dict[str, Any]) -> None:
+            spec["linux"]["cgroupsPath"] = f"/{parent}/b{n}"
+            if edit is not None:
+                edit(spec)
+
+        make_bundle(str(path), args, edit=edit_all, **kw)
         return path
 
-    return make
+    yield make
+    _remove_cgroup_tree(parent)
