@@ -114,22 +114,37 @@ def ensure_in_root(root_fd: int, path: str, *, directory: bool, mode: int = 0o75
     """Open `path` inside the root, creating what is missing on the way; an O_PATH fd.
 
     Missing parents are created as directories, the leaf as a directory when `directory` and as
-    an empty file otherwise.  Each component is resolved by the kernel inside the root.
+    an empty file otherwise.  Each component is resolved by the kernel inside the root.  A
+    dangling symlink on the way (``/escape -> /tmp/x``, ``up -> ../../..``) is followed inside
+    the root and its target created there, as runc's securejoin does; nothing is ever created
+    through a symlink by the host's rules.
     """
     parts = [p for p in path.split("/") if p and p != "."]
-    for depth, name in enumerate(parts):
+    depth = links = 0
+    while depth < len(parts):
+        name = parts[depth]
         try:
             os.close(open_in_root(root_fd, "/".join(parts[: depth + 1])))
+            depth += 1
             continue
         except OSLevelError as e:
             if e.errno != errno.ENOENT:
                 raise
         parent = open_in_root(root_fd, "/".join(parts[:depth]) or ".", os.O_RDONLY | os.O_DIRECTORY)
         try:
+            target = _readlink_at(parent, name)
+            if target is not None:  # dangling: go on from its target, resolved in the root
+                links += 1
+                if links > 40:
+                    raise OSLevelError(f"create {path} in the container", errno=errno.ELOOP)
+                base = [] if target.startswith("/") else parts[:depth]
+                rest = [p for p in target.split("/") if p and p != "."]
+                parts = [*base, *rest, *parts[depth + 1 :]]
+                depth = 0
+                continue
             if depth == len(parts) - 1 and not directory:
-                os.close(
-                    os.open(name, os.O_CREAT | os.O_WRONLY | os.O_CLOEXEC, 0o644, dir_fd=parent)
-                )
+                flags = os.O_CREAT | os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC
+                os.close(os.open(name, flags, 0o644, dir_fd=parent))
             else:
                 os.mkdir(name, mode, dir_fd=parent)
         except FileExistsError:
@@ -138,7 +153,18 @@ def ensure_in_root(root_fd: int, path: str, *, directory: bool, mode: int = 0o75
             raise OSLevelError(f"create {path} in the container", errno=e.errno or 0) from e
         finally:
             os.close(parent)
+        depth += 1
     return open_in_root(root_fd, "/".join(parts) or ".")
+
+
+def _readlink_at(dir_fd: int, name: str) -> str | None:
+    """The target of `name` in `dir_fd` if it is a symlink, else None."""
+    try:
+        return os.readlink(name, dir_fd=dir_fd)
+    except OSError as e:
+        if e.errno in (errno.EINVAL, errno.ENOENT):
+            return None
+        raise
 
 
 def is_dir_fd(fd: int) -> bool:

@@ -84,9 +84,11 @@ __all__ = ["CreateOptions", "ExecOptions", "Runtime", "parse_process", "write_pi
 class Runtime:
     """pypod's OCI runtime on one state root (`--root`)."""
 
-    def __init__(self, root: str) -> None:
+    def __init__(self, root: str, *, warn: Callable[[str], None] | None = None) -> None:
         self.states = StateDir(root)
         self.rootless = os.geteuid() != 0
+        #: where failures that do not stop the operation go (poststart/poststop hooks)
+        self.warn = warn
 
     # --- create / start / run ------------------------------------------------------------------
     def create(self, container_id: str, opts: CreateOptions) -> int:
@@ -128,7 +130,7 @@ class Runtime:
                     return
                 from pypod.runtime.hooks import run_hooks
 
-                state = self._hook_state(record, Status.CREATED, pid)
+                state = self._hook_state(record, Status.CREATING, pid)
                 run_hooks("prestart", spec.hooks.prestart, state, fatal=True)
                 run_hooks("createRuntime", spec.hooks.create_runtime, state, fatal=True)
 
@@ -229,7 +231,8 @@ class Runtime:
         record = self.states.load(container_id)
         status = self.status(record)
         out: dict[str, Any] = {
-            "ociVersion": record.config.get("ociVersion", pypod.OCI_RUNTIME_SPEC_VERSION),
+            # the spec version the runtime implements, not config.json's (runc: specs.Version)
+            "ociVersion": pypod.OCI_RUNTIME_SPEC_VERSION,
             "id": record.id,
             "pid": 0 if status is Status.STOPPED else record.init_pid,
             "status": status.value,
@@ -307,7 +310,7 @@ class Runtime:
         hooks = getattr(spec.hooks, phase)
         from pypod.runtime.hooks import run_hooks
 
-        run_hooks(phase, hooks, self._hook_state(record, status, pid), fatal=False)
+        run_hooks(phase, hooks, self._hook_state(record, status, pid), fatal=False, warn=self.warn)
 
     def _kill_and_wait(self, record: ContainerRecord, status: Status) -> None:
         manager = self._manager(record) if record.cgroup else None
@@ -373,6 +376,10 @@ class Runtime:
             raise InvalidArgument(
                 "cannot allocate tty if runc will detach without setting console socket"
             )
+        if opts.console_socket and (not opts.detach or not proc.terminal):
+            raise InvalidArgument(
+                "cannot use console socket if runc will not detach or allocate tty"
+            )
         join = tuple(
             (t, record.namespace_paths[t]) for t in sc.NAMESPACES if t in record.namespace_paths
         )
@@ -390,6 +397,7 @@ class Runtime:
             cgroup_dirs=(),
             preserve_fds=opts.preserve_fds,
             in_userns="user" in record.namespace_paths,
+            rootless=self.rootless,
             hook_state={},
         )
         if not opts.detach:
@@ -449,14 +457,9 @@ class Runtime:
             else:
                 flags |= sc.NAMESPACES[ns.type][0]
         in_userns = any(ns.type == "user" for ns in spec.linux.namespaces)
-        hook_state = {
-            "ociVersion": spec.oci_version,
-            "id": os.path.basename(os.path.dirname(fifo)),
-            "status": Status.CREATED.value,
-            "pid": 0,
-            "bundle": bundle,
-            "annotations": dict(spec.annotations),
-        }
+        hook_state = _hook_state(
+            os.path.basename(os.path.dirname(fifo)), Status.CREATING, 0, bundle, spec.annotations
+        )  # the init sets its pid (in the container's pid namespace, as runc's init does)
         plan = init_mod.Plan(
             spec=spec,
             process=proc,
@@ -471,6 +474,7 @@ class Runtime:
             cgroup_dirs=cgroup_dirs,
             preserve_fds=opts.preserve_fds,
             in_userns=in_userns,
+            rootless=self.rootless,
             hook_state=hook_state,
         )
         return plan, ns_paths
@@ -485,7 +489,7 @@ class Runtime:
             raise InvalidArgument(
                 "cannot allocate tty if runc will detach without setting console socket"
             )
-        if opts.console_socket and not proc.terminal:
+        if opts.console_socket and (opts.foreground or not proc.terminal):
             raise InvalidArgument(
                 "cannot use console socket if runc will not detach or allocate tty"
             )
@@ -511,14 +515,24 @@ class Runtime:
             raise NotSupported("seccomp notify (listenerPath) is not supported yet")
 
     def _hook_state(self, record: ContainerRecord, status: Status, pid: int) -> dict[str, Any]:
-        return {
-            "ociVersion": record.config.get("ociVersion", pypod.OCI_RUNTIME_SPEC_VERSION),
-            "id": record.id,
-            "status": status.value,
-            "pid": pid,
-            "bundle": record.bundle,
-            "annotations": record.annotations,
-        }
+        return _hook_state(record.id, status, pid, record.bundle, record.annotations)
+
+
+def _hook_state(
+    cid: str, status: Status, pid: int, bundle: str, annotations: Mapping[str, str]
+) -> dict[str, Any]:
+    """The state hooks read on stdin, as runc writes it (pid and annotations omitted if empty)."""
+    state: dict[str, Any] = {
+        "ociVersion": pypod.OCI_RUNTIME_SPEC_VERSION,
+        "id": cid,
+        "status": status.value,
+    }
+    if pid:
+        state["pid"] = pid
+    state["bundle"] = bundle
+    if annotations:
+        state["annotations"] = dict(annotations)
+    return state
 
 
 #: runc's specconv.AllowedDevices, appended after the config's own device rules:

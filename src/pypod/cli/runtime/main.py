@@ -224,10 +224,24 @@ def _one_id(name: str, opts: Parsed, *, extra_ok: bool = False) -> str:
     return opts.args[0]
 
 
+def _failed(verb: str, e: PypodError) -> PypodError:
+    """`e` under runc's "<prog> <verb> failed: " prefix: same class and attributes (errno)."""
+    cls = type(e)
+    new = cls.__new__(cls)  # not cls(...): the classes differ in their arguments
+    new.__dict__.update(e.__dict__)
+    new.args = (f"{PROG} {verb} failed: {e}",)
+    return new
+
+
 def _runtime(root: str) -> Any:
     from pypod.runtime.container import Runtime
 
-    return Runtime(root)
+    return Runtime(root, warn=_warn)
+
+
+def _warn(msg: str) -> None:
+    """A failure that does not fail the command (a poststart/poststop hook), as runc logs it."""
+    sys.stderr.write(logrus_line("warning", msg))
 
 
 def _create_options(opts: Parsed) -> Any:
@@ -264,7 +278,7 @@ def cmd_create(root: str, opts: Parsed) -> int:
     try:
         return _primed(create)
     except PypodError as e:
-        raise type(e)(f"{PROG} create failed: {e}") from e
+        raise _failed("create", e) from e
 
 
 def cmd_run(root: str, opts: Parsed) -> int:
@@ -277,7 +291,7 @@ def cmd_run(root: str, opts: Parsed) -> int:
     try:
         return _primed(run)
     except PypodError as e:
-        raise type(e)(f"{PROG} run failed: {e}") from e
+        raise _failed("run", e) from e
 
 
 def cmd_start(root: str, opts: Parsed) -> int:
@@ -436,7 +450,7 @@ def cmd_exec(root: str, opts: Parsed) -> int:
     try:
         return _primed(lambda: int(rt.exec(cid, exec_opts)))
     except PypodError as e:
-        raise type(e)(f"{PROG} exec failed: {e}") from e
+        raise _failed("exec", e) from e
 
 
 def cmd_update(root: str, opts: Parsed) -> int:

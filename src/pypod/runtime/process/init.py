@@ -68,6 +68,8 @@ class Plan:
     in_userns: bool
     #: container state given to hooks run by the init (createContainer, startContainer)
     hook_state: dict[str, object]
+    #: the runtime runs without root: supplementary groups are left as the caller's (runc)
+    rootless: bool = False
 
 
 @record(kw_only=False)
@@ -156,6 +158,14 @@ def stage1(chan: Channel, plan: Plan, prep: Prepared) -> NoReturn:
             sc.unshare(rest)
         if rest & sc.CLONE_NEWTIME and plan.spec.linux is not None:
             _time_offsets(plan.spec)
+        if not plan.in_userns:
+            # Until its last exec the init runs the host's Python: non-dumpable, a process in
+            # the container cannot open /proc/<init>/exe (then write the interpreter once it is
+            # no longer busy: CVE-2019-5736) nor reach its fds, as runc's nsexec does.  execve
+            # makes the container's program dumpable again.  (In a user namespace the init's
+            # /proc files would then belong to the host's root, and its root could not write
+            # the interpreter anyway.)
+            sc.prctl(sc.PR_SET_DUMPABLE, 0)
         pid = os.fork()
         if pid == 0:
             init(chan, plan, prep)
@@ -227,9 +237,8 @@ def init(chan: Channel, plan: Plan, prep: Prepared) -> NoReturn:
             chan.send(Msg.RUN_HOOKS)
             chan.expect(Msg.HOOKS_DONE)
             if spec.hooks is not None and spec.hooks.create_container:
-                prep.run_hooks(
-                    "createContainer", spec.hooks.create_container, plan.hook_state, fatal=True
-                )
+                state = _hook_state(plan.hook_state, "creating")
+                prep.run_hooks("createContainer", spec.hooks.create_container, state, fatal=True)
             rootfs.pivot(plan.rootfs, no_pivot=plan.no_pivot)
             _hostname(spec)
             _sysctl(spec)
@@ -242,7 +251,7 @@ def init(chan: Channel, plan: Plan, prep: Prepared) -> NoReturn:
         _personality(spec)
         if prep.seccomp_filter is not None and not proc.no_new_privileges:
             prep.seccomp_filter.load()  # needs CAP_SYS_ADMIN: before the capabilities drop
-        _user_and_capabilities(proc, in_userns=plan.in_userns)
+        _user_and_capabilities(proc, in_userns=plan.in_userns, rootless=plan.rootless)
         _chdir(proc.cwd)
         env = _environment(proc)
         path = lookup_executable(proc.args[0], env, proc.cwd)
@@ -253,7 +262,7 @@ def init(chan: Channel, plan: Plan, prep: Prepared) -> NoReturn:
         if fifo is not None:
             _wait_for_start(fifo)
             if spec.hooks is not None and spec.hooks.start_container:
-                state = {**plan.hook_state, "status": "running"}
+                state = _hook_state(plan.hook_state, "created")  # as runc passes it
                 prep.run_hooks("startContainer", spec.hooks.start_container, state, fatal=True)
         if prep.seccomp_filter is not None and proc.no_new_privileges:
             prep.seccomp_filter.load()  # as close to execve as it can be
@@ -282,6 +291,15 @@ def _exec_failed(path: str, err: OSLevelError, *, seccomp: bool) -> NoReturn:
         os.write(2, msg.encode() + b"\n")
     finally:
         os._exit(1)
+
+
+def _hook_state(state: dict[str, object], status: str) -> dict[str, object]:
+    """The hook state with the init's pid as the container sees it (runc: unix.Getpid())."""
+    out = dict(state)
+    out["status"] = status
+    out["pid"] = os.getpid()
+    order = ("ociVersion", "id", "status", "pid", "bundle", "annotations")
+    return {k: out[k] for k in order if k in out}
 
 
 def _reset_signals() -> None:
@@ -363,11 +381,17 @@ def _personality(spec: Spec) -> None:
         sc.personality(domains[pers.domain])
 
 
-def _user_and_capabilities(proc: Process, *, in_userns: bool) -> None:
-    """Switch to the process's user keeping capabilities, then set them (absent: none)."""
+def _user_and_capabilities(proc: Process, *, in_userns: bool, rootless: bool) -> None:
+    """Switch to the process's user keeping capabilities, then set them (absent: none).
+
+    Rootless, the supplementary groups are not touched, as runc does: dropping the caller's
+    groups could open files a group is denied (why the kernel guards setgroups in a userns).
+    """
     capabilities.set_keepcaps(True)
     user = proc.user
-    if not (in_userns and _setgroups_denied()):
+    if rootless and user.additional_gids:
+        raise InvalidArgument("cannot set any additional groups in a rootless container")
+    if not rootless and not (in_userns and _setgroups_denied()):
         os.setgroups(list(user.additional_gids))
     os.setresgid(user.gid, user.gid, user.gid)
     os.setresuid(user.uid, user.uid, user.uid)

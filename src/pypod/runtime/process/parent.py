@@ -12,7 +12,7 @@ import os
 import signal
 from collections.abc import Callable, Iterator
 
-from pypod.errors import RuntimeError_
+from pypod.errors import PypodError, RuntimeError_
 from pypod.linux import idmap
 from pypod.linux import syscalls as sc
 from pypod.record import record
@@ -53,8 +53,14 @@ def launch(
             parent_end.send(Msg.IDS_MAPPED)
             msg = parent_end.expect(Msg.PID)
         pid = int(msg.data["pid"])
-        add_to_cgroup(pid)
-        parent_end.send(Msg.CGROUP_JOINED)
+        try:
+            add_to_cgroup(pid)
+            parent_end.send(Msg.CGROUP_JOINED)
+        except (OSError, PypodError):
+            # the init prepares its mounts meanwhile: when that failed, it reported why and
+            # exited (EPIPE/ECONNRESET here, or ESRCH from the cgroup): say what it said
+            _raise_reported_error(parent_end)
+            raise
         _reap(stage1_pid)
         if plan.is_init:
             parent_end.expect(Msg.RUN_HOOKS)
@@ -78,6 +84,14 @@ def launch(
         raise
     finally:
         parent_end.close()
+
+
+def _raise_reported_error(chan: Channel) -> None:
+    """Raise the child's ERROR (or its exit) if it already sent one; never blocks."""
+    import select
+
+    if select.select([chan.fileno()], [], [], 0)[0]:
+        chan.expect()
 
 
 def _reap(pid: int) -> None:

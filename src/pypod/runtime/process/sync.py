@@ -71,7 +71,12 @@ class Channel:
             self.sock.send(payload)
 
     def recv(self) -> Message:
-        raw, fds, _flags, _addr = socket.recv_fds(self.sock, _MAX, 4)
+        try:
+            raw, fds, _flags, _addr = socket.recv_fds(self.sock, _MAX, 4)
+        except ConnectionResetError:
+            # the peer exited with our last message unread: the kernel reports that once,
+            # ahead of what the peer sent before (its ERROR), which is still queued
+            raw, fds, _flags, _addr = socket.recv_fds(self.sock, _MAX, 4)
         if not raw:
             raise EOFError("the container process closed the sync socket")
         obj = json.loads(raw)
