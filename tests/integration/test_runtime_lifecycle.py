@@ -159,10 +159,13 @@ def test_exec_not_found_and_not_executable(rt: CLI, bundle: BundleFactory) -> No
     b = bundle(["sleep", "1000"])
     rt.ok("run", "-d", "-b", str(b), "c1")
     proc = rt("exec", "c1", "nosuchcmd")
-    assert proc.returncode == 1
-    assert 'exec: "nosuchcmd": executable file not found in $PATH' in messages(proc.stderr)
+    assert proc.returncode == 255  # runc's exit code for a failed exec
+    assert messages(proc.stderr) == (
+        'exec failed: unable to start container process: exec: "nosuchcmd": '
+        "executable file not found in $PATH"
+    )
     proc = rt("exec", "c1", "/etc/passwd")
-    assert proc.returncode == 1 and "permission denied" in messages(proc.stderr)
+    assert proc.returncode == 255 and "permission denied" in messages(proc.stderr)
 
 
 def test_run_not_found_leaves_no_state(rt: CLI, bundle: BundleFactory) -> None:

@@ -156,7 +156,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _HANDLERS[name](root, opts)
     except PypodError as e:
         _report(str(e), log_file, log_format)
-        return 1
+        return e.exit_code if isinstance(e, CommandFailed) else 1
     except KeyboardInterrupt:
         return 130
 
@@ -224,13 +224,20 @@ def _one_id(name: str, opts: Parsed, *, extra_ok: bool = False) -> str:
     return opts.args[0]
 
 
-def _failed(verb: str, e: PypodError) -> PypodError:
-    """`e` under runc's "<prog> <verb> failed: " prefix: same class and attributes (errno)."""
-    cls = type(e)
-    new = cls.__new__(cls)  # not cls(...): the classes differ in their arguments
-    new.__dict__.update(e.__dict__)
-    new.args = (f"{PROG} {verb} failed: {e}",)
-    return new
+class CommandFailed(PypodError):
+    """A command's error under runc's prefix, with runc's exit code for that command."""
+
+    def __init__(self, message: str, exit_code: int) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+def _failed(verb: str, e: PypodError) -> CommandFailed:
+    """runc's wording: "runc create failed: ...", "runc run failed: ...", but "exec failed: ..."
+    and exit code 255 for exec."""
+    if verb == "exec":
+        return CommandFailed(f"exec failed: {e}", 255)
+    return CommandFailed(f"{PROG} {verb} failed: {e}", 1)
 
 
 def _runtime(root: str) -> Any:
@@ -312,7 +319,7 @@ def cmd_list(root: str, opts: Parsed) -> int:
         for st in states:
             print(st["id"])
     elif fmt == "json":
-        print(json.dumps(states))
+        print(json.dumps(states, separators=(",", ":")))
     elif fmt == "table":
         rows = [["ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER"]]
         rows += [
