@@ -239,3 +239,21 @@ def test_session_keyring(rt: CLI, bundle: BundleFactory, flag: list[str]) -> Non
     rt.ok("create", *flag, "-b", str(b), cid)
     keys = Path("/proc/keys").read_text()
     assert (f"_ses.{cid}:" in keys) is not bool(flag)
+
+
+def test_exec_process_file(rt: CLI, bundle: BundleFactory, tmp_path: Path) -> None:
+    """exec --process FILE: a whole runtime-spec process object, as conmon and podman use it."""
+    b = bundle(["sleep", "1000"])
+    rt.ok("run", "-d", "-b", str(b), "c1")
+    process = {
+        "args": ["sh", "-c", "id -u; pwd; echo $GREETING"],
+        "env": ["PATH=/bin", "GREETING=hello"],
+        "cwd": "/tmp",
+        "user": {"uid": 1000, "gid": 1000},
+    }
+    path = tmp_path / "process.json"
+    path.write_text(json.dumps(process))
+    assert rt.ok("exec", "--process", str(path), "c1").split() == ["1000", "/tmp", "hello"]
+    path.write_text(json.dumps({**process, "cwd": "relative"}))
+    proc = rt("exec", "--process", str(path), "c1")
+    assert proc.returncode == 255 and "cwd" in messages(proc.stderr)

@@ -433,11 +433,18 @@ def cmd_features(root: str, opts: Parsed) -> int:
 
 
 def cmd_exec(root: str, opts: Parsed) -> int:
+    if not opts.args:
+        raise UsageError(f'{PROG}: "exec" requires a minimum of 1 argument(s)')
+    try:
+        return _primed(lambda: _exec(root, opts))
+    except PypodError as e:
+        raise _failed("exec", e) from e
+
+
+def _exec(root: str, opts: Parsed) -> int:
     from pypod.cli.runtime.translate import process_for_exec
     from pypod.runtime.container import ExecOptions
 
-    if not opts.args:
-        raise UsageError(f'{PROG}: "exec" requires a minimum of 1 argument(s)')
     cid = opts.args[0]
     for flag in ("process-label", "apparmor"):
         if opts.text(flag):
@@ -446,18 +453,14 @@ def cmd_exec(root: str, opts: Parsed) -> int:
         raise NotSupported(f"{PROG} exec --cgroup: not supported yet")
     rt = _runtime(root)
     record = rt.states.load(cid)
-    proc = process_for_exec(record.config, opts)
     exec_opts = ExecOptions(
-        process=proc,
+        process=process_for_exec(record.config, opts),
         detach=opts.flag("detach"),
         console_socket=opts.text("console-socket"),
         pid_file=opts.text("pid-file"),
         preserve_fds=opts.number("preserve-fds"),
     )
-    try:
-        return _primed(lambda: int(rt.exec(cid, exec_opts)))
-    except PypodError as e:
-        raise _failed("exec", e) from e
+    return int(rt.exec(cid, exec_opts))
 
 
 def cmd_update(root: str, opts: Parsed) -> int:
