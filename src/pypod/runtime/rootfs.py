@@ -44,6 +44,7 @@ def prepare(
     linux = spec.linux
     prop = mounts.PROPAGATION.get(linux.rootfs_propagation if linux else "", 0)
     sc.mount(None, "/", None, prop or (sc.MS_SLAVE | sc.MS_REC), None)
+    _make_parent_mount_private(rootfs)
     sc.mount(rootfs, rootfs, "bind", sc.MS_BIND | sc.MS_REC, None)
     root_fd = os.open(rootfs, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
@@ -56,6 +57,35 @@ def prepare(
             os.close(mounts.ensure_in_root(root_fd, spec.process.cwd, directory=True))
     finally:
         os.close(root_fd)
+
+
+def _make_parent_mount_private(rootfs: str) -> None:
+    """Make the mount holding `rootfs` private if it is shared (runc's rootfsParentMountPrivate).
+
+    pivot_root refuses a new root whose parent mount is shared (EINVAL): that happens with
+    rootfsPropagation "shared" (podman sets it for an rshared bind) or on a host whose mounts
+    are shared, as systemd makes them.  It also keeps the rootfs bind out of other namespaces.
+    """
+    target = os.path.realpath(rootfs)
+    point, shared = "", False
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            fields = line.split(" - ", 1)[0].split()
+            mount_point = _unescape_mountinfo(fields[4])
+            inside = target == mount_point or target.startswith(mount_point.rstrip("/") + "/")
+            if inside and len(mount_point) >= len(point):  # the deepest, the last when stacked
+                point, shared = mount_point, any(o.startswith("shared:") for o in fields[6:])
+    if shared:
+        sc.mount(None, point, None, sc.MS_PRIVATE, None)
+
+
+def _unescape_mountinfo(field: str) -> str:
+    """Mount points in mountinfo have space, tab, newline and backslash as octal escapes."""
+    if "\\" not in field:
+        return field
+    import re
+
+    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), field)
 
 
 def _is_bind(m: Mount) -> bool:
@@ -91,10 +121,11 @@ def _mount_one(
         finally:
             os.close(dest)
         return
+    old_mode = _existing_mode(root_fd, m.destination) if m.type == "tmpfs" else None
     dest = mounts.ensure_in_root(root_fd, m.destination, directory=True)
     try:
-        if "tmpcopyup" in opts.extensions:
-            dest = _mount_tmpfs_copyup(root_fd, dest, m, opts)
+        if m.type == "tmpfs":
+            dest = _mount_tmpfs(root_fd, dest, m, opts, old_mode)
         else:
             try:
                 mounts.mount_on_fd(m.source, dest, m.type, opts.flags, opts.data)
@@ -128,26 +159,108 @@ def _propagate(dest_fd: int, propagation: tuple[int, ...]) -> None:
         mounts.mount_on_fd(None, dest_fd, None, flag)
 
 
-def _mount_tmpfs_copyup(root_fd: int, dest_fd: int, m: Mount, opts: mounts.MountOptions) -> int:
-    """tmpfs over a directory, keeping a copy of what was there (runc's tmpcopyup)."""
-    below = os.open(mounts.fd_path(dest_fd), os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+def _existing_mode(root_fd: int, path: str) -> int | None:
+    """The permission bits of what is at `path` in the root, None when nothing is there yet."""
+    try:
+        fd = mounts.open_in_root(root_fd, path)
+    except OSLevelError as e:
+        if e.errno == errno.ENOENT:
+            return None
+        raise
+    try:
+        return stat.S_IMODE(os.fstat(fd).st_mode)
+    finally:
+        os.close(fd)
+
+
+def _mount_tmpfs(
+    root_fd: int, dest_fd: int, m: Mount, opts: mounts.MountOptions, old_mode: int | None
+) -> int:
+    """A tmpfs as runc's mountToRootfs makes one; returns an fd of the new mount.
+
+    It is mounted writable, filled in (`tmpcopyup`: a copy of the directory below), given the
+    mode of the directory it covers when there was one (a tmpfs over an image's /tmp stays
+    1777, as with runc and Docker), and only then made read-only if asked.
+    """
+    copy_up = "tmpcopyup" in opts.extensions
+    below = None
+    if copy_up:
+        below = os.open(mounts.fd_path(dest_fd), os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
         mounts.mount_on_fd(m.source, dest_fd, m.type, opts.flags & ~sc.MS_RDONLY, opts.data)
         dest_fd = _reopen(root_fd, m.destination, dest_fd)
-        on_top = os.open(mounts.fd_path(dest_fd), os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-        try:
-            import shutil
-
-            shutil.copytree(
-                mounts.fd_path(below), mounts.fd_path(on_top), symlinks=True, dirs_exist_ok=True
-            )
-        finally:
-            os.close(on_top)
+        if below is not None:
+            on_top = os.open(mounts.fd_path(dest_fd), os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+            try:
+                _copy_tree(below, on_top)
+            except OSError as e:
+                raise OSLevelError(
+                    f"tmpcopyup: copy {m.destination} onto its tmpfs", errno=e.errno or 0
+                ) from e
+            finally:
+                os.close(on_top)
+        if old_mode is not None:
+            os.chmod(mounts.fd_path(dest_fd), old_mode)
         if opts.flags & sc.MS_RDONLY:
             mounts.mount_on_fd(None, dest_fd, None, sc.MS_REMOUNT | opts.flags)
     finally:
-        os.close(below)
+        if below is not None:
+            os.close(below)
     return dest_fd
+
+
+def _copy_tree(src_dir: int, dst_dir: int) -> None:
+    """Copy a directory's entries with their owners and modes (runc's fileutils.CopyDirectory).
+
+    Regular files, directories, symlinks, device nodes and fifos; times are not kept, and the
+    modes are set explicitly so that the umask does not narrow them.
+    """
+    with os.scandir(src_dir) as entries:
+        for entry in entries:
+            name = entry.name
+            st = entry.stat(follow_symlinks=False)
+            kind = stat.S_IFMT(st.st_mode)
+            if kind == stat.S_IFDIR:
+                os.mkdir(name, 0o700, dir_fd=dst_dir)
+                flags = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+                src = os.open(name, flags, dir_fd=src_dir)
+                try:
+                    dst = os.open(name, flags, dir_fd=dst_dir)
+                    try:
+                        _copy_tree(src, dst)
+                    finally:
+                        os.close(dst)
+                finally:
+                    os.close(src)
+            elif kind == stat.S_IFLNK:
+                os.symlink(os.readlink(name, dir_fd=src_dir), name, dir_fd=dst_dir)
+            elif kind == stat.S_IFREG:
+                _copy_file(src_dir, dst_dir, name, st.st_size)
+            elif kind in (stat.S_IFCHR, stat.S_IFBLK, stat.S_IFIFO):
+                os.mknod(name, kind | 0o600, st.st_rdev, dir_fd=dst_dir)
+            else:  # a socket: nothing to copy
+                continue
+            os.chown(name, st.st_uid, st.st_gid, dir_fd=dst_dir, follow_symlinks=False)
+            if kind != stat.S_IFLNK:
+                os.chmod(name, stat.S_IMODE(st.st_mode), dir_fd=dst_dir)
+
+
+def _copy_file(src_dir: int, dst_dir: int, name: str, size: int) -> None:
+    src = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=src_dir)
+    try:
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
+        dst = os.open(name, flags, 0o600, dir_fd=dst_dir)
+        try:
+            offset = 0
+            while offset < size:
+                sent = os.sendfile(dst, src, offset, size - offset)
+                if sent == 0:  # the file shrank meanwhile
+                    break
+                offset += sent
+        finally:
+            os.close(dst)
+    finally:
+        os.close(src)
 
 
 def _own_cgroups() -> list[tuple[str, str]]:
@@ -328,10 +441,18 @@ def pivot(rootfs: str, *, no_pivot: bool) -> None:
         sc.mount(rootfs, "/", None, sc.MS_MOVE, None)
         os.chroot(".")
     else:
-        sc.pivot_root(".", ".")
-        # the old root is now stacked on "."; keep its unmount from reaching the host
-        sc.mount(None, ".", None, sc.MS_SLAVE | sc.MS_REC, None)
-        sc.umount2(".", sc.MNT_DETACH)
+        old_root = os.open("/", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            sc.pivot_root(".", ".")
+            # The old root is now stacked on the new one.  Step onto it through the fd opened
+            # before (as runc does; "." would name the new root): make it rslave so that its
+            # unmount does not reach the host, leaving the container's mounts (rshared binds)
+            # with the propagation their config gave them.
+            os.fchdir(old_root)
+            sc.mount(None, ".", None, sc.MS_SLAVE | sc.MS_REC, None)
+            sc.umount2(".", sc.MNT_DETACH)
+        finally:
+            os.close(old_root)
     os.chdir("/")
 
 
