@@ -190,6 +190,9 @@ def test_kill_all_and_ps(rt: CLI, bundle: BundleFactory) -> None:
     table = rt.ok("ps", "c1")
     assert table.splitlines()[0].split()[:2] == ["UID", "PID"]
     assert "sleep 1000" in table and "sleep 1001" in table
+    custom = rt.ok("ps", "c1", "--", "-o", "pid,comm")
+    assert custom.split()[:2] == ["PID", "COMMAND"] and len(custom.splitlines()) == 4
+    assert rt.ok("ps", "c1", "-o", "pid,comm") == custom
     rt.ok("kill", "--all", "c1", "SIGKILL")
     assert wait_status(rt, "c1", "stopped")["status"] == "stopped"
 

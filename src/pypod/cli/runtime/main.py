@@ -391,11 +391,17 @@ def cmd_ps(root: str, opts: Parsed) -> int:
         raise InvalidArgument(f"invalid format option: {fmt}")
     import subprocess
 
-    ps_args = opts.args[1:] or ["-ef"]
+    ps_args = opts.args[1:]
+    if ps_args[:1] == ["--"]:  # `ps ID -- ARGS` (runc passes the "--" on to ps, which fails)
+        ps_args = ps_args[1:]
+    ps_args = ps_args or ["-ef"]
     try:
-        out = subprocess.run(["ps", *ps_args], capture_output=True, text=True, check=True).stdout
-    except (OSError, subprocess.CalledProcessError) as e:
-        raise InvalidArgument(f"ps {' '.join(ps_args)}: {e}") from e
+        proc = subprocess.run(["ps", *ps_args], capture_output=True, text=True, check=False)
+    except OSError as e:
+        raise InvalidArgument(f"ps: {e.strerror}: install procps") from e
+    if proc.returncode != 0:
+        raise InvalidArgument(f"ps {' '.join(ps_args)}: {proc.stderr.strip()}")
+    out = proc.stdout
     lines = out.splitlines()
     if not lines:
         return 0
