@@ -260,3 +260,21 @@ def test_exec_process_file(rt: CLI, bundle: BundleFactory, tmp_path: Path) -> No
     path.write_text(json.dumps({**process, "cwd": "relative"}))
     proc = rt("exec", "--process", str(path), "c1")
     assert proc.returncode == 255 and "cwd" in messages(proc.stderr)
+
+
+def test_created_init_waits_without_spinning_after_an_empty_start(
+    rt: CLI, bundle: BundleFactory
+) -> None:
+    """A `start` that opens the exec fifo and dies before writing must not make the waiting
+    init spin (poll() would report a hang-up forever); a real start still works after it."""
+    b = bundle(["sleep", "1000"])
+    rt.ok("create", "-b", str(b), "c1")
+    pid = json.loads(rt.ok("state", "c1"))["pid"]
+    fd = os.open(rt.root / "c1" / "exec.fifo", os.O_WRONLY | os.O_NONBLOCK)
+    os.close(fd)
+    time.sleep(0.3)
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    cpu_ticks = int(fields[11]) + int(fields[12])  # utime + stime
+    assert fields[0] == "S" and cpu_ticks < 10, f"init busy: state {fields[0]}, {cpu_ticks} ticks"
+    rt.ok("start", "c1")
+    assert wait_status(rt, "c1", "running")["status"] == "running"

@@ -86,6 +86,15 @@ class Prepared:
     #: the exec fifo, opened for reading by the runtime: the init may run as a mapped user
     #: that could not open it by path (as runc passes it)
     fifo_fd: int | None = None
+    #: a write end of the same fifo the init keeps until `start`: with a writer always there,
+    #: a `start` that opens the fifo and dies before writing leaves poll() blocking instead of
+    #: reporting a hang-up forever (a busy loop)
+    fifo_hold_fd: int | None = None
+
+    def fds(self) -> tuple[int, ...]:
+        """The descriptors the init must keep (everything else is closed in stage-1)."""
+        extra = (self.fifo_fd, self.fifo_hold_fd)
+        return (self.helper_fd, *(fd for fd in extra if fd is not None))
 
     @classmethod
     def build(cls, plan: Plan) -> Prepared:
@@ -107,10 +116,11 @@ class Prepared:
             from pypod.runtime.hooks import run_hooks
 
             hooks = run_hooks
-        fifo_fd = None
+        fifo_fd = hold_fd = None
         if plan.fifo_path is not None:
             fifo_fd = os.open(plan.fifo_path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-        return cls(exec_helper.sealed_helper_fd(), flt, hooks, fifo_fd)
+            hold_fd = os.open(plan.fifo_path, os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        return cls(exec_helper.sealed_helper_fd(), flt, hooks, fifo_fd, hold_fd)
 
 
 def _report(chan: Channel, exc: BaseException) -> NoReturn:
@@ -182,9 +192,7 @@ def _close_inherited_fds(chan: Channel, plan: Plan, prep: Prepared) -> None:
     final exec: a directory among them makes ``cwd: /proc/self/fd/N`` (or ``exec --cwd``) land
     outside the container's root, on the host.  Close-on-exec comes too late for that.
     """
-    keep = {chan.fileno(), prep.helper_fd, *range(3, 3 + plan.preserve_fds)}
-    if prep.fifo_fd is not None:
-        keep.add(prep.fifo_fd)
+    keep = {chan.fileno(), *prep.fds(), *range(3, 3 + plan.preserve_fds)}
     low = 3
     for fd in sorted(keep):
         if fd > low:
@@ -261,6 +269,8 @@ def init(chan: Channel, plan: Plan, prep: Prepared) -> NoReturn:
         chan.close()
         if fifo is not None:
             _wait_for_start(fifo)
+            if prep.fifo_hold_fd is not None:
+                os.close(prep.fifo_hold_fd)
             if spec.hooks is not None and spec.hooks.start_container:
                 state = _hook_state(plan.hook_state, "created")  # as runc passes it
                 prep.run_hooks("startContainer", spec.hooks.start_container, state, fatal=True)

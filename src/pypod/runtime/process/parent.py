@@ -40,9 +40,8 @@ def launch(
         parent_end.close()
         init_mod.stage1(child_end, plan, prep)
     child_end.close()
-    os.close(prep.helper_fd)
-    if prep.fifo_fd is not None:
-        os.close(prep.fifo_fd)
+    for fd in prep.fds():
+        os.close(fd)
     pid = 0
     try:
         msg = parent_end.expect(Msg.MAP_IDS, Msg.PID)
