@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import fcntl
 import os
-import socket
 import struct
 import termios
 
 from pypod.errors import OSLevelError
+from pypod.linux import unixsock
 
 _TIOCGPTPEER = 0x5441
 _TIOCSPTLCK = 0x40045431
@@ -47,9 +47,11 @@ def make_controlling(slave_fd: int) -> None:
 
 def send_console(socket_path: str, master_fd: int) -> None:
     """Send the pty master to the --console-socket, the way runc does (conmon reads it)."""
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+    try:
+        sock = unixsock.connect(socket_path)
         try:
-            sock.connect(socket_path)
-            socket.send_fds(sock, [b"/dev/ptmx"], [master_fd])
-        except OSError as e:
-            raise OSLevelError(f"console socket {socket_path}", errno=e.errno or 0) from e
+            unixsock.send_fds(sock, b"/dev/ptmx", [master_fd])
+        finally:
+            sock.close()
+    except OSError as e:
+        raise OSLevelError(f"console socket {socket_path}", errno=e.errno or 0) from e

@@ -20,10 +20,10 @@ from __future__ import annotations
 
 import enum
 import json
-import socket
 from typing import Any
 
 from pypod.errors import RuntimeError_
+from pypod.linux import unixsock
 from pypod.record import field, record
 
 
@@ -52,12 +52,12 @@ _MAX = 64 * 1024
 class Channel:
     """One end of the sync socketpair."""
 
-    def __init__(self, sock: socket.socket) -> None:
+    def __init__(self, sock: unixsock.Socket) -> None:
         self.sock = sock
 
     @classmethod
     def pair(cls) -> tuple[Channel, Channel]:
-        a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        a, b = unixsock.seqpacket_pair()
         return cls(a), cls(b)
 
     def fileno(self) -> int:
@@ -66,17 +66,17 @@ class Channel:
     def send(self, type_: Msg, fds: tuple[int, ...] = (), **data: Any) -> None:
         payload = json.dumps({"type": type_.value, **data}).encode()
         if fds:
-            socket.send_fds(self.sock, [payload], list(fds))
+            unixsock.send_fds(self.sock, payload, fds)
         else:
             self.sock.send(payload)
 
     def recv(self) -> Message:
         try:
-            raw, fds, _flags, _addr = socket.recv_fds(self.sock, _MAX, 4)
+            raw, fds = unixsock.recv_fds(self.sock, _MAX, 4)
         except ConnectionResetError:
             # the peer exited with our last message unread: the kernel reports that once,
             # ahead of what the peer sent before (its ERROR), which is still queued
-            raw, fds, _flags, _addr = socket.recv_fds(self.sock, _MAX, 4)
+            raw, fds = unixsock.recv_fds(self.sock, _MAX, 4)
         if not raw:
             raise EOFError("the container process closed the sync socket")
         obj = json.loads(raw)
