@@ -1,0 +1,1 @@
+"""Images: references, registries, transports and the copy pipeline."""
