@@ -52,6 +52,14 @@ class ContainerNotFound(NotFound):
     pass
 
 
+class ImageNotFound(NotFound):
+    pass
+
+
+class LayerNotFound(NotFound):
+    pass
+
+
 class AlreadyExists(PypodError):
     pass
 
@@ -98,6 +106,37 @@ class CommandNotFound(PypodError):
     """The command inside the container does not exist."""
 
     engine_exit_code = EXIT_NOT_FOUND
+
+
+class RegistryError(PypodError):
+    """A registry request failed; `status` is the HTTP status (0: no response, e.g. the
+    connection failed) and `codes` the distribution-spec error codes of the body
+    (`MANIFEST_UNKNOWN`, `DENIED`, ...), in order."""
+
+    def __init__(self, message: str, *, status: int = 0, codes: tuple[str, ...] = ()) -> None:
+        self.status = status
+        self.codes = codes
+        super().__init__(message)
+
+
+class AuthenticationRequired(RegistryError):
+    """The registry wants credentials (HTTP 401), or refused the ones given."""
+
+
+class RegistryNotFound(RegistryError, NotFound):
+    """HTTP 404 from a registry (repository, manifest, blob or upload unknown)."""
+
+
+class RepositoryUnknown(RegistryNotFound):
+    """`NAME_UNKNOWN`: the repository is not known to the registry."""
+
+
+class ManifestUnknown(RegistryNotFound):
+    """`MANIFEST_UNKNOWN`: no manifest for this tag or digest."""
+
+
+class BlobUnknown(RegistryNotFound):
+    """`BLOB_UNKNOWN` / `BLOB_UPLOAD_UNKNOWN`: no such blob (or upload session)."""
 
 
 def from_oserror(message: str, err: OSError) -> PypodError:
