@@ -19,8 +19,10 @@ class Logger:
         self.name = name
 
     def _real(self) -> Any:
-        import logging
-
+        try:
+            import logging
+        except ImportError:  # a container process that may no longer import (see init.py)
+            return _DROP
         return logging.getLogger(self.name)
 
     def debug(self, msg: str, *args: object) -> None:
@@ -39,6 +41,16 @@ class Logger:
 
     def exception(self, msg: str, *args: object) -> None:
         self._real().exception(msg, *args)
+
+
+class _Drop:
+    """Where messages go when `logging` cannot be imported: nowhere."""
+
+    def __getattr__(self, _name: str) -> Any:
+        return lambda *_args, **_kw: None
+
+
+_DROP = _Drop()
 
 
 def get_logger(name: str) -> Logger:

@@ -101,6 +101,10 @@ class Prepared:
         import resource  # noqa: F401 - used by _rlimits after pivot_root
         import select  # noqa: F401 - used by _wait_for_start after pivot_root
 
+        caps = plan.process.capabilities
+        if caps is not None:  # warnings (capabilities this kernel lacks) are shown here, by the
+            for names in (caps.bounding, caps.effective, caps.permitted, caps.inheritable):
+                capabilities.to_mask(names)  # parent: the init cannot log once it pivoted
         seccomp = plan.spec.linux.seccomp if plan.spec.linux is not None else None
         flt = None
         if seccomp is not None:
@@ -151,10 +155,31 @@ def _describe_unexpected(exc: BaseException) -> str:
     return f"internal error: {type(exc).__name__}: {exc} (at {' <- '.join(reversed(where))})"
 
 
+def forbid_imports() -> None:
+    """From here on no module can be imported, from anywhere.
+
+    Once the process sees the container's filesystem (after pivot_root, or after joining the
+    container's mount namespace) the paths of sys.path name files the container controls, and
+    this process still runs with the runtime's privileges: an import (a lazy one, a logging
+    call on a rare path) would run the image's code.  Everything the container's processes need
+    is imported by Prepared.build beforehand; only built-in and frozen modules stay importable.
+    """
+    import sys  # built in: importable anywhere
+
+    bootstrap = sys.modules["_frozen_importlib"]  # always loaded; importlib itself may not be
+    keep = (bootstrap.BuiltinImporter, bootstrap.FrozenImporter)
+    sys.meta_path[:] = [finder for finder in sys.meta_path if finder in keep]
+    sys.path.clear()
+    sys.path_importer_cache.clear()
+    sys.path_hooks.clear()
+
+
 def stage1(chan: Channel, plan: Plan, prep: Prepared) -> NoReturn:
     try:
         _close_inherited_fds(chan, plan, prep)
         _join_namespaces(plan.join)
+        if any(ns_type == "mount" for ns_type, _ in plan.join):
+            forbid_imports()  # joined a container's mount namespace: its files are ours now
         if plan.unshare_flags & sc.CLONE_NEWUSER:
             sc.unshare(sc.CLONE_NEWUSER)
             chan.send(Msg.MAP_IDS)
@@ -248,6 +273,7 @@ def init(chan: Channel, plan: Plan, prep: Prepared) -> NoReturn:
                 state = _hook_state(plan.hook_state, "creating")
                 prep.run_hooks("createContainer", spec.hooks.create_container, state, fatal=True)
             rootfs.pivot(plan.rootfs, no_pivot=plan.no_pivot)
+            forbid_imports()
             _hostname(spec)
             _sysctl(spec)
         if proc.terminal:
