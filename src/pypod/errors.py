@@ -15,6 +15,8 @@ EXIT_CANNOT_INVOKE = 126
 EXIT_NOT_FOUND = 127
 #: runc, skopeo and buildah exit 1 on any error of their own.
 EXIT_TOOL_ERROR = 1
+#: runc's exit code when `exec` itself fails (not the exec'd program)
+EXIT_RUNTIME_EXEC_FAILED = 255
 
 
 class PypodError(Exception):

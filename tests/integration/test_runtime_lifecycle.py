@@ -278,3 +278,33 @@ def test_created_init_waits_without_spinning_after_an_empty_start(
     assert fields[0] == "S" and cpu_ticks < 10, f"init busy: state {fields[0]}, {cpu_ticks} ticks"
     rt.ok("start", "c1")
     assert wait_status(rt, "c1", "running")["status"] == "running"
+
+
+def test_exec_cap_adds_to_bounding_effective_permitted_only(rt: CLI, bundle: BundleFactory) -> None:
+    """runc >= 1.1.2 (CVE-2022-29162): --cap never reaches the inheritable or ambient sets."""
+    b = bundle(["sleep", "1000"])
+    rt.ok("run", "-d", "-b", str(b), "c1")
+    status = dict(
+        line.split(":\t")
+        for line in rt.ok("exec", "--cap", "CAP_SYS_ADMIN", "c1", "cat", "/proc/self/status")
+        .strip()
+        .splitlines()
+        if line.startswith("Cap")
+    )
+    sys_admin = 1 << 21
+    assert int(status["CapEff"], 16) & sys_admin and int(status["CapBnd"], 16) & sys_admin
+    assert int(status["CapInh"], 16) == 0 and int(status["CapAmb"], 16) == 0
+
+
+def test_files_named_by_the_user_give_clear_errors(
+    rt: CLI, bundle: BundleFactory, tmp_path: Path
+) -> None:
+    b = bundle(["sleep", "1000"])
+    proc = rt("create", "--pid-file", str(tmp_path / "no" / "such" / "pid"), "-b", str(b), "c1")
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert "No such file or directory" in messages(proc.stderr)
+    assert rt.ok("list", "-q") == ""
+    proc = rt("spec", "-b", str(tmp_path / "missing"))
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert str(tmp_path / "missing") in messages(proc.stderr)
+    assert rt("delete", "a", "b").returncode == 1

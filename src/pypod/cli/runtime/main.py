@@ -11,7 +11,13 @@ from typing import Any
 import pypod
 from pypod.cli.flags import Flag, Parsed, help_text, parse
 from pypod.cli.output import logrus_line, tabwrite
-from pypod.errors import InvalidArgument, NotSupported, PypodError
+from pypod.errors import (
+    EXIT_RUNTIME_EXEC_FAILED,
+    EXIT_TOOL_ERROR,
+    InvalidArgument,
+    NotSupported,
+    PypodError,
+)
 
 PROG = "pypod-runtime"
 
@@ -156,7 +162,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _HANDLERS[name](root, opts)
     except PypodError as e:
         _report(str(e), log_file, log_format)
-        return e.exit_code if isinstance(e, CommandFailed) else 1
+        return e.exit_code if isinstance(e, CommandFailed) else EXIT_TOOL_ERROR
+    except OSError as e:  # a file the user named (--pid-file, --log, --root, -b): say which
+        where = f": {e.filename}" if e.filename else ""
+        _report(f"{e.strerror or e}{where}", log_file, log_format)
+        return EXIT_TOOL_ERROR
     except KeyboardInterrupt:
         return 130
 
@@ -218,7 +228,8 @@ def _command_help(name: str) -> str:
 
 def _one_id(name: str, opts: Parsed, *, extra_ok: bool = False) -> str:
     if not opts.args:
-        raise UsageError(f'{PROG}: "{name}" requires a minimum of 1 argument(s)')
+        quantity = "a minimum of" if extra_ok else "exactly"
+        raise UsageError(f'{PROG}: "{name}" requires {quantity} 1 argument(s)')
     if len(opts.args) > 1 and not extra_ok:
         raise UsageError(f'{PROG}: "{name}" requires exactly 1 argument(s)')
     return opts.args[0]
@@ -236,8 +247,8 @@ def _failed(verb: str, e: PypodError) -> CommandFailed:
     """runc's wording: "runc create failed: ...", "runc run failed: ...", but "exec failed: ..."
     and exit code 255 for exec."""
     if verb == "exec":
-        return CommandFailed(f"exec failed: {e}", 255)
-    return CommandFailed(f"{PROG} {verb} failed: {e}", 1)
+        return CommandFailed(f"exec failed: {e}", EXIT_RUNTIME_EXEC_FAILED)
+    return CommandFailed(f"{PROG} {verb} failed: {e}", EXIT_TOOL_ERROR)
 
 
 def _runtime(root: str) -> Any:
@@ -355,19 +366,10 @@ def cmd_kill(root: str, opts: Parsed) -> int:
 
 
 def cmd_delete(root: str, opts: Parsed) -> int:
-    if not opts.args:
-        raise UsageError(f'{PROG}: "delete" requires a minimum of 1 argument(s)')
-    rt = _runtime(root)
-    failed = False
-    for cid in opts.args:
-        try:
-            rt.delete(cid, force=opts.flag("force"))
-        except PypodError as e:
-            if len(opts.args) == 1:
-                raise
-            sys.stderr.write(logrus_line("error", str(e)))
-            failed = True
-    return 1 if failed else 0
+    if len(opts.args) != 1:
+        raise UsageError(f'{PROG}: "delete" requires exactly 1 argument(s)')
+    _runtime(root).delete(opts.args[0], force=opts.flag("force"))
+    return 0
 
 
 def cmd_pause(root: str, opts: Parsed) -> int:

@@ -72,7 +72,9 @@ def process_for_exec(config: dict[str, Any], opts: Parsed) -> Process:
     caps = opts.texts("cap")
     if caps:
         sets = proc.setdefault("capabilities", {})
-        for name in ("bounding", "effective", "permitted", "inheritable", "ambient"):
+        # bounding, effective and permitted only: runc stopped adding --cap to the inheritable
+        # and ambient sets (CVE-2022-29162), and so do we
+        for name in ("bounding", "effective", "permitted"):
             sets[name] = [*sets.get(name, []), *[c for c in caps if c not in sets.get(name, [])]]
     if opts.flag("no-new-privs"):
         proc["noNewPrivileges"] = True
