@@ -8,6 +8,7 @@ import signal
 import subprocess
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -308,3 +309,37 @@ def test_files_named_by_the_user_give_clear_errors(
     assert proc.returncode == 1 and "Traceback" not in proc.stderr
     assert str(tmp_path / "missing") in messages(proc.stderr)
     assert rt("delete", "a", "b").returncode == 1
+
+
+def test_a_create_killed_half_way_is_cleaned_up_by_the_next_command(
+    rt: CLI, bundle: BundleFactory, tmp_path: Path
+) -> None:
+    """SIGKILL during create (here: while a createRuntime hook runs) leaves a state directory
+    without state.json and the container's cgroups; the next create of the id, or a delete,
+    removes them instead of failing with "already exists" forever."""
+    started = tmp_path / "hook-started"
+    hook = tmp_path / "hook.sh"
+    hook.write_text(f"#!/bin/sh\ntouch {started}\nsleep 30\n")
+    hook.chmod(0o755)
+
+    def slow_hook(spec: dict[str, Any]) -> None:
+        spec["hooks"] = {"createRuntime": [{"path": str(hook)}]}
+
+    b = bundle(["sleep", "1000"], edit=slow_hook)
+    proc = subprocess.Popen([rt.exe, "--root", str(rt.root), "create", "-b", str(b), "c1"])
+    deadline = time.monotonic() + 10
+    while not started.exists():
+        assert time.monotonic() < deadline, "hook did not start"
+        time.sleep(0.02)
+    proc.kill()
+    proc.wait()
+    subprocess.run(["pkill", "-f", str(hook)], check=False)  # the orphaned hook's sleep
+    config = json.loads((b / "config.json").read_text())
+    cgroup = Path("/sys/fs/cgroup/memory") / config["linux"]["cgroupsPath"].lstrip("/")
+    assert (rt.root / "c1").is_dir() and not (rt.root / "c1" / "state.json").exists()
+    assert cgroup.is_dir()
+
+    b2 = bundle(["sleep", "1000"])
+    rt.ok("create", "-b", str(b2), "c1")  # the id is free again
+    assert not cgroup.exists()  # and the half-made container's cgroup is gone
+    assert json.loads(rt.ok("state", "c1"))["status"] == "created"

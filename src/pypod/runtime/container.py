@@ -103,12 +103,19 @@ class Runtime:
             raise InvalidArgument(
                 f"rootfs ({rootfs}) does not exist: check root.path in {config_path}"
             )
-        path = self.states.reserve(container_id)
+        path = self.states.reserve(container_id, clean_up=self._clean_up_incomplete)
         manager = None
+        launched = None
         try:
             fifo = os.path.join(path, "exec.fifo")
             os.mkfifo(fifo, 0o622)
             manager = self._cgroup(spec, container_id)
+            start = proc_start_time(os.getpid())
+            self.states.mark_creating(  # if we are killed now, the next command cleans up
+                container_id,
+                {"pid": os.getpid(), "start": start[0] if start else 0,
+                 "cgroup": manager.to_state()},
+            )  # fmt: skip
             plan, ns_paths = self._plan(
                 spec, spec.process, bundle, rootfs, fifo, opts, tuple(manager.paths.values())
             )
@@ -147,9 +154,16 @@ class Runtime:
                 write_pid_file(opts.pid_file, launched.pid)
             return launched.pid
         except BaseException:
+            if launched is not None:  # the init may be outside any cgroup (rootless)
+                with contextlib.suppress(OSError):
+                    os.kill(launched.pid, signal_mod.SIGKILL)
+                if launched.console_fd is not None and self._foreground_console is None:
+                    with contextlib.suppress(OSError):
+                        os.close(launched.console_fd)
             if manager is not None:
                 with contextlib.suppress(PypodError, OSError):
                     manager.kill_all(signal_mod.SIGKILL)
+                with contextlib.suppress(PypodError, OSError):
                     manager.destroy()
             self.states.remove(container_id)
             raise
@@ -204,10 +218,23 @@ class Runtime:
         if detach:
             return 0
         console_fd, self._foreground_console = self._foreground_console, None
-        code = parent.wait_foreground(pid, console_fd)
-        with contextlib.suppress(PypodError):
-            self.delete(container_id, force=True)
-        return code
+        try:
+            return parent.wait_foreground(pid, console_fd)
+        finally:  # also when waiting fails (EPIPE on our stdout, a signal): leave nothing
+            with contextlib.suppress(PypodError, OSError):
+                self.delete(container_id, force=True)
+
+    def _clean_up_incomplete(self, marker: dict[str, Any]) -> None:
+        """What a `create` killed half-way left: its cgroup (with any process in it)."""
+        if not marker.get("cgroup"):
+            return
+        from pypod.linux.cgroups import manager_from_state
+
+        manager = manager_from_state(marker["cgroup"])
+        with contextlib.suppress(PypodError, OSError):
+            manager.kill_all(signal_mod.SIGKILL)
+        with contextlib.suppress(PypodError, OSError):
+            manager.destroy()
 
     # --- queries ------------------------------------------------------------------------------
     def status(self, record: ContainerRecord) -> Status:
@@ -282,6 +309,10 @@ class Runtime:
         try:
             record = self.states.load(container_id)
         except ContainerNotFound:
+            if os.path.isdir(self.states.path(container_id)) and self.states.remove_incomplete(
+                container_id, self._clean_up_incomplete
+            ):
+                return  # a create that was killed half-way: cleaned up
             if force:
                 with contextlib.suppress(PypodError, OSError):
                     self.states.remove(container_id)

@@ -13,6 +13,7 @@ import json
 import os
 import re
 import time
+from collections.abc import Callable
 from typing import Any
 
 from pypod.errors import AlreadyExists, ContainerNotFound, InvalidArgument, from_oserror
@@ -20,6 +21,8 @@ from pypod.record import field, fields, record
 
 STATE_FILE = "state.json"
 FIFO_FILE = "exec.fifo"
+#: present while `create` runs: who creates the container, and its cgroup once made
+CREATING_FILE = "creating.json"
 _ID_RE = re.compile(r"^[\w+\-.]+$")
 
 
@@ -102,27 +105,65 @@ class StateDir:
     def fifo(self, container_id: str) -> str:
         return os.path.join(self.root, container_id, FIFO_FILE)
 
-    def reserve(self, container_id: str) -> str:
-        """Claim the id atomically (mkdir); fails if a container with this id exists."""
+    def reserve(self, container_id: str, *, clean_up: Callable[[dict[str, Any]], None]) -> str:
+        """Claim the id atomically (mkdir); fails if a container with this id exists.
+
+        The directory holds a "creating" marker naming this process until `save`.  A directory
+        whose creator died before saving (killed during `create`) is an incomplete container:
+        `clean_up` gets the marker (to remove its cgroup) and the id is claimed again.
+        """
         validate_id(container_id)
-        os.makedirs(self.root, mode=0o711, exist_ok=True)
-        path = self.path(container_id)
         try:
-            os.mkdir(path, 0o711)
-        except FileExistsError:
-            raise AlreadyExists(f"container with given ID already exists: {container_id}") from None
+            os.makedirs(self.root, mode=0o711, exist_ok=True)
         except OSError as e:
-            raise from_oserror(f"create state directory {path}", e) from e
+            raise from_oserror(f"create state root {self.root}", e) from e
+        path = self.path(container_id)
+        for _attempt in range(2):
+            try:
+                os.mkdir(path, 0o711)
+                break
+            except FileExistsError:
+                if not self.remove_incomplete(container_id, clean_up):
+                    raise AlreadyExists(
+                        f"container with given ID already exists: {container_id}"
+                    ) from None
+            except OSError as e:
+                raise from_oserror(f"create state directory {path}", e) from e
+        start = proc_start_time(os.getpid())
+        self.mark_creating(container_id, {"pid": os.getpid(), "start": start[0] if start else 0})
         return path
 
+    def mark_creating(self, container_id: str, marker: dict[str, Any]) -> None:
+        _write_atomically(os.path.join(self.path(container_id), CREATING_FILE), json.dumps(marker))
+
+    def remove_incomplete(
+        self, container_id: str, clean_up: Callable[[dict[str, Any]], None]
+    ) -> bool:
+        """Remove the directory of a `create` that died before saving; False if not that."""
+        path = self.path(container_id)
+        if os.path.exists(os.path.join(path, STATE_FILE)):
+            return False
+        try:
+            with open(os.path.join(path, CREATING_FILE)) as f:
+                marker = json.loads(f.read())
+        except FileNotFoundError:
+            marker = {}
+        except (OSError, ValueError):
+            return False
+        creator = proc_start_time(int(marker.get("pid", 0))) if marker.get("pid") else None
+        if creator is not None and creator[0] == marker.get("start") and creator[1] != "Z":
+            return False  # still being created
+        clean_up(marker)
+        self.remove(container_id)
+        return True
+
     def save(self, record: ContainerRecord) -> None:
-        final = os.path.join(self.path(record.id), STATE_FILE)
-        tmp = final + ".tmp"
-        with open(tmp, "w") as f:
-            f.write(record.to_json())
-            f.flush()
-            os.fsync(f.fileno())
-        os.rename(tmp, final)
+        path = self.path(record.id)
+        _write_atomically(os.path.join(path, STATE_FILE), record.to_json())
+        try:
+            os.unlink(os.path.join(path, CREATING_FILE))
+        except FileNotFoundError:
+            pass
 
     def load(self, container_id: str) -> ContainerRecord:
         validate_id(container_id)
@@ -143,7 +184,13 @@ class StateDir:
 
     def remove(self, container_id: str) -> None:
         path = self.path(container_id)
-        for name in (STATE_FILE, STATE_FILE + ".tmp", FIFO_FILE):
+        for name in (
+            STATE_FILE,
+            STATE_FILE + ".tmp",
+            FIFO_FILE,
+            CREATING_FILE,
+            CREATING_FILE + ".tmp",
+        ):
             try:
                 os.unlink(os.path.join(path, name))
             except FileNotFoundError:
@@ -153,3 +200,16 @@ class StateDir:
         except OSError as e:
             if e.errno != errno.ENOENT:
                 raise from_oserror(f"remove state directory {path}", e) from e
+
+
+def _write_atomically(path: str, text: str) -> None:
+    """Temp file, fsync, rename: readers see the old content or the new, never a part."""
+    tmp = path + ".tmp"
+    try:
+        with open(tmp, "w") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.rename(tmp, path)
+    except OSError as e:
+        raise from_oserror(f"write {path}", e) from e
