@@ -1,0 +1,1 @@
+"""Layers, images and containers on disk (drivers, layer tars, metadata, locks)."""
