@@ -11,7 +11,7 @@ import os
 import signal as signal_mod
 import time
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pypod
 from pypod.errors import (
@@ -37,6 +37,9 @@ from pypod.record import record, replace
 from pypod.runtime.process import init as init_mod
 from pypod.runtime.process import parent
 from pypod.runtime.state import ContainerRecord, StateDir, Status, now_rfc3339, proc_start_time
+
+if TYPE_CHECKING:
+    from pypod.runtime.exec_process import ExecRequest
 
 #: namespaced sysctls (runc's validateSysctl): prefix -> namespace that must be private
 _SYSCTL_NS = {
@@ -393,6 +396,12 @@ class Runtime:
         self.states.save(record)
 
     # --- exec ---------------------------------------------------------------------------------
+    def exec_process(self, container_id: str, req: ExecRequest) -> Process:
+        """The process `exec` would run in the container for these settings."""
+        from pypod.runtime.exec_process import process_for_exec
+
+        return process_for_exec(self.states.load(container_id).config, req)
+
     def exec(self, container_id: str, opts: ExecOptions) -> int:
         """Run another process in the container; its exit code (foreground) or 0 (detached)."""
         record = self.states.load(container_id)

@@ -276,8 +276,8 @@ def _create_options(opts: Parsed) -> Any:
 
 
 def _primed(action: Callable[[], int]) -> int:
-    """Run `action` with the cgroup migration primer started first (see cgroups.primer)."""
-    from pypod.linux.cgroups import primer
+    """Run `action` with the cgroup migration primer started first (see runtime.primer)."""
+    from pypod.runtime import primer
 
     pid = primer.start()
     try:
@@ -421,15 +421,9 @@ def cmd_ps(root: str, opts: Parsed) -> int:
 
 
 def cmd_spec(root: str, opts: Parsed) -> int:
-    from pypod.oci.runtime_defaults import default_spec, dump_spec_json
+    from pypod.runtime.spec_file import write_default_spec
 
-    bundle = opts.text("bundle") or "."
-    path = os.path.join(bundle, "config.json")
-    if os.path.exists(path):
-        raise InvalidArgument("File config.json exists. Remove it first")
-    spec = default_spec(rootless=opts.flag("rootless"), uid=os.geteuid(), gid=os.getegid())
-    with open(path, "x") as f:
-        f.write(dump_spec_json(spec))
+    write_default_spec(opts.text("bundle") or ".", rootless=opts.flag("rootless"))
     return 0
 
 
@@ -450,7 +444,7 @@ def cmd_exec(root: str, opts: Parsed) -> int:
 
 
 def _exec(root: str, opts: Parsed) -> int:
-    from pypod.cli.runtime.translate import process_for_exec
+    from pypod.cli.runtime.translate import exec_request
     from pypod.runtime.container import ExecOptions
 
     cid = opts.args[0]
@@ -460,9 +454,8 @@ def _exec(root: str, opts: Parsed) -> int:
     if opts.texts("cgroup"):
         raise NotSupported(f"{PROG} exec --cgroup: not supported yet")
     rt = _runtime(root)
-    record = rt.states.load(cid)
     exec_opts = ExecOptions(
-        process=process_for_exec(record.config, opts),
+        process=rt.exec_process(cid, exec_request(opts)),
         detach=opts.flag("detach"),
         console_socket=opts.text("console-socket"),
         pid_file=opts.text("pid-file"),

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import json
 import re
 import sys
@@ -10,7 +9,6 @@ from typing import Any
 
 from pypod.cli.flags import Parsed
 from pypod.errors import InvalidArgument, from_oserror
-from pypod.oci.runtime_spec import Process, parse_process
 
 _UNITS = {"": 1, "b": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40, "p": 1 << 50}
 
@@ -37,48 +35,21 @@ def _read_json(path: str, what: str) -> Any:
         raise InvalidArgument(f"{what} {path}: invalid JSON: {e}") from e
 
 
-def process_for_exec(config: dict[str, Any], opts: Parsed) -> Process:
-    """The process `exec` runs: --process FILE, or the arguments over the container's process."""
-    path = opts.text("process")
-    if path:
-        return parse_process(_read_json(path, "process"), source=path)
-    args = opts.args[1:]
-    if not args:
-        raise InvalidArgument("exec args cannot be empty")
-    proc: dict[str, Any] = copy.deepcopy(config.get("process", {}))
-    proc["args"] = args
-    proc["terminal"] = opts.flag("tty")
-    proc.pop("consoleSize", None)
-    proc["env"] = [*proc.get("env", []), *opts.texts("env")]
-    if opts.text("cwd"):
-        proc["cwd"] = opts.text("cwd")
-    user = proc.setdefault("user", {"uid": 0, "gid": 0})
-    if opts.text("user"):
-        uid, _, gid = (opts.text("user") or "").partition(":")
-        try:
-            user["uid"] = int(uid)
-            if gid:
-                user["gid"] = int(gid)
-        except ValueError:
-            raise InvalidArgument(
-                f"--user {opts.text('user')}: expected <uid>[:<gid>] as numbers"
-            ) from None
-    gids = opts.texts("additional-gids")
-    if gids:
-        try:
-            user["additionalGids"] = [int(g) for g in gids]
-        except ValueError:
-            raise InvalidArgument(f"--additional-gids {gids}: expected numbers") from None
-    caps = opts.texts("cap")
-    if caps:
-        sets = proc.setdefault("capabilities", {})
-        # bounding, effective and permitted only: runc stopped adding --cap to the inheritable
-        # and ambient sets (CVE-2022-29162), and so do we
-        for name in ("bounding", "effective", "permitted"):
-            sets[name] = [*sets.get(name, []), *[c for c in caps if c not in sets.get(name, [])]]
-    if opts.flag("no-new-privs"):
-        proc["noNewPrivileges"] = True
-    return parse_process(proc, source="exec")
+def exec_request(opts: Parsed) -> Any:
+    """`exec`'s flags as the runtime's ExecRequest."""
+    from pypod.runtime.exec_process import ExecRequest
+
+    return ExecRequest(
+        args=tuple(opts.args[1:]),
+        process_file=opts.text("process"),
+        env=tuple(opts.texts("env")),
+        cwd=opts.text("cwd"),
+        user=opts.text("user"),
+        additional_gids=tuple(opts.texts("additional-gids")),
+        caps=tuple(opts.texts("cap")),
+        tty=opts.flag("tty"),
+        no_new_privs=opts.flag("no-new-privs"),
+    )
 
 
 def resources_from_flags(opts: Parsed) -> dict[str, Any]:
