@@ -1,0 +1,90 @@
+"""Mount reference counts, kept on disk under the runroot, and the mount table.
+
+`<run_home>/mounts/<layer-id>` holds the number of users of the layer's mount, written atomically
+with the driver's mount lock held (`<run_home>/mounts.lock`); a second process (`pypod umount`
+after `pypod mount`) reads and drops them the same way.  The runroot is a tmpfs on real hosts,
+so counts vanish with the mounts at reboot; `stale()` finds counts whose mount is gone anyway.
+"""
+
+from __future__ import annotations
+
+import os
+
+from pypod.errors import StorageError
+from pypod.storage.locks import FileLock, write_atomic
+
+
+class MountCounts:
+    __slots__ = ("_dir", "lock")
+
+    def __init__(self, run_home: str) -> None:
+        self._dir = os.path.join(run_home, "mounts")
+        os.makedirs(self._dir, mode=0o700, exist_ok=True)
+        self.lock = FileLock(os.path.join(run_home, "mounts.lock"))
+
+    def _path(self, layer_id: str) -> str:
+        return os.path.join(self._dir, layer_id)
+
+    def get(self, layer_id: str) -> int:
+        try:
+            with open(self._path(layer_id), "rb") as f:
+                return int(f.read().strip() or b"0")
+        except FileNotFoundError:
+            return 0
+        except ValueError:
+            return 0  # a torn write cannot happen (atomic), but never fail on it
+
+    def set(self, layer_id: str, count: int) -> None:
+        assert self.lock.held, "mount counts change only with the mount lock held"
+        if count <= 0:
+            try:
+                os.unlink(self._path(layer_id))
+            except FileNotFoundError:
+                pass
+        else:
+            write_atomic(self._path(layer_id), str(count).encode())
+
+    def counted(self) -> dict[str, int]:
+        found: dict[str, int] = {}
+        for name in os.listdir(self._dir):
+            if not name.startswith("."):
+                found[name] = self.get(name)
+        return found
+
+
+def _unescape(field: str) -> str:
+    """mountinfo escapes space, tab, newline and backslash as octal (\\040)."""
+    if "\\" not in field:
+        return field
+    out = []
+    i = 0
+    while i < len(field):
+        if field[i] == "\\" and i + 3 < len(field) + 1 and field[i + 1 : i + 4].isdigit():
+            out.append(chr(int(field[i + 1 : i + 4], 8)))
+            i += 4
+        else:
+            out.append(field[i])
+            i += 1
+    return "".join(out)
+
+
+def mount_points(prefix: str = "/") -> set[str]:
+    """The mount points of this mount namespace at or below `prefix`."""
+    found: set[str] = set()
+    prefix = prefix.rstrip("/")
+    try:
+        with open("/proc/self/mountinfo", encoding="utf-8", errors="surrogateescape") as f:
+            for line in f:
+                parts = line.split(" ", 5)
+                if len(parts) < 5:
+                    continue
+                point = _unescape(parts[4])
+                if not prefix or point == prefix or point.startswith(prefix + "/"):
+                    found.add(point)
+    except OSError as e:
+        raise StorageError(f"read the mount table: {e.strerror}") from e
+    return found
+
+
+def is_mount_point(path: str) -> bool:
+    return path.rstrip("/") in mount_points(path)

@@ -1,0 +1,287 @@
+"""The overlay driver (default): each layer a directory, a chain of them one overlayfs mount.
+
+On disk, under `<graphroot>/overlay/` (the containers/storage layout):
+
+    <id>/diff     the layer's own files: the upper dir when the layer is mounted
+    <id>/work     overlayfs' work dir
+    <id>/merged   the mount point
+    <id>/link     the layer's short name, 26 characters: `l/<short>` -> `../<id>/diff`
+    <id>/lower    the parent chain as short links, topmost first: `l/AAA:l/BBB`
+    l/<short>     symlinks, so that the mount data of a deep chain stays under a page
+    empty/        the lower dir of a layer that has no parent
+
+Mount data must fit in one page (4096 bytes with the final NUL).  Lower dirs are named
+`<home>/l/<short>` when that fits; otherwise the mount runs in a short-lived child process that
+changes to `<home>` and names them `l/<short>` (29 bytes a layer: ~130 layers), as
+containers/storage's `mountFrom` does.  More than that is refused with a clear error.
+
+Options, chosen as containers/storage does for a driver whose diffs are read natively:
+- `index=off`: with the inode index on, overlayfs ties an upper dir to its lowers by file
+  handle and refuses to mount a lower layer elsewhere (EBUSY/ESTALE); image layers are shared
+  between many mounts, so the index must be off;
+- `metacopy=off` and `redirect_dir=off`: both would let the upper dir hold entries whose data
+  (metacopy) or content (a renamed directory, redirect) stay in the lower layers; the layer tar
+  of a container is written from the upper dir alone (`storage.archive`), so each upper entry
+  must be complete.  With them off, a chown copies the file up whole and renaming a lower
+  directory fails with EXDEV, which mv and the like handle by copying.
+A kernel that does not know an option (EINVAL) is retried without the optional ones.
+"""
+
+from __future__ import annotations
+
+import base64
+import errno
+import os
+from typing import TYPE_CHECKING, BinaryIO
+
+from pypod.errors import NotFound, OSLevelError, StorageError
+from pypod.linux import syscalls
+from pypod.log import get_logger
+from pypod.storage.drivers.mountstate import MountCounts, mount_points
+from pypod.storage.locks import write_atomic
+
+if TYPE_CHECKING:
+    from pypod.storage.archive.apply import ApplyResult
+    from pypod.storage.archive.changes import Change
+
+log = get_logger(__name__)
+
+#: mount data must fit in a page, the final NUL included
+_PAGE = os.sysconf("SC_PAGESIZE") if hasattr(os, "sysconf") else 4096
+_OPTIONAL = ("index=off", "metacopy=off", "redirect_dir=off")
+#: overlayfs' limit on lower layers (OVL_MAX_STACK)
+MAX_DEPTH = 500
+
+
+def _short_name() -> str:
+    return base64.b32encode(os.urandom(16)).decode().rstrip("=")  # 26 characters, [A-Z2-7]
+
+
+def _read(path: str) -> str:
+    with open(path, encoding="utf-8") as f:
+        return f.read().strip()
+
+
+class OverlayDriver:
+    name = "overlay"
+
+    def __init__(self, home: str, run_home: str) -> None:
+        self.home = home
+        self.counts = MountCounts(os.path.join(run_home, "overlay"))
+        os.makedirs(os.path.join(home, "l"), mode=0o700, exist_ok=True)
+        os.makedirs(os.path.join(home, "empty"), mode=0o755, exist_ok=True)
+
+    # --- paths ------------------------------------------------------------------------------
+    def _dir(self, layer_id: str) -> str:
+        if not layer_id or "/" in layer_id or layer_id.startswith("."):
+            raise StorageError(f"invalid layer id {layer_id!r}")
+        return os.path.join(self.home, layer_id)
+
+    def diff_path(self, layer_id: str) -> str:
+        return os.path.join(self._dir(layer_id), "diff")
+
+    def exists(self, layer_id: str) -> bool:
+        return os.path.isdir(self.diff_path(layer_id))
+
+    def layer_ids(self) -> list[str]:
+        return [n for n in os.listdir(self.home) if n not in ("l", "empty") and len(n) == 64]
+
+    def _lowers(self, layer_id: str) -> list[str]:
+        """The short links of the parent chain, topmost first ("l/ABC")."""
+        try:
+            text = _read(os.path.join(self._dir(layer_id), "lower"))
+        except FileNotFoundError:
+            return []
+        return [p for p in text.split(":") if p]
+
+    # --- create, rename, remove -----------------------------------------------------------
+    def create(self, layer_id: str, parent_id: str | None) -> None:
+        d = self._dir(layer_id)
+        lower = ""
+        if parent_id is not None:
+            if not self.exists(parent_id):
+                raise NotFound(f"parent layer {parent_id} has no directory in {self.home}")
+            parent_link = _read(os.path.join(self._dir(parent_id), "link"))
+            lowers = [f"l/{parent_link}", *self._lowers(parent_id)]
+            if len(lowers) >= MAX_DEPTH:
+                raise StorageError(
+                    f"cannot add a layer on top of {parent_id}: overlayfs stacks at most "
+                    f"{MAX_DEPTH} layers; squash the image"
+                )
+            lower = ":".join(lowers)
+        os.mkdir(d, 0o700)
+        os.mkdir(os.path.join(d, "diff"), 0o755)
+        os.mkdir(os.path.join(d, "work"), 0o700)
+        os.mkdir(os.path.join(d, "merged"), 0o700)
+        short = _short_name()
+        os.symlink(f"../{layer_id}/diff", os.path.join(self.home, "l", short))
+        write_atomic(os.path.join(d, "link"), short.encode())
+        if lower:
+            write_atomic(os.path.join(d, "lower"), lower.encode())
+
+    def rename(self, old_id: str, new_id: str) -> None:
+        old, new = self._dir(old_id), self._dir(new_id)
+        os.rename(old, new)
+        short = _read(os.path.join(new, "link"))
+        link = os.path.join(self.home, "l", short)
+        tmp = link + ".tmp"
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        os.symlink(f"../{new_id}/diff", tmp)
+        os.rename(tmp, link)
+
+    def remove(self, layer_id: str) -> None:
+        d = self._dir(layer_id)
+        if self.mount_count(layer_id) or os.path.ismount(os.path.join(d, "merged")):
+            self.unmount(layer_id, force=True)
+        try:
+            short = _read(os.path.join(d, "link"))
+        except (FileNotFoundError, NotADirectoryError):
+            short = ""
+        if short:
+            try:
+                os.unlink(os.path.join(self.home, "l", short))
+            except FileNotFoundError:
+                pass
+        if os.path.lexists(d):
+            import shutil
+
+            shutil.rmtree(d)
+
+    # --- content ----------------------------------------------------------------------------
+    def apply_diff(self, layer_id: str, stream: BinaryIO) -> ApplyResult:
+        from pypod.storage.archive import OVERLAY
+        from pypod.storage.archive.apply import apply_layer
+
+        return apply_layer(stream, self.diff_path(layer_id), whiteouts=OVERLAY)
+
+    def changes(self, layer_id: str, parent_id: str | None) -> list[Change]:
+        from pypod.storage.archive.changes import changes
+
+        lowers = [os.path.join(self.home, p) for p in self._lowers(layer_id)]
+        return changes(lowers, self.diff_path(layer_id))
+
+    # --- mounts -------------------------------------------------------------------------------
+    def mount_count(self, layer_id: str) -> int:
+        return self.counts.get(layer_id)
+
+    def mount(self, layer_id: str, *, mount_label: str | None = None) -> str:
+        d = self._dir(layer_id)
+        if not self.exists(layer_id):
+            raise NotFound(f"layer {layer_id} has no directory in {self.home}")
+        merged = os.path.join(d, "merged")
+        with self.counts.lock:
+            count = self.counts.get(layer_id)
+            if count and os.path.ismount(merged):
+                self.counts.set(layer_id, count + 1)
+                return merged
+            self._mount(layer_id, merged, mount_label)
+            self.counts.set(layer_id, 1)
+        return merged
+
+    def _mount(self, layer_id: str, merged: str, mount_label: str | None) -> None:
+        lowers = self._lowers(layer_id) or ["empty"]
+        label = f',context="{mount_label}"' if mount_label else ""
+
+        def data(prefix: str, optional: tuple[str, ...]) -> str:
+            lower = ":".join(prefix + p for p in lowers)
+            up = f"{prefix}{layer_id}/diff"
+            work = f"{prefix}{layer_id}/work"
+            extra = "".join("," + o for o in optional)
+            return f"lowerdir={lower},upperdir={up},workdir={work}{extra}{label}"
+
+        optional: tuple[str, ...] = _OPTIONAL
+        while True:
+            absolute = data(self.home + "/", optional)
+            try:
+                if len(absolute) < _PAGE:
+                    syscalls.mount("overlay", merged, "overlay", 0, absolute)
+                else:
+                    relative = data("", optional)
+                    if len(relative) >= _PAGE:
+                        raise StorageError(
+                            f"cannot mount layer {layer_id}: its chain of {len(lowers)} layers "
+                            f"does not fit in one page of mount options; squash the image"
+                        )
+                    self._mount_from_home(merged, relative)
+                return
+            except OSLevelError as e:
+                if e.errno == errno.EINVAL and optional:
+                    log.debug("overlay mount options %s refused, retrying without", optional)
+                    optional = ()
+                    continue
+                raise StorageError(f"mount layer {layer_id}: {e}") from e
+
+    def _mount_from_home(self, merged: str, data: str) -> None:
+        """mount(2) with relative lower dirs, from a child whose cwd is the driver home (the
+        cwd is per process: changing it here would race with other threads)."""
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - child
+            code = 0
+            try:
+                os.chdir(self.home)
+                syscalls.mount("overlay", merged, "overlay", 0, data)
+            except OSLevelError as e:
+                code = e.errno if 0 < e.errno < 256 else errno.EIO
+            except BaseException:
+                code = errno.EIO
+            os._exit(code)
+        _, status = os.waitpid(pid, 0)
+        code = os.waitstatus_to_exitcode(status)
+        if code:
+            if code < 0:
+                code = errno.EINTR
+            raise OSLevelError(f"mount overlay on {merged} (from {self.home})", errno=code)
+
+    def unmount(self, layer_id: str, *, force: bool = False) -> bool:
+        merged = os.path.join(self._dir(layer_id), "merged")
+        with self.counts.lock:
+            count = self.counts.get(layer_id)
+            if count > 1 and not force:
+                self.counts.set(layer_id, count - 1)
+                return False
+            if os.path.ismount(merged):
+                _umount(merged)
+            self.counts.set(layer_id, 0)
+        return True
+
+    def recover(self, known: set[str], *, sweep: bool) -> None:
+        with self.counts.lock:
+            mounted = mount_points(self.home)
+            counted = self.counts.counted()
+            for layer_id, _count in counted.items():
+                merged = os.path.join(self.home, layer_id, "merged")
+                if layer_id not in known or merged not in mounted:
+                    log.info("dropping stale mount count of layer %s", layer_id)
+                    if merged in mounted:
+                        _umount(merged)
+                    self.counts.set(layer_id, 0)
+            for point in mounted:
+                rel = os.path.relpath(point, self.home)
+                layer_id, _, rest = rel.partition("/")
+                if rest == "merged" and layer_id not in counted:
+                    log.info("unmounting layer %s: mounted but not counted", layer_id)
+                    _umount(point)
+        if not sweep:
+            return
+        for layer_id in set(self.layer_ids()) - known:
+            log.info("removing orphan layer directory %s", layer_id)
+            self.remove(layer_id)
+        links = os.path.join(self.home, "l")
+        for short in os.listdir(links):
+            path = os.path.join(links, short)
+            if short.endswith(".tmp") or not os.path.exists(path):
+                os.unlink(path)
+
+
+def _umount(path: str) -> None:
+    try:
+        syscalls.umount2(path, syscalls.UMOUNT_NOFOLLOW)
+    except OSLevelError as e:
+        if e.errno == errno.EBUSY:
+            log.debug("%s busy; detaching it", path)
+            syscalls.umount2(path, syscalls.MNT_DETACH | syscalls.UMOUNT_NOFOLLOW)
+        elif e.errno != errno.EINVAL:  # EINVAL: not a mount point (any more)
+            raise StorageError(f"unmount {path}: {e}") from e

@@ -1,0 +1,412 @@
+"""The store's foundation: database, locks and crash recovery, and the layers.
+
+See `pypod.storage.store` for the on-disk layout and the pattern every change follows.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any, BinaryIO, Self, cast
+
+from pypod.errors import InUse, LayerNotFound, PypodError, StorageError
+from pypod.log import get_logger
+from pypod.oci.digest import DigestMismatch, parse_digest
+from pypod.storage.db import connect
+from pypod.storage.drivers import DEFAULT_DRIVER, Driver, get_driver
+from pypod.storage.locks import FileLock
+from pypod.storage.records import Layer, StoragePaths
+
+log = get_logger(__name__)
+
+_LAYER_COLUMNS = (
+    "id, parent, diff_id, compressed_digest, compressed_size, uncompressed_size, created"
+)
+
+
+def chain_id(parent_chain_id: str | None, diff_id: str) -> str:
+    """The OCI chain id of a layer (64 hex digits): its diff id for a base layer, else
+    sha256 of "<parent chain id> <diff id>"."""
+    parse_digest(diff_id)
+    if parent_chain_id is None:
+        return diff_id.partition(":")[2]
+    text = f"sha256:{parent_chain_id} {diff_id}"
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _layer(row: Sequence[Any]) -> Layer:
+    return Layer(
+        id=row[0],
+        parent=row[1],
+        diff_id=row[2],
+        compressed_digest=row[3],
+        compressed_size=row[4],
+        uncompressed_size=row[5],
+        created=row[6],
+    )
+
+
+class _Hashing:
+    """Counts and hashes the bytes read from a stream (the blob as given, compressed)."""
+
+    __slots__ = ("_hash", "_stream", "size")
+
+    def __init__(self, stream: BinaryIO) -> None:
+        self._stream = stream
+        self._hash = hashlib.sha256()
+        self.size = 0
+
+    def read(self, n: int = -1) -> bytes:
+        data = self._stream.read(n)
+        self._hash.update(data)
+        self.size += len(data)
+        return data
+
+    @property
+    def digest(self) -> str:
+        return "sha256:" + self._hash.hexdigest()
+
+
+def new_id() -> str:
+    return os.urandom(32).hex()
+
+
+def rmtree(path: str, *, ignore_errors: bool = False) -> None:
+    import shutil
+
+    shutil.rmtree(path, ignore_errors=ignore_errors)
+
+
+class LayerStore:
+    """The store's plumbing (database, locks, recovery) and its layers."""
+
+    def __init__(self, graphroot: str, runroot: str, driver: str = DEFAULT_DRIVER) -> None:
+        self.graphroot = os.path.abspath(graphroot)
+        self.runroot = os.path.abspath(runroot)
+        for path in (self.graphroot, self.runroot, self._images_dir, self._locks_dir):
+            os.makedirs(path, mode=0o700, exist_ok=True)
+        self._lock = FileLock(os.path.join(self.graphroot, "storage.lock"))
+        self._db_path = os.path.join(self.graphroot, "storage.db")
+        # one connection per thread: a transaction of one thread (the copy pipeline applies
+        # layers in parallel) is then never seen half done by another
+        self._local = threading.local()
+        self._connections: list[sqlite3.Connection] = []
+        self._connections_lock = threading.Lock()
+        self.driver: Driver = get_driver(
+            driver, os.path.join(self.graphroot, driver), runroot=self.runroot
+        )
+        with self._lock:
+            self._recover()
+
+    def close(self) -> None:
+        with self._connections_lock:
+            for db in self._connections:
+                db.close()
+            self._connections.clear()
+        self._local = threading.local()
+
+    @property
+    def _db(self) -> sqlite3.Connection:
+        db: sqlite3.Connection | None = getattr(self._local, "db", None)
+        if db is None:
+            db = connect(self._db_path)
+            self._local.db = db
+            with self._connections_lock:
+                self._connections.append(db)
+        return db
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- plumbing ---------------------------------------------------------------------------
+    @property
+    def _images_dir(self) -> str:
+        return os.path.join(self.graphroot, "images")
+
+    @property
+    def _locks_dir(self) -> str:
+        return os.path.join(self.runroot, "locks")
+
+    def _liveness(self, layer_id: str) -> FileLock:
+        return FileLock(os.path.join(self._locks_dir, f"{layer_id}.lock"))
+
+    @contextmanager
+    def _txn(self) -> Iterator[sqlite3.Connection]:
+        """A write transaction; the caller holds the store lock."""
+        assert self._lock.held, "write transactions need the store lock"
+        db = self._db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            yield db
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
+
+    def _q(self, sql: str, args: Sequence[Any] = ()) -> list[Any]:
+        try:
+            return self._db.execute(sql, args).fetchall()
+        except sqlite3.DatabaseError as e:
+            raise StorageError(f"{self._db_path}: {e}") from e
+
+    def storage_paths(self) -> StoragePaths:
+        return StoragePaths(
+            graphroot=self.graphroot,
+            runroot=self.runroot,
+            driver=self.driver.name,
+            driver_home=self.driver.home,
+            database=self._db_path,
+            images=self._images_dir,
+        )
+
+    # --- crash recovery ---------------------------------------------------------------------
+    def _recover(self) -> None:
+        """With the store lock held: remove what dead processes left half done."""
+        dead: list[tuple[str, FileLock]] = []
+        incomplete = {r[0] for r in self._q("SELECT id FROM layers WHERE incomplete = 1")}
+        for layer_id in incomplete:
+            live = self._liveness(layer_id)
+            if live.try_acquire():
+                dead.append((layer_id, live))
+        try:
+            for layer_id, live in list(dead):
+                log.info("removing incomplete layer %s", layer_id)
+                try:
+                    self.driver.remove(layer_id)
+                except (OSError, PypodError) as e:
+                    # keep the row (still incomplete, never shown): the next start tries again
+                    log.warning("cannot remove incomplete layer %s yet: %s", layer_id, e)
+                    dead.remove((layer_id, live))
+                    live.release()
+            if dead:
+                with self._txn() as db:
+                    db.execute("PRAGMA defer_foreign_keys = ON")
+                    db.executemany("DELETE FROM layers WHERE id = ?", [(i,) for i, _ in dead])
+        finally:
+            for _, live in dead:
+                live.unlink()
+                live.release()
+        known = {row[0] for row in self._q("SELECT id FROM layers")}
+        # directories with no row exist only after a crash, which leaves an incomplete row
+        self.driver.recover(known, sweep=bool(dead))
+        images = {row[0] for row in self._q("SELECT id FROM images")}
+        for name in os.listdir(self._images_dir):
+            if name not in images:
+                log.info("removing image files with no image: %s", name)
+                rmtree(os.path.join(self._images_dir, name), ignore_errors=True)
+        # liveness files of finished work (a crash right after the commit); held ones belong to
+        # layers being staged, whose rows do not exist yet
+        alive = incomplete - {i for i, _ in dead}
+        for name in os.listdir(self._locks_dir):
+            layer_id = name.removesuffix(".lock")
+            if layer_id not in alive and name.endswith(".lock"):
+                live = self._liveness(layer_id)
+                if live.try_acquire():
+                    live.unlink()
+                    live.release()
+
+    # --- layers -----------------------------------------------------------------------------
+    def _layer_row(self, layer_id: str, *, complete: bool = True) -> Layer | None:
+        sql = f"SELECT {_LAYER_COLUMNS} FROM layers WHERE id = ?"
+        if complete:
+            sql += " AND incomplete = 0"
+        rows = self._q(sql, (layer_id,))
+        return _layer(rows[0]) if rows else None
+
+    def layer(self, layer_id: str) -> Layer:
+        found = self._layer_row(layer_id)
+        if found is None:
+            raise LayerNotFound(f"layer not known: {layer_id}: not in {self.graphroot}")
+        return found
+
+    def layers(self) -> list[Layer]:
+        rows = self._q(f"SELECT {_LAYER_COLUMNS} FROM layers WHERE incomplete = 0 ORDER BY created")
+        return [_layer(r) for r in rows]
+
+    def layers_by_compressed_digest(self, digest: str) -> list[Layer]:
+        """Layers stored from a blob with this digest (lets a pull skip the download)."""
+        rows = self._q(
+            f"SELECT {_LAYER_COLUMNS} FROM layers WHERE compressed_digest = ? AND incomplete = 0",
+            (digest,),
+        )
+        return [_layer(r) for r in rows]
+
+    def layers_by_diff_id(self, diff_id: str) -> list[Layer]:
+        rows = self._q(
+            f"SELECT {_LAYER_COLUMNS} FROM layers WHERE diff_id = ? AND incomplete = 0",
+            (diff_id,),
+        )
+        return [_layer(r) for r in rows]
+
+    def chain(self, layer_id: str | None) -> list[Layer]:
+        """The layer and its parents, topmost first."""
+        out: list[Layer] = []
+        while layer_id is not None:
+            found = self.layer(layer_id)
+            out.append(found)
+            layer_id = found.parent
+        return out
+
+    def put_layer(
+        self, parent: str | None, stream: BinaryIO, *, diff_id: str | None = None
+    ) -> Layer:
+        """Apply a layer tar (plain, gzip or zstd) on top of `parent` and store it under its
+        chain id.  A layer with that chain id already stored is reused (when `diff_id` is
+        given, without reading `stream`).  A `diff_id` that does not match the content is
+        refused (DigestMismatch) and nothing is stored."""
+        if diff_id is not None:
+            existing = self._layer_row(chain_id(parent, diff_id))
+            if existing is not None:
+                return existing
+        staging = new_id()
+        live = self._liveness(staging)
+        live.acquire()
+        created = False
+        try:
+            with self._lock:
+                if parent is not None and self._layer_row(parent) is None:
+                    raise LayerNotFound(f"parent layer not known: {parent}")
+                with self._txn() as db:
+                    db.execute(
+                        "INSERT INTO layers (id, parent, created, incomplete) VALUES (?, ?, ?, 1)",
+                        (staging, parent, time.time()),
+                    )
+                created = True
+            self.driver.create(staging, parent)
+            hashing = _Hashing(stream)
+            result = self.driver.apply_diff(staging, cast(BinaryIO, hashing))
+            if diff_id is not None and result.diff_id != diff_id:
+                raise DigestMismatch(
+                    f"layer content has diff id {result.diff_id}, expected {diff_id}; "
+                    "it was not stored",
+                    expected=diff_id,
+                    actual=result.diff_id,
+                )
+            final = chain_id(parent, result.diff_id)
+            with self._lock:
+                rows = self._q("SELECT incomplete FROM layers WHERE id = ?", (final,))
+                if rows and rows[0][0] == 0:
+                    self._drop_staged(staging)
+                    created = False
+                    found = self._layer_row(final)
+                    assert found is not None
+                    return found
+                if rows:
+                    raise StorageError(
+                        f"layer {final} is being removed by another command; try again"
+                    )
+                self.driver.rename(staging, final)
+                with self._txn() as db:
+                    db.execute(
+                        "UPDATE layers SET id = ?, diff_id = ?, compressed_digest = ?, "
+                        "compressed_size = ?, uncompressed_size = ?, incomplete = 0 "
+                        "WHERE id = ?",
+                        (
+                            final,
+                            result.diff_id,
+                            hashing.digest,
+                            hashing.size,
+                            result.size,
+                            staging,
+                        ),
+                    )
+                created = False
+                live.unlink()
+                found = self._layer_row(final)
+                assert found is not None
+                return found
+        except BaseException:
+            if created:
+                with self._lock:
+                    self._drop_staged(staging)
+            raise
+        finally:
+            if live.held:
+                try:
+                    live.unlink()
+                finally:
+                    live.release()
+
+    def _drop_staged(self, layer_id: str) -> None:
+        """Remove an incomplete layer whose liveness lock we hold (store lock held)."""
+        self.driver.remove(layer_id)
+        with self._txn() as db:
+            db.execute("DELETE FROM layers WHERE id = ? AND incomplete = 1", (layer_id,))
+
+    def _layer_users(self, layer_id: str) -> list[str]:
+        users = [
+            f"image {r[0]}"
+            for r in self._q("SELECT id FROM images WHERE top_layer = ?", (layer_id,))
+        ]
+        users += [
+            f"container {r[0]}"
+            for r in self._q("SELECT id FROM containers WHERE layer_id = ?", (layer_id,))
+        ]
+        users += [
+            f"layer {r[0]}" for r in self._q("SELECT id FROM layers WHERE parent = ?", (layer_id,))
+        ]
+        return users
+
+    def delete_layer(self, layer_id: str) -> None:
+        """Remove a layer nothing uses (no image's top layer, no container's, no child)."""
+        with self._lock:
+            self.layer(layer_id)
+            users = self._layer_users(layer_id)
+            if users:
+                raise InUse(
+                    f"layer {layer_id} is in use by {', '.join(users[:3])}"
+                    + (" ..." if len(users) > 3 else "")
+                    + "; remove those first"
+                )
+            lives = self._take_liveness([layer_id])
+            try:
+                with self._txn() as db:
+                    self._mark_incomplete(db, lives)
+            except BaseException:
+                self._release(lives)
+                raise
+        self._remove_layers(lives)
+
+    def _take_liveness(self, layer_ids: list[str]) -> list[tuple[str, FileLock]]:
+        """The liveness locks of layers about to be removed, without waiting (store lock
+        held); InUse when another command works on one of them."""
+        lives: list[tuple[str, FileLock]] = []
+        for layer_id in layer_ids:
+            live = self._liveness(layer_id)
+            if not live.try_acquire():
+                for _, taken in lives:
+                    taken.release()
+                raise InUse(f"layer {layer_id} is being changed by another command; try again")
+            lives.append((layer_id, live))
+        return lives
+
+    @staticmethod
+    def _mark_incomplete(db: sqlite3.Connection, lives: list[tuple[str, FileLock]]) -> None:
+        db.executemany("UPDATE layers SET incomplete = 1 WHERE id = ?", [(i,) for i, _ in lives])
+
+    @staticmethod
+    def _release(lives: list[tuple[str, FileLock]]) -> None:
+        for _, live in lives:
+            live.release()
+
+    def _remove_layers(self, lives: list[tuple[str, FileLock]]) -> None:
+        """Remove the files, then the rows, of layers marked removing (topmost first)."""
+        try:
+            for layer_id, _ in lives:
+                self.driver.remove(layer_id)
+            with self._lock, self._txn() as db:
+                db.execute("PRAGMA defer_foreign_keys = ON")
+                db.executemany("DELETE FROM layers WHERE id = ?", [(i,) for i, _ in lives])
+                for _, live in lives:
+                    live.unlink()
+        finally:
+            for _, live in lives:
+                live.release()
