@@ -24,6 +24,12 @@ class PypodError(Exception):
 
     #: exit code of `pypod` (the engine) for this error
     engine_exit_code = EXIT_ENGINE_ERROR
+    #: the errno of the OS-level failure behind this error, when there was one
+    errno: int | None = None
+
+    def is_permission_error(self) -> bool:
+        """The OS refused (EPERM, EACCES, EROFS): e.g. rootless without delegation."""
+        return self.errno in (_errno.EPERM, _errno.EACCES, _errno.EROFS)
 
 
 class InvalidArgument(PypodError):
@@ -93,6 +99,8 @@ class RuntimeError_(PypodError):
 class OSLevelError(PypodError):
     """An operating-system call failed; keeps errno so callers can decide on it."""
 
+    errno: int
+
     def __init__(self, message: str, *, errno: int) -> None:
         self.errno = errno
         super().__init__(f"{message}: {os.strerror(errno)}")
@@ -154,5 +162,5 @@ def from_oserror(message: str, err: OSError) -> PypodError:
         e = InUse(f"{message}: {err.strerror or os.strerror(code)}")
     else:
         return OSLevelError(message, errno=code)
-    e.errno = code  # type: ignore[attr-defined]
+    e.errno = code
     return e

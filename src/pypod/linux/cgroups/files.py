@@ -99,7 +99,7 @@ def _error(op: str, path: str, value: str | None, err: OSError, controller: str)
                 f"{what}: no such file: {ctl} does not support {os.path.basename(path)} "
                 "on this host (controller not enabled, or kernel without the feature)"
             )
-        e.errno = err.errno  # type: ignore[attr-defined]
+        e.errno = err.errno
         return e
     return from_oserror(what, err)
 

@@ -90,7 +90,7 @@ class V1Manager:
                 else:
                     _makedirs(path)
             except PypodError as e:
-                if self._rootless and not self._explicit and _is_permission(e):
+                if self._rootless and not self._explicit and e.is_permission_error():
                     log.debug("cgroup: rootless, continuing without %s: %s", controller, e)
                     del self._paths[controller]
                     self._skipped.add(controller)
@@ -281,7 +281,3 @@ def _makedirs(path: str) -> None:
         os.makedirs(path, 0o755, exist_ok=True)
     except OSError as err:
         raise from_oserror(f"cgroup: create {path}", err) from None
-
-
-def _is_permission(e: PypodError) -> bool:
-    return getattr(e, "errno", None) in (errno.EPERM, errno.EACCES, errno.EROFS)

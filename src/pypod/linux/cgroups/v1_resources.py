@@ -168,7 +168,7 @@ def set_cpu(d: str, cpu: LinuxCPU | None) -> None:
             files.write(d, "cpu.cfs_period_us", str(cpu.period), controller="cpu")
         except PypodError as e:
             # a shorter period can be refused (EINVAL) until the new quota is in: retry below
-            if getattr(e, "errno", None) != errno.EINVAL:
+            if e.errno != errno.EINVAL:
                 raise
             period_pending = str(cpu.period)
     if cpu.quota:

@@ -105,7 +105,7 @@ class V2Manager:
         try:
             enable_controllers(self._root, self._path)
         except PypodError as e:
-            if self._rootless and not self._explicit and _is_permission(e):
+            if self._rootless and not self._explicit and e.is_permission_error():
                 log.debug("cgroup: rootless, continuing without a cgroup: %s", e)
                 self._created = False
                 return
@@ -209,7 +209,3 @@ class V2Manager:
 
     def stats(self) -> dict[str, Any]:
         return stats.v2_stats(self._path)
-
-
-def _is_permission(e: PypodError) -> bool:
-    return getattr(e, "errno", None) in (errno.EPERM, errno.EACCES, errno.EROFS)

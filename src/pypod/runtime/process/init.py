@@ -350,7 +350,7 @@ def _join_keyring(container_id: str) -> None:
     try:
         sc.join_session_keyring("_ses." + container_id)
     except PypodError as e:
-        if getattr(e, "errno", None) != errno.ENOSYS:  # kernels without keyrings: none to hide
+        if e.errno != errno.ENOSYS:  # kernels without keyrings: none to hide
             raise
 
 
