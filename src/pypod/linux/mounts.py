@@ -66,6 +66,8 @@ PROPAGATION: dict[str, int] = {
 }
 #: runc-only options that are not mount(2) flags
 _EXTENSIONS = {"tmpcopyup"}
+#: every mount option this runtime understands (for `features`)
+MOUNT_OPTIONS = frozenset([*_FLAGS, *PROPAGATION, *_EXTENSIONS])
 
 
 @record

@@ -276,16 +276,17 @@ class Runtime:
         return out
 
     def list_states(self) -> list[dict[str, Any]]:
+        import pwd
+
         result = []
         for cid in self.states.ids():
-            with contextlib.suppress(ContainerNotFound, InvalidArgument):
+            with contextlib.suppress(ContainerNotFound, InvalidArgument, OSError):
                 st = self.state(cid)
+                uid = os.stat(self.states.path(cid)).st_uid  # the owner of the state directory
                 try:
-                    import pwd
-
-                    st["owner"] = pwd.getpwuid(os.stat(self.states.path(cid)).st_uid).pw_name
-                except (KeyError, OSError):
-                    st["owner"] = "#" + str(os.stat(self.states.path(cid)).st_uid)
+                    st["owner"] = pwd.getpwuid(uid).pw_name
+                except KeyError:
+                    st["owner"] = f"#{uid}"
                 result.append(st)
         return result
 

@@ -6,7 +6,7 @@ from typing import Any
 
 import pypod
 from pypod.linux.capabilities import CAP_NAMES
-from pypod.linux.mounts import _FLAGS, PROPAGATION
+from pypod.linux.mounts import MOUNT_OPTIONS
 from pypod.oci.runtime_spec import NAMESPACE_TYPES, SECCOMP_ACTIONS, SECCOMP_OPERATORS
 
 
@@ -25,7 +25,7 @@ def features() -> dict[str, Any]:
             "poststart",
             "poststop",
         ],
-        "mountOptions": sorted([*_FLAGS, *PROPAGATION, "tmpcopyup"]),
+        "mountOptions": sorted(MOUNT_OPTIONS),
         "linux": {
             "namespaces": sorted(NAMESPACE_TYPES),
             "capabilities": sorted(CAP_NAMES, key=CAP_NAMES.__getitem__),

@@ -185,14 +185,24 @@ def _proxy_console(master: int, pid: int) -> None:
                     data = b""
                 if not data:
                     return
-                os.write(1, data)
+                _write_all(1, data)
             if 0 in ready:
                 data = os.read(0, 65536)
                 if data:
-                    os.write(master, data)
+                    _write_all(master, data)
                 else:
                     fds.remove(0)
     finally:
         if saved is not None:
             termios.tcsetattr(0, termios.TCSADRAIN, saved)
         os.close(master)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    """os.write may write less than asked (a pty, a pipe, a signal): write the rest too."""
+    view = memoryview(data)
+    while view:
+        try:
+            view = view[os.write(fd, view) :]
+        except InterruptedError:
+            continue
