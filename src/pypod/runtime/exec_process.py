@@ -31,7 +31,7 @@ class ExecRequest:
 
 def process_for_exec(config: dict[str, Any], req: ExecRequest) -> Process:
     if req.process_file:
-        return parse_process(_read_json(req.process_file), source=req.process_file)
+        return parse_process(read_json(req.process_file, "process"), source=req.process_file)
     if not req.args:
         raise InvalidArgument("exec args cannot be empty")
     proc: dict[str, Any] = copy.deepcopy(config.get("process", {}))
@@ -69,7 +69,8 @@ def process_for_exec(config: dict[str, Any], req: ExecRequest) -> Process:
     return parse_process(proc, source="exec")
 
 
-def _read_json(path: str) -> Any:
+def read_json(path: str, what: str) -> Any:
+    """A JSON document from the file `path` ("-": standard input); errors name `what` and path."""
     import sys
 
     try:
@@ -78,6 +79,6 @@ def _read_json(path: str) -> Any:
         with open(path) as f:
             return json.load(f)
     except OSError as e:
-        raise from_oserror(f"process {path}", e) from e
+        raise from_oserror(f"{what} {path}", e) from e
     except ValueError as e:
-        raise InvalidArgument(f"process {path}: invalid JSON: {e}") from e
+        raise InvalidArgument(f"{what} {path}: invalid JSON: {e}") from e

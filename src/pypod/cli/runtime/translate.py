@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import json
 import re
-import sys
 from typing import Any
 
 from pypod.cli.flags import Parsed
-from pypod.errors import InvalidArgument, from_oserror
+from pypod.errors import InvalidArgument
 
 _UNITS = {"": 1, "b": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40, "p": 1 << 50}
 
@@ -21,18 +19,6 @@ def parse_size(text: str, flag: str) -> int:
     if not m:
         raise InvalidArgument(f"invalid value {text!r} for --{flag}: expected a size like 64m")
     return int(float(m.group(1)) * _UNITS[m.group(2)])
-
-
-def _read_json(path: str, what: str) -> Any:
-    try:
-        if path == "-":
-            return json.load(sys.stdin)
-        with open(path) as f:
-            return json.load(f)
-    except OSError as e:
-        raise from_oserror(f"{what} {path}", e) from e
-    except ValueError as e:
-        raise InvalidArgument(f"{what} {path}: invalid JSON: {e}") from e
 
 
 def exec_request(opts: Parsed) -> Any:
@@ -56,7 +42,9 @@ def resources_from_flags(opts: Parsed) -> dict[str, Any]:
     """runc update's flags as a (partial) runtime-spec LinuxResources object."""
     path = opts.text("resources")
     if path:
-        data = _read_json(path, "resources")
+        from pypod.runtime.exec_process import read_json
+
+        data = read_json(path, "resources")
         if not isinstance(data, dict):
             raise InvalidArgument(f"resources {path}: expected a JSON object")
         return data
