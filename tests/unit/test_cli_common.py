@@ -66,7 +66,18 @@ def test_logrus_lines() -> None:
     assert json.loads(logrus_line("error", "boom", fmt="json"))["msg"] == "boom"
 
 
-@pytest.mark.parametrize(("prog", "code"), [("pypod", 125), ("pypod-build", 1), ("pypod-image", 1)])
+def test_pypod_version_help_and_unknown_command() -> None:
+    exe = str(BIN / "pypod")
+    version = subprocess.run([exe, "--version"], capture_output=True, text=True)
+    assert version.returncode == 0 and version.stdout.startswith("pypod version ")
+    helped = subprocess.run([exe, "--help"], capture_output=True, text=True)
+    assert helped.returncode == 0 and "images" in helped.stdout
+    proc = subprocess.run([exe, "nosuchcommand"], capture_output=True, text=True)
+    assert proc.returncode == 125
+    assert proc.stderr.startswith("Error: unrecognized command `pypod nosuchcommand`")
+
+
+@pytest.mark.parametrize(("prog", "code"), [("pypod-build", 1)])
 def test_programs_not_done_yet_say_so(prog: str, code: int) -> None:
     exe = str(BIN / prog)
     version = subprocess.run([exe, "--version"], capture_output=True, text=True)

@@ -1,9 +1,173 @@
-"""Entry point of `pypod` (compatible with podman)."""
+"""`pypod`: podman's command line (global flags, command groups, errors and exit codes).
+
+Commands live in small modules (`images.py` for the image commands); this module parses the
+global flags (`--root`, `--runroot`, `--storage-driver`, `--tmpdir`, `--log-level`), finds the
+command (`images`, `image ls`, `system df` ...), and turns errors into podman's
+`Error: ...` line and exit code (125 for pypod's own errors unless the command says otherwise).
+"""
 
 from __future__ import annotations
 
-from pypod.cli.common import not_yet_program
+import os
+import sys
+from collections.abc import Callable, Sequence
+
+import pypod
+from pypod.cli.flags import Flag, Parsed, help_text, parse
+from pypod.errors import EXIT_ENGINE_ERROR, InvalidArgument, NotSupported, PypodError
+from pypod.record import record
+
+PROG = "pypod"
+
+GLOBAL_FLAGS = (
+    Flag(("root",), True, help="path to the root directory in which data is stored"),
+    Flag(("runroot",), True, help="path to the 'run directory' where all state is stored"),
+    Flag(("storage-driver",), True, help="select which storage driver is used (overlay, vfs)"),
+    Flag(("tmpdir",), True, help="path to the tmp directory for libpod state content"),
+    Flag(("log-level",), True, help="log messages at and above this level (debug, info, warn)"),
+    Flag(("help", "h"), help="help for pypod"),
+    Flag(("version", "v"), help="version for pypod"),
+)
 
 
-def main() -> int:
-    return not_yet_program("pypod", "podman")
+@record
+class Globals:
+    graphroot: str
+    runroot: str
+    driver: str | None
+    tmpdir: str | None
+
+
+Handler = Callable[[Globals, Parsed], int]
+
+
+@record
+class Command:
+    handler: Handler
+    flags: tuple[Flag, ...]
+    help: str
+    usage: str = ""
+
+
+class UsageError(InvalidArgument):
+    pass
+
+
+#: groups whose sub-command is the second word (`image ls`, `system df`)
+GROUPS = ("image", "system")
+
+
+#: commands of `transfer.py` (imported only for them: it brings the copy pipeline along)
+_TRANSFER = ("pull", "push", "save", "load", "import", "login", "logout")
+
+
+def _commands(name: str | None = None) -> dict[str, Command]:
+    """The commands (only those of `name`'s module when given: start-up time counts)."""
+    from pypod.cli.engine import images
+
+    if name is not None and name.removeprefix("image ") not in _TRANSFER:
+        return images.COMMANDS
+    from pypod.cli.engine import transfer
+
+    return {**images.COMMANDS, **transfer.COMMANDS}
+
+
+def default_locations() -> tuple[str, str]:
+    """(graphroot, runroot): rootful /var/lib/pypod and /run/pypod, rootless under $HOME."""
+    if os.geteuid() == 0:
+        return "/var/lib/pypod", "/run/pypod"
+    home = os.environ.get("HOME", "/")
+    data = os.environ.get("XDG_DATA_HOME") or os.path.join(home, ".local", "share")
+    run = os.environ.get("XDG_RUNTIME_DIR") or f"/tmp/pypod-run-{os.geteuid()}"
+    return os.path.join(data, "pypod"), os.path.join(run, "pypod")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    try:
+        return _run(args)
+    except UsageError as e:
+        print(f"Error: {e}", file=sys.stderr)
+        return EXIT_ENGINE_ERROR
+    except PypodError as e:
+        print(f"Error: {e}", file=sys.stderr)
+        return e.engine_exit_code
+    except OSError as e:
+        where = f": {e.filename}" if e.filename else ""
+        print(f"Error: {e.strerror or e}{where}", file=sys.stderr)
+        return EXIT_ENGINE_ERROR
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+def _run(args: list[str]) -> int:
+    g = parse(args, GLOBAL_FLAGS)
+    if g.flag("version") or g.args[:1] == ["version"]:
+        print(f"{PROG} version {pypod.__version__}")
+        return 0
+    if not g.args or g.flag("help") or g.args[0] == "help":
+        commands = _commands()
+        print(_usage(commands))
+        return 0
+    name, rest = g.args[0], g.args[1:]
+    if name in GROUPS:
+        if not rest or rest[0] in ("--help", "-h", "help"):
+            group = {k: v for k, v in _commands().items() if k.startswith(name + " ")}
+            print(_usage(group))
+            return 0 if rest else EXIT_ENGINE_ERROR
+        name, rest = f"{name} {rest[0]}", rest[1:]
+    command = _commands(name).get(name)
+    if command is None:
+        raise UsageError(
+            f"unrecognized command `{PROG} {name}`\nTry '{PROG} --help' for more information"
+        )
+    opts = parse(rest, (*command.flags, *GLOBAL_FLAGS), interspersed=True)
+    if opts.flag("help"):
+        print(f"{command.help}\n\nUsage:\n  {PROG} {name} {command.usage}\n\nOptions:\n"
+              f"{help_text(command.flags)}")  # fmt: skip
+        return 0
+    merged = {**g.values, **{k: v for k, v in opts.values.items() if k in _GLOBAL_NAMES}}
+    _setup_logging(merged.get("log-level"))
+    graphroot, runroot = default_locations()
+    root = merged.get("root")
+    run = merged.get("runroot")
+    driver = merged.get("storage-driver")
+    tmpdir = merged.get("tmpdir")
+    if driver is not None and driver not in ("overlay", "vfs"):
+        raise NotSupported(f'unknown storage driver "{driver}": use overlay or vfs')
+    glob = Globals(
+        graphroot=root if isinstance(root, str) else graphroot,
+        runroot=run if isinstance(run, str) else runroot,
+        driver=driver if isinstance(driver, str) else None,
+        tmpdir=tmpdir if isinstance(tmpdir, str) else None,
+    )
+    return command.handler(glob, opts)
+
+
+_GLOBAL_NAMES = {f.names[0] for f in GLOBAL_FLAGS} - {"help", "version"}
+
+
+def _setup_logging(level: object) -> None:
+    if not isinstance(level, str):
+        return
+    levels = {"debug": 10, "info": 20, "warn": 30, "warning": 30, "error": 40, "fatal": 50}
+    if level not in levels and level not in ("trace", "panic"):
+        raise InvalidArgument(
+            f'log level "{level}" is invalid: use trace, debug, info, warn, error, fatal or panic'
+        )
+    import logging
+
+    logging.basicConfig(
+        level=levels.get(level, 10 if level == "trace" else 50),
+        format="%(levelname)s %(message)s",
+    )
+
+
+def _usage(commands: dict[str, Command]) -> str:
+    lines = "\n".join(f"  {n:<16}{c.help}" for n, c in sorted(commands.items()))
+    return (
+        f"Manage pods, containers and images\n\nUsage:\n  {PROG} [options] [command]\n\n"
+        f"Available Commands:\n{lines}\n\nOptions:\n{help_text(GLOBAL_FLAGS)}"
+    )

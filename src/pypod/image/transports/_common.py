@@ -1,0 +1,149 @@
+"""What the file-based transports share: verified blob streams and atomically written files."""
+
+from __future__ import annotations
+
+import io
+import os
+import tempfile
+from collections.abc import Callable
+from typing import Any, BinaryIO, cast
+
+from pypod.image.types import BlobInfo
+from pypod.oci.digest import (
+    Digest,
+    Digester,
+    DigestMismatch,
+    algorithm_of,
+    verify_digest,
+)
+
+CHUNK = 1 << 20
+
+
+class VerifyingReader(io.RawIOBase):
+    """`raw` read through, hashed and counted; the read that reaches EOF raises DigestMismatch
+    instead of returning b"" when digest or size are not the announced ones."""
+
+    def __init__(self, raw: BinaryIO, digest: Digest, size: int, what: str) -> None:
+        super().__init__()
+        self._raw = raw
+        self._digest = digest
+        self._size = size
+        self._what = what
+        self._digester = Digester.for_digest(digest)
+        self._done = False
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        if self._done:
+            return 0
+        view = memoryview(buffer).cast("B")
+        data = self._raw.read(len(view))
+        n = len(data)
+        if n == 0:
+            self._check()
+            self._done = True
+            return 0
+        view[:n] = data
+        self._digester.update(data)
+        if 0 <= self._size < self._digester.size:
+            self._check()
+        return n
+
+    def _check(self) -> None:
+        if self._size >= 0 and self._digester.size != self._size:
+            raise DigestMismatch(
+                f"{self._what}: {self._digester.size} bytes, expected {self._size}: refused",
+                expected=str(self._size),
+                actual=str(self._digester.size),
+            )
+        verify_digest(self._digest, self._digester.digest(), what=self._what)
+
+    def close(self) -> None:
+        if not self.closed:
+            self._raw.close()
+        super().close()
+
+
+def verified(raw: BinaryIO, info: BlobInfo, what: str) -> BinaryIO:
+    """`raw` wrapped so that reading it to the end checks `info`'s digest and size."""
+    return cast(BinaryIO, io.BufferedReader(VerifyingReader(raw, info.digest, info.size, what)))
+
+
+def write_blob(
+    stream: BinaryIO, directory: str, final_path: Callable[[Digest], str], info: BlobInfo
+) -> BlobInfo:
+    """Copy `stream` into a temporary file of `directory`, check it against `info` (digest
+    and size, when known), then rename it to `final_path(digest)`.  Nothing is left behind
+    when anything fails."""
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-blob-")
+    try:
+        digester = Digester(algorithm_of(info.digest) if info.digest else "sha256")
+        with os.fdopen(fd, "wb") as f:
+            while chunk := stream.read(CHUNK):
+                digester.update(chunk)
+                f.write(chunk)
+        actual = digester.digest()
+        what = f"blob {info.digest or actual}"
+        if info.size >= 0 and digester.size != info.size:
+            raise DigestMismatch(
+                f"{what}: {digester.size} bytes, expected {info.size}: refused",
+                expected=str(info.size),
+                actual=str(digester.size),
+            )
+        if info.digest:
+            verify_digest(info.digest, actual, what=what)
+        os.replace(tmp, final_path(actual))
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+    return BlobInfo(digest=actual, size=digester.size, media_type=info.media_type)
+
+
+def write_atomic(path: str, data: bytes, mode: int = 0o644) -> None:
+    """`data` into `path` through a temporary file and a rename: readers see old or new."""
+    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path) or ".", prefix=".tmp-")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+class SourceBase:
+    """Context-manager plumbing of an ImageSource."""
+
+    def close(self) -> None:
+        pass
+
+    def __enter__(self) -> Any:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class DestinationBase:
+    """Context-manager plumbing of an ImageDestination."""
+
+    def close(self) -> None:
+        pass
+
+    def __enter__(self) -> Any:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
