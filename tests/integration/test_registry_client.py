@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import hashlib
 import http.client
 import io
 import json
@@ -51,23 +50,13 @@ from pypod.image.registry.auth import (
 from pypod.image.registry.client import RegistryClient
 from pypod.oci.digest import DigestMismatch
 from pypod.oci.image_spec import DOCKER_MANIFEST, OCI_INDEX, OCI_MANIFEST
+from tests.image_support import Registry, sha
 
 REGISTRY_BIN = "/usr/bin/docker-registry"
 USER, PASSWORD = "pypod", "s3cret pass"
 
 
 # --- helpers --------------------------------------------------------------------------------
-
-
-def sha(data: bytes) -> str:
-    return "sha256:" + hashlib.sha256(data).hexdigest()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def bcrypt_line(user: str, password: str) -> str:
@@ -84,50 +73,6 @@ def bcrypt_line(user: str, password: str) -> str:
     if not hashed or not hashed.startswith("$2"):
         pytest.skip("no bcrypt: install apache2-utils (htpasswd)")
     return f"{user}:{hashed}"
-
-
-class Registry:
-    """docker-registry serving a temp directory on a free loopback port."""
-
-    def __init__(self, root: Path, extra_yaml: str = "") -> None:
-        self.port = free_port()
-        self.host = f"127.0.0.1:{self.port}"
-        config = root / "config.yml"
-        config.write_text(
-            "version: 0.1\n"
-            "log:\n  level: error\n  accesslog:\n    disabled: true\n"
-            f"storage:\n  filesystem:\n    rootdirectory: {root / 'data'}\n"
-            "  delete:\n    enabled: true\n"
-            f"http:\n  addr: {self.host}\n" + extra_yaml
-        )
-        self.log = open(root / "registry.log", "w")  # noqa: SIM115
-        self.proc = subprocess.Popen(
-            [REGISTRY_BIN, "serve", str(config)], stdout=self.log, stderr=subprocess.STDOUT
-        )
-        deadline = time.monotonic() + 15
-        while True:
-            try:
-                conn = http.client.HTTPConnection(self.host, timeout=2)
-                conn.request("GET", "/v2/")
-                conn.getresponse()  # any answer (a TLS registry answers plain http with 400)
-                conn.close()
-                break
-            except OSError:
-                pass
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError(f"docker-registry did not start: {(root / 'registry.log')}")
-            time.sleep(0.05)
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.log.close()
 
 
 @pytest.fixture(scope="session")
