@@ -295,3 +295,14 @@ def test_images_filter_sort_noheading(pypod: Pypod, with_images: dict[str, str])
     assert proc.returncode == 125 and proc.stderr == 'Error: invalid image filter "bogus"\n'
     proc = pypod("images", "--sort", "nope")
     assert proc.returncode == 125 and "invalid option for --sort" in proc.stderr
+
+
+def test_rmi_ignore_skips_missing_images(tmp_path: Path) -> None:
+    """podman rmi --ignore: a missing image is neither printed nor an error."""
+    root = ["--root", str(tmp_path / "root"), "--runroot", str(tmp_path / "run")]
+    plain = subprocess.run([PYPOD, *root, "rmi", "nosuch"], capture_output=True, text=True)
+    assert plain.returncode == 1 and "image not known" in plain.stderr
+    ignored = subprocess.run(
+        [PYPOD, *root, "rmi", "--ignore", "nosuch"], capture_output=True, text=True
+    )
+    assert ignored.returncode == 0 and ignored.stderr == ""

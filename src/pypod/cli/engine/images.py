@@ -277,6 +277,8 @@ def cmd_rmi(g: Globals, opts: Parsed) -> int:
         if report.deleted is not None:
             print(f"Deleted: {report.deleted}")
         if report.error is not None:
+            if opts.flag("ignore") and isinstance(report.error, ImageNotFound):
+                continue  # --ignore: a missing image is not an error (podman)
             print(f"Error: {report.error}", file=sys.stderr)
             if isinstance(report.error, ImageNotFound):
                 this = 1

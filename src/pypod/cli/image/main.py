@@ -10,7 +10,7 @@ from typing import Any
 
 import pypod
 from pypod.cli.flags import Flag, Parsed, help_text, parse
-from pypod.errors import EXIT_TOOL_ERROR, InvalidArgument, PypodError
+from pypod.errors import EXIT_TOOL_ERROR, InvalidArgument, NotSupported, PypodError
 
 PROG = "pypod-image"
 
@@ -18,13 +18,13 @@ GLOBAL_FLAGS = (
     Flag(("debug",), help="enable debug output"),
     Flag(("log-level",), True, help="log messages above specified level (debug, info, warn)"),
     Flag(("insecure-policy",), help="run the tool without any policy check"),
-    Flag(("policy",), True, help="path to a trust policy file (not enforced yet)"),
+    Flag(("policy",), True, help="path to a trust policy file (not supported yet)"),
     Flag(("registries-conf",), True, help="path to the registries.conf file"),
     Flag(("tmpdir",), True, help="directory used to store temporary files"),
     Flag(("override-arch",), True, help="use ARCH instead of the architecture of the machine"),
     Flag(("override-os",), True, help="use OS instead of the running OS for choosing images"),
     Flag(("override-variant",), True, help="use VARIANT instead of the running variant"),
-    Flag(("command-timeout",), True, help="timeout for the command execution"),
+    Flag(("command-timeout",), True, help="timeout for the command execution (not supported yet)"),
     Flag(("help", "h"), help="help for pypod-image"),
     Flag(("version", "v"), help="version for pypod-image"),
 )
@@ -125,6 +125,14 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(_usage())
             return 0
         _setup_logging(g)
+        # accepted flags that would change behaviour we do not have: refuse, never pretend
+        if g.text("policy"):
+            raise NotSupported(
+                f"{PROG}: --policy is not supported yet: signatures are neither checked nor "
+                "written; leave it out (or use --insecure-policy)"
+            )
+        if g.text("command-timeout"):
+            raise NotSupported(f"{PROG}: --command-timeout is not supported yet")
         name, rest = g.args[0], g.args[1:]
         if name not in COMMANDS:
             raise UsageError(f'unknown command "{name}" for "{PROG}"')
