@@ -442,7 +442,9 @@ def podman(tmp_path: Path) -> Iterator[Callable[..., str]]:
 
     root = tmp_path / "proot"
     runroot = Path(tempfile.mkdtemp(prefix="pypod-rr-"))  # podman wants it under 50 chars
-    base = [exe, "--root", str(root), "--runroot", str(runroot), "--storage-driver", "overlay"]
+    libpod_tmp = runroot / "libpod-tmp"  # not the shared /run/libpod: other podmans may run
+    base = [exe, "--root", str(root), "--runroot", str(runroot), "--tmpdir", str(libpod_tmp),
+            "--storage-driver", "overlay"]  # fmt: skip
 
     def run(*args: str) -> str:
         if args[0] == "skopeo":
