@@ -353,7 +353,7 @@ def test_podman_loads_our_docker_archive_and_we_read_podman_save(
 
     runroot = tempfile.mkdtemp(prefix="pypod-pm-")  # podman wants a runroot of < 50 characters
     base = [podman, "--root", str(tmp_path / "root"), "--runroot", runroot,
-            "--storage-driver", "vfs"]  # fmt: skip
+            "--tmpdir", f"{runroot}/tmp", "--storage-driver", "vfs"]  # fmt: skip
     copy(f"dir:{src_dir}", f"docker-archive:{tmp_path}/ours.tar:localhost/pypod/ours:1")
     try:
         loaded = subprocess.run([*base, "load", "-i", str(tmp_path / "ours.tar")],
