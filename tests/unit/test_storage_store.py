@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from pypod.atomic import write_atomic
 from pypod.errors import (
     AlreadyExists,
     ContainerNotFound,
@@ -26,7 +27,7 @@ from pypod.errors import (
 from pypod.oci.digest import DigestMismatch
 from pypod.storage.drivers import driver_names, get_driver
 from pypod.storage.drivers.mountstate import _unescape
-from pypod.storage.locks import FileLock, write_atomic
+from pypod.storage.locks import FileLock
 from pypod.storage.store import Store, chain_id
 
 MEDIA = "application/vnd.oci.image.manifest.v1+json"

@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import pypod
+from pypod.atomic import write_atomic
 from pypod.errors import (
     ContainerNotFound,
     InvalidArgument,
@@ -602,8 +603,4 @@ def _no_cgroup(_pid: int) -> None:
 
 def write_pid_file(path: str, pid: int) -> None:
     """Atomically, as runc does (temp file in the same directory, then rename)."""
-    path = os.path.abspath(path)
-    tmp = os.path.join(os.path.dirname(path), "." + os.path.basename(path))
-    with open(tmp, "w") as f:
-        f.write(str(pid))
-    os.rename(tmp, path)
+    write_atomic(os.path.abspath(path), str(pid).encode(), sync=False)

@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from pypod.atomic import write_atomic
 from pypod.errors import AlreadyExists, ContainerNotFound, InvalidArgument, from_oserror
 from pypod.record import field, fields, record
 
@@ -184,13 +185,11 @@ class StateDir:
 
     def remove(self, container_id: str) -> None:
         path = self.path(container_id)
-        for name in (
-            STATE_FILE,
-            STATE_FILE + ".tmp",
-            FIFO_FILE,
-            CREATING_FILE,
-            CREATING_FILE + ".tmp",
-        ):
+        try:  # leftovers of a write interrupted by a crash (pypod.atomic's temporary files)
+            leftovers = [n for n in os.listdir(path) if n.startswith(".tmp-")]
+        except FileNotFoundError:
+            leftovers = []
+        for name in (STATE_FILE, FIFO_FILE, CREATING_FILE, *leftovers):
             try:
                 os.unlink(os.path.join(path, name))
             except FileNotFoundError:
@@ -203,13 +202,7 @@ class StateDir:
 
 
 def _write_atomically(path: str, text: str) -> None:
-    """Temp file, fsync, rename: readers see the old content or the new, never a part."""
-    tmp = path + ".tmp"
     try:
-        with open(tmp, "w") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.rename(tmp, path)
+        write_atomic(path, text.encode())
     except OSError as e:
         raise from_oserror(f"write {path}", e) from e

@@ -8,10 +8,10 @@ import time
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from pypod.atomic import fsync_dir, write_atomic
 from pypod.errors import ImageNotFound, InUse, InvalidArgument, NotFound
 from pypod.oci.digest import digest_bytes, parse_digest
 from pypod.storage.layers import LayerStore, rmtree
-from pypod.storage.locks import fsync_dir, write_atomic
 from pypod.storage.records import Image
 
 

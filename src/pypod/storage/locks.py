@@ -113,36 +113,3 @@ class FileLock:
         tb: TracebackType | None,
     ) -> None:
         self.release()
-
-
-def write_atomic(path: str, data: bytes, *, mode: int = 0o644) -> None:
-    """Write `path` so that it is either the old or the new content, even after a crash:
-    a temporary file in the same directory, fsync, rename, fsync of the directory."""
-    directory = os.path.dirname(path) or "."
-    tmp = os.path.join(
-        directory, f".tmp-{os.getpid()}-{threading.get_ident()}-" f"{os.path.basename(path)}"
-    )
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, mode)
-    try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view) :]
-        os.fsync(fd)
-    except BaseException:
-        os.close(fd)
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-    os.close(fd)
-    os.rename(tmp, path)
-    fsync_dir(directory)
-
-
-def fsync_dir(path: str) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

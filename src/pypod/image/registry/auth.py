@@ -20,10 +20,10 @@ import base64
 import binascii
 import json
 import os
-import tempfile
 from collections.abc import Mapping
 from urllib.parse import urlsplit
 
+from pypod.atomic import write_atomic
 from pypod.errors import ConfigError, InvalidArgument
 from pypod.log import get_logger
 from pypod.record import field, record
@@ -339,21 +339,7 @@ def _check_key(key: str) -> str:
 def _write_atomic(path: str, doc: Mapping[str, object]) -> None:
     directory = os.path.dirname(path) or "."
     os.makedirs(directory, mode=0o700, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".auth-", suffix=".tmp", dir=directory)
-    try:
-        with os.fdopen(fd, "w") as f:
-            os.fchmod(f.fileno(), 0o600)
-            json.dump(doc, f, indent="\t")
-            f.write("\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.rename(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    write_atomic(path, (json.dumps(doc, indent="\t") + "\n").encode(), mode=0o600)
 
 
 def store_credentials(

@@ -105,24 +105,6 @@ def write_blob(
     return BlobInfo(digest=actual, size=digester.size, media_type=info.media_type)
 
 
-def write_atomic(path: str, data: bytes, mode: int = 0o644) -> None:
-    """`data` into `path` through a temporary file and a rename: readers see old or new."""
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path) or ".", prefix=".tmp-")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-
-
 class SourceBase:
     """Context-manager plumbing of an ImageSource."""
 

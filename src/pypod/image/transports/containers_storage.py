@@ -33,6 +33,7 @@ import tempfile
 import threading
 from typing import Any, BinaryIO
 
+from pypod.atomic import replacing
 from pypod.errors import (
     ImageNotFound,
     InvalidArgument,
@@ -489,18 +490,9 @@ def write_tar_split(store: Store, layer_id: str, blob_path: str) -> None:
     directory = os.path.join(store.graphroot, _TAR_SPLIT_DIR)
     os.makedirs(directory, mode=0o700, exist_ok=True)
     final = _tar_split_path(store, layer_id)
-    tmp = f"{final}.{os.getpid()}.{threading.get_ident()}.tmp"
-    try:
-        with gzip.open(tmp, "wb", compresslevel=1) as out:
-            out.write(json.dumps({"version": 1, "entries": entries}).encode() + b"\n")
-            out.write(raw)
-        os.rename(tmp, final)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    with replacing(final, sync=False) as tmp, gzip.open(tmp, "wb", compresslevel=1) as out:
+        out.write(json.dumps({"version": 1, "entries": entries}).encode() + b"\n")
+        out.write(raw)
 
 
 def _read_exact(stream: Any, n: int) -> bytes:

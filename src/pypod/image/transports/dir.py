@@ -11,12 +11,12 @@ from __future__ import annotations
 import os
 from typing import BinaryIO
 
+from pypod.atomic import write_atomic
 from pypod.errors import InvalidArgument, NotFound, NotSupported, from_oserror
 from pypod.image.transports._common import (
     DestinationBase,
     SourceBase,
     verified,
-    write_atomic,
     write_blob,
 )
 from pypod.image.types import BlobInfo, ImageDestination, ImageSource, SystemContext

@@ -19,6 +19,7 @@ import tempfile
 from collections.abc import Sequence
 from typing import Any, BinaryIO
 
+from pypod.atomic import replacing
 from pypod.errors import InvalidArgument, NotFound, NotSupported, from_oserror
 from pypod.image.reference import Reference, parse_normalized
 from pypod.image.transports._common import CHUNK, verified, write_blob
@@ -268,37 +269,27 @@ class ArchiveWriter:
         })  # fmt: skip
 
     def finish(self) -> None:
-        directory = os.path.dirname(os.path.abspath(self.path))
-        fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-docker-archive-")
-        try:
-            with (
-                os.fdopen(fd, "wb") as f,
-                tarfile.open(fileobj=f, mode="w", format=tarfile.PAX_FORMAT) as tar,
-            ):
-                written: set[str] = set()
-                repositories: dict[str, dict[str, str]] = {}
-                for item in self.items:
-                    for name in [item["Config"], *item["Layers"]]:
-                        if name not in written:
-                            written.add(name)
-                            self._add_file(tar, name, self.blob_path(
-                                Digest("sha256:" + name.rsplit(".", 1)[0])))  # fmt: skip
-                    if item["Layers"]:
-                        top = item["Layers"][-1].rsplit(".", 1)[0]
-                        for tag in item["RepoTags"]:
-                            repo, _, t = tag.rpartition(":")
-                            repositories.setdefault(repo, {})[t] = top
-                self._add_bytes(tar, "manifest.json", json.dumps(self.items).encode())
-                if repositories:
-                    self._add_bytes(tar, "repositories", json.dumps(repositories).encode())
-            os.chmod(tmp, 0o644)
-            os.replace(tmp, self.path)
-        except BaseException:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
-            raise
+        with (
+            replacing(os.path.abspath(self.path), sync=False) as tmp,
+            open(tmp, "wb") as f,
+            tarfile.open(fileobj=f, mode="w", format=tarfile.PAX_FORMAT) as tar,
+        ):
+            written: set[str] = set()
+            repositories: dict[str, dict[str, str]] = {}
+            for item in self.items:
+                for name in [item["Config"], *item["Layers"]]:
+                    if name not in written:
+                        written.add(name)
+                        self._add_file(tar, name, self.blob_path(
+                            Digest("sha256:" + name.rsplit(".", 1)[0])))  # fmt: skip
+                if item["Layers"]:
+                    top = item["Layers"][-1].rsplit(".", 1)[0]
+                    for tag in item["RepoTags"]:
+                        repo, _, t = tag.rpartition(":")
+                        repositories.setdefault(repo, {})[t] = top
+            self._add_bytes(tar, "manifest.json", json.dumps(self.items).encode())
+            if repositories:
+                self._add_bytes(tar, "repositories", json.dumps(repositories).encode())
 
     @staticmethod
     def _add_file(tar: tarfile.TarFile, name: str, path: str) -> None:

@@ -15,6 +15,7 @@ import tarfile
 import tempfile
 from typing import BinaryIO
 
+from pypod.atomic import replacing
 from pypod.errors import InvalidArgument, NotSupported, from_oserror
 from pypod.image.transports.oci_layout import (
     OCILayoutDestination,
@@ -75,32 +76,24 @@ def extract_layout(archive: str, dest: str) -> None:
 
 def tar_layout(layout: str, archive: str) -> None:
     """Tar the layout directory `layout` into `archive` (atomically: temporary file, rename)."""
-    directory = os.path.dirname(os.path.abspath(archive))
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-oci-archive-")
-    try:
-        with os.fdopen(fd, "wb") as f, tarfile.open(fileobj=f, mode="w",
-                                                    format=tarfile.PAX_FORMAT) as tar:  # fmt: skip
-            for root, dirs, files in os.walk(layout):
-                dirs.sort()
-                for name in sorted(dirs) + sorted(files):
-                    full = os.path.join(root, name)
-                    arc = os.path.relpath(full, layout)
-                    info = tar.gettarinfo(full, arc)
-                    info.uid = info.gid = 0
-                    info.uname = info.gname = ""
-                    if info.isfile():
-                        with open(full, "rb") as src:
-                            tar.addfile(info, src)
-                    else:
-                        tar.addfile(info)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, archive)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    with (
+        replacing(os.path.abspath(archive), sync=False) as tmp,
+        open(tmp, "wb") as f,
+        tarfile.open(fileobj=f, mode="w", format=tarfile.PAX_FORMAT) as tar,
+    ):
+        for root, dirs, files in os.walk(layout):
+            dirs.sort()
+            for name in sorted(dirs) + sorted(files):
+                full = os.path.join(root, name)
+                arc = os.path.relpath(full, layout)
+                info = tar.gettarinfo(full, arc)
+                info.uid = info.gid = 0
+                info.uname = info.gname = ""
+                if info.isfile():
+                    with open(full, "rb") as src:
+                        tar.addfile(info, src)
+                else:
+                    tar.addfile(info)
 
 
 class OCIArchiveSource:

@@ -17,12 +17,12 @@ import re
 from collections.abc import Iterator
 from typing import Any, BinaryIO
 
+from pypod.atomic import write_atomic
 from pypod.errors import InvalidArgument, NotFound, from_oserror
 from pypod.image.transports._common import (
     DestinationBase,
     SourceBase,
     verified,
-    write_atomic,
     write_blob,
 )
 from pypod.image.types import BlobInfo, ImageDestination, ImageSource, SystemContext

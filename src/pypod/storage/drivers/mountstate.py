@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import os
 
+from pypod.atomic import write_atomic
 from pypod.errors import StorageError
-from pypod.storage.locks import FileLock, write_atomic
+from pypod.storage.locks import FileLock
 
 
 class MountCounts:

@@ -34,11 +34,11 @@ import errno
 import os
 from typing import TYPE_CHECKING, BinaryIO
 
+from pypod.atomic import write_atomic
 from pypod.errors import NotFound, OSLevelError, StorageError
 from pypod.linux import syscalls
 from pypod.log import get_logger
 from pypod.storage.drivers.mountstate import MountCounts, mount_points
-from pypod.storage.locks import write_atomic
 
 if TYPE_CHECKING:
     from pypod.storage.archive.apply import ApplyResult
