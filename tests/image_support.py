@@ -12,13 +12,18 @@ import http.client
 import io
 import json
 import os
+import shutil
 import socket
 import subprocess
 import tarfile
 import tempfile
 import time
+import warnings
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from pypod.testing import make_busybox_rootfs
 
@@ -172,3 +177,35 @@ class Registry:
                 self.proc.kill()
                 self.proc.wait()
         self.log.close()
+
+
+def need_registry() -> None:
+    if not os.access(REGISTRY_BIN, os.X_OK):
+        pytest.skip(f"{REGISTRY_BIN} is missing (apt-get install docker-registry)")
+
+
+def bcrypt_line(user: str, password: str) -> str:
+    """An htpasswd line (registry's htpasswd wants bcrypt): htpasswd if installed, else crypt."""
+    exe = shutil.which("htpasswd")
+    if exe:
+        out = subprocess.run([exe, "-nbBC", "4", user, password], capture_output=True, text=True)
+        return out.stdout.strip()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        import crypt
+
+        hashed = crypt.crypt(password, crypt.mksalt(crypt.METHOD_BLOWFISH, rounds=16))
+    if not hashed or not hashed.startswith("$2"):
+        pytest.skip("no bcrypt: install apache2-utils (htpasswd)")
+    return f"{user}:{hashed}"
+
+
+def start_registry(root: Path, *, users: Mapping[str, str] | None = None) -> Registry:
+    """A docker-registry in `root` (skips the test if missing); with `users`, htpasswd auth."""
+    need_registry()
+    extra = ""
+    if users:
+        htpasswd = root / "htpasswd"
+        htpasswd.write_text("".join(bcrypt_line(u, pw) + "\n" for u, pw in users.items()))
+        extra = f"auth:\n  htpasswd:\n    realm: pypod-test\n    path: {htpasswd}\n"
+    return Registry(root, extra)

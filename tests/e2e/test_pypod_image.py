@@ -13,7 +13,14 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import messages
-from tests.image_support import REGISTRY_BIN, Image, Registry, sha, tar_of_files, write_oci_index
+from tests.image_support import (
+    Image,
+    Registry,
+    sha,
+    start_registry,
+    tar_of_files,
+    write_oci_index,
+)
 
 PYPOD_IMAGE = str(Path(sys.executable).parent / "pypod-image")
 
@@ -51,9 +58,7 @@ def src(image: Image, tmp_path: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
-    if not os.access(REGISTRY_BIN, os.X_OK):
-        pytest.skip(f"{REGISTRY_BIN} is missing (apt-get install docker-registry)")
-    reg = Registry(tmp_path_factory.mktemp("registry"))
+    reg = start_registry(tmp_path_factory.mktemp("registry"))
     yield reg
     reg.stop()
 
@@ -158,14 +163,9 @@ def test_copy_all_of_an_index(registry: Registry, tmp_path: Path) -> None:
 
 @pytest.mark.registry
 def test_login_and_logout(tmp_path: Path) -> None:
-    if not os.access(REGISTRY_BIN, os.X_OK):
-        pytest.skip(f"{REGISTRY_BIN} is missing (apt-get install docker-registry)")
-    from tests.integration.test_registry_client import bcrypt_line
-
     root = tmp_path / "reg"
     root.mkdir()
-    (root / "htpasswd").write_text(bcrypt_line("me", "pw") + "\n")
-    reg = Registry(root, f"auth:\n  htpasswd:\n    realm: test\n    path: {root / 'htpasswd'}\n")
+    reg = start_registry(root, users={"me": "pw"})
     try:
         authfile = str(tmp_path / "auth.json")
         bad = run("login", "--tls-verify=false", "--authfile", authfile, "-u", "me", "-p", "no",

@@ -15,13 +15,8 @@ import pytest
 
 from pypod.testing import make_busybox_rootfs
 from tests.e2e.test_pypod_images import Pypod, _unmount_below
-from tests.integration.test_registry_client import (
-    PASSWORD,
-    REGISTRY_BIN,
-    USER,
-    Registry,
-    bcrypt_line,
-)
+from tests.image_support import Registry, start_registry
+from tests.integration.test_registry_client import PASSWORD, USER
 
 pytestmark = [pytest.mark.root, pytest.mark.registry]
 
@@ -35,22 +30,14 @@ def pypod(tmp_path: Path, busybox: str) -> Iterator[Pypod]:
 
 @pytest.fixture(scope="module")
 def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
-    if not os.access(REGISTRY_BIN, os.X_OK):
-        pytest.skip(f"{REGISTRY_BIN} is missing (apt-get install docker-registry)")
-    reg = Registry(tmp_path_factory.mktemp("registry"))
+    reg = start_registry(tmp_path_factory.mktemp("registry"))
     yield reg
     reg.stop()
 
 
 @pytest.fixture(scope="module")
 def auth_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
-    if not os.access(REGISTRY_BIN, os.X_OK):
-        pytest.skip(f"{REGISTRY_BIN} is missing (apt-get install docker-registry)")
-    root = tmp_path_factory.mktemp("auth-registry")
-    (root / "htpasswd").write_text(bcrypt_line(USER, PASSWORD) + "\n")
-    reg = Registry(
-        root, f"auth:\n  htpasswd:\n    realm: pypod-test\n    path: {root / 'htpasswd'}\n"
-    )
+    reg = start_registry(tmp_path_factory.mktemp("auth-registry"), users={USER: PASSWORD})
     yield reg
     reg.stop()
 

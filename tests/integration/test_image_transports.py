@@ -19,11 +19,11 @@ from pypod.image.transports import parse_image_name
 from pypod.image.types import SystemContext
 from pypod.oci.digest import DigestMismatch
 from tests.image_support import (
-    REGISTRY_BIN,
     Image,
     Registry,
     busybox_layer,
     sha,
+    start_registry,
     tar_of_files,
     write_oci_index,
 )
@@ -57,9 +57,7 @@ def src_dir(image: Image, tmp_path: Path) -> Path:
 
 @pytest.fixture(scope="session")
 def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
-    if not os.access(REGISTRY_BIN, os.X_OK):
-        pytest.skip(f"{REGISTRY_BIN} is missing (apt-get install docker-registry)")
-    reg = Registry(tmp_path_factory.mktemp("registry"))
+    reg = start_registry(tmp_path_factory.mktemp("registry"))
     yield reg
     reg.stop()
 

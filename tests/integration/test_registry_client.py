@@ -20,7 +20,6 @@ import socket
 import subprocess
 import threading
 import time
-import warnings
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -50,7 +49,7 @@ from pypod.image.registry.auth import (
 from pypod.image.registry.client import RegistryClient
 from pypod.oci.digest import DigestMismatch
 from pypod.oci.image_spec import DOCKER_MANIFEST, OCI_INDEX, OCI_MANIFEST
-from tests.image_support import Registry, sha
+from tests.image_support import Registry, need_registry, sha, start_registry
 
 REGISTRY_BIN = "/usr/bin/docker-registry"
 USER, PASSWORD = "pypod", "s3cret pass"
@@ -59,39 +58,16 @@ USER, PASSWORD = "pypod", "s3cret pass"
 # --- helpers --------------------------------------------------------------------------------
 
 
-def bcrypt_line(user: str, password: str) -> str:
-    """An htpasswd line (registry's htpasswd wants bcrypt): htpasswd if installed, else crypt."""
-    exe = shutil.which("htpasswd")
-    if exe:
-        out = subprocess.run([exe, "-nbBC", "4", user, password], capture_output=True, text=True)
-        return out.stdout.strip()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        import crypt
-
-        hashed = crypt.crypt(password, crypt.mksalt(crypt.METHOD_BLOWFISH, rounds=16))
-    if not hashed or not hashed.startswith("$2"):
-        pytest.skip("no bcrypt: install apache2-utils (htpasswd)")
-    return f"{user}:{hashed}"
-
-
 @pytest.fixture(scope="session")
 def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
-    if not os.access(REGISTRY_BIN, os.X_OK):
-        pytest.skip(f"{REGISTRY_BIN} is missing (apt-get install docker-registry)")
-    reg = Registry(tmp_path_factory.mktemp("registry"))
+    reg = start_registry(tmp_path_factory.mktemp("registry"))
     yield reg
     reg.stop()
 
 
 @pytest.fixture(scope="session")
 def auth_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
-    if not os.access(REGISTRY_BIN, os.X_OK):
-        pytest.skip(f"{REGISTRY_BIN} is missing (apt-get install docker-registry)")
-    root = tmp_path_factory.mktemp("auth-registry")
-    (root / "htpasswd").write_text(bcrypt_line(USER, PASSWORD) + "\n")
-    extra = f"auth:\n  htpasswd:\n    realm: pypod-test\n    path: {root / 'htpasswd'}\n"
-    reg = Registry(root, extra)
+    reg = start_registry(tmp_path_factory.mktemp("auth-registry"), users={USER: PASSWORD})
     yield reg
     reg.stop()
 
@@ -100,8 +76,7 @@ def auth_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry
 def tls_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Registry, Path]]:
     """A registry on https with a certificate from a test CA; yields it and a certs.d-style
     directory holding the CA (ca.crt)."""
-    if not os.access(REGISTRY_BIN, os.X_OK):
-        pytest.skip(f"{REGISTRY_BIN} is missing (apt-get install docker-registry)")
+    need_registry()
     openssl = shutil.which("openssl")
     if openssl is None:
         pytest.skip("openssl is not installed (apt-get install openssl)")
