@@ -18,6 +18,7 @@ from typing import BinaryIO
 from pypod.atomic import replacing
 from pypod.errors import InvalidArgument, NotSupported, from_oserror
 from pypod.image.transports.oci_layout import (
+    LayoutReference,
     OCILayoutDestination,
     OCILayoutSource,
     parse_layout_reference,
@@ -26,22 +27,9 @@ from pypod.image.types import BlobInfo, ImageDestination, ImageSource, SystemCon
 from pypod.oci.digest import Digest
 
 
-class OCIArchiveReference:
-    __slots__ = ("image", "path")
-
-    def __init__(self, path: str, image: str) -> None:
-        self.path = path
-        self.image = image
-
-    @property
-    def transport_name(self) -> str:
-        return "oci-archive"
-
-    def string_within_transport(self) -> str:
-        return f"{self.path}:{self.image}" if self.image else self.path
-
-    def __repr__(self) -> str:
-        return f"oci-archive:{self.string_within_transport()}"
+class OCIArchiveReference(LayoutReference):
+    __slots__ = ()
+    TRANSPORT = "oci-archive"
 
     def new_source(self, ctx: SystemContext) -> ImageSource:
         return OCIArchiveSource(self, ctx)

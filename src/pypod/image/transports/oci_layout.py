@@ -46,8 +46,12 @@ def split_path_and_image(reference: str) -> tuple[str, str]:
     return path, image
 
 
-class OCIReference:
+class LayoutReference:
+    """`PATH[:IMAGE]`: what the oci and oci-archive references share."""
+
     __slots__ = ("image", "path")
+    #: the transport's name; each subclass sets it
+    TRANSPORT = ""
 
     def __init__(self, path: str, image: str) -> None:
         self.path = path
@@ -55,13 +59,18 @@ class OCIReference:
 
     @property
     def transport_name(self) -> str:
-        return "oci"
+        return self.TRANSPORT
 
     def string_within_transport(self) -> str:
         return f"{self.path}:{self.image}" if self.image else self.path
 
     def __repr__(self) -> str:
-        return f"oci:{self.string_within_transport()}"
+        return f"{self.TRANSPORT}:{self.string_within_transport()}"
+
+
+class OCIReference(LayoutReference):
+    __slots__ = ()
+    TRANSPORT = "oci"
 
     def new_source(self, ctx: SystemContext) -> ImageSource:
         return OCILayoutSource(self.path, self.image, self)
