@@ -127,6 +127,16 @@ def add_proc(directory: str, pid: int) -> None:
             os.close(fd)
 
 
+def make_dir(path: str) -> None:
+    """Create the cgroup directory `path` (its parent must exist); an existing one is fine."""
+    try:
+        os.mkdir(path, 0o755)
+    except FileExistsError:
+        pass
+    except OSError as err:
+        raise from_oserror(f"cgroup: create {path}", err) from None
+
+
 def read_procs(directory: str) -> list[int]:
     text = read_optional(directory, PROCS)
     if text is None:

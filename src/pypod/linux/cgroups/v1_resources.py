@@ -17,7 +17,6 @@ from pypod.errors import (
     NotSupported,
     PypodError,
     RuntimeError_,
-    from_oserror,
 )
 from pypod.linux.cgroups import convert, files
 from pypod.linux.cgroups.devices import DeviceRule, Emulator
@@ -211,12 +210,7 @@ def cpuset_create(d: str, mountpoint: str) -> None:
     parent = mountpoint
     for element in rel.split("/"):
         current = os.path.join(parent, element)
-        try:
-            os.mkdir(current, 0o755)
-        except FileExistsError:
-            pass
-        except OSError as err:
-            raise from_oserror(f"cgroup: create {current}", err) from None
+        files.make_dir(current)
         for name in ("cpuset.cpus", "cpuset.mems"):
             if not (files.read_optional(current, name) or "").strip():
                 value = (files.read_optional(parent, name) or "").strip()

@@ -13,7 +13,7 @@ import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from pypod.errors import InvalidArgument, NotSupported, OSLevelError, PypodError, from_oserror
+from pypod.errors import InvalidArgument, NotSupported, OSLevelError, PypodError
 from pypod.linux.cgroups import STATE_VERSION, CgroupMode, FreezerState, files, stats, v2_resources
 from pypod.linux.cgroups.bpf_devices import apply_device_rules
 from pypod.linux.cgroups.devices import normalize
@@ -46,12 +46,7 @@ def enable_controllers(root: str, directory: str, wanted: list[str] | None = Non
         if controllers:
             _enable(current, request, controllers)
         current = os.path.join(current, element)
-        try:
-            os.mkdir(current, 0o755)
-        except FileExistsError:
-            pass
-        except OSError as err:
-            raise from_oserror(f"cgroup: create {current}", err) from None
+        files.make_dir(current)
 
 
 def _enable(directory: str, request: str, controllers: list[str]) -> None:
