@@ -24,9 +24,9 @@ from pypod.errors import (
     LayerNotFound,
     NotFound,
 )
+from pypod.linux.mounts import unescape_mountinfo as _unescape
 from pypod.oci.digest import DigestMismatch
 from pypod.storage.drivers import driver_names, get_driver
-from pypod.storage.drivers.mountstate import _unescape
 from pypod.storage.locks import FileLock
 from pypod.storage.store import Store, chain_id
 

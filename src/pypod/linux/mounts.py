@@ -102,6 +102,22 @@ def parse_options(options: tuple[str, ...] | list[str]) -> MountOptions:
     )
 
 
+def unescape_mountinfo(field: str) -> str:
+    """A /proc/<pid>/mountinfo field: space, tab, newline and backslash are written as \\ooo."""
+    if "\\" not in field:
+        return field
+    out, i = [], 0
+    while i < len(field):
+        code = field[i + 1 : i + 4]
+        if field[i] == "\\" and len(code) == 3 and code.isdigit():
+            out.append(chr(int(code, 8)))
+            i += 4
+        else:
+            out.append(field[i])
+            i += 1
+    return "".join(out)
+
+
 def fd_path(fd: int) -> str:
     return f"/proc/self/fd/{fd}"
 

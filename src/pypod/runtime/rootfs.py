@@ -14,6 +14,7 @@ import stat
 from pypod.errors import ConfigError, OSLevelError
 from pypod.linux import mounts
 from pypod.linux import syscalls as sc
+from pypod.linux.cgroups.paths import CgroupMount, parse_mountinfo
 from pypod.log import get_logger
 from pypod.oci.runtime_spec import LinuxDevice, Mount, Spec
 
@@ -71,21 +72,12 @@ def _make_parent_mount_private(rootfs: str) -> None:
     with open("/proc/self/mountinfo") as f:
         for line in f:
             fields = line.split(" - ", 1)[0].split()
-            mount_point = _unescape_mountinfo(fields[4])
+            mount_point = mounts.unescape_mountinfo(fields[4])
             inside = target == mount_point or target.startswith(mount_point.rstrip("/") + "/")
             if inside and len(mount_point) >= len(point):  # the deepest, the last when stacked
                 point, shared = mount_point, any(o.startswith("shared:") for o in fields[6:])
     if shared:
         sc.mount(None, point, None, sc.MS_PRIVATE, None)
-
-
-def _unescape_mountinfo(field: str) -> str:
-    """Mount points in mountinfo have space, tab, newline and backslash as octal escapes."""
-    if "\\" not in field:
-        return field
-    import re
-
-    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), field)
 
 
 def _is_bind(m: Mount) -> bool:
@@ -273,22 +265,16 @@ def _own_cgroups() -> list[tuple[str, str]]:
     return out
 
 
-def _cgroup_mounts(rootfs: str) -> list[tuple[str, str, str]]:
-    """(mount point, fs type, super options) of the cgroup filesystems of this mount ns.
+def _cgroup_mounts(rootfs: str) -> list[CgroupMount]:
+    """The cgroup filesystems of this mount namespace, each hierarchy once.
 
     Copies already inside `rootfs` (a rootless config binds the host's /sys recursively) are
-    left out: each hierarchy is listed once, at its host mount point.
+    left out: each hierarchy is listed at its host mount point.
     """
-    found = []
-    inside = rootfs.rstrip("/") + "/"
     with open("/proc/self/mountinfo") as f:
-        for line in f:
-            left, right = line.split(" - ", 1)
-            fstype, _source, super_opts = right.split()[:3]
-            point = left.split()[4]
-            if fstype in ("cgroup", "cgroup2") and not point.startswith(inside):
-                found.append((point, fstype, super_opts))
-    return found
+        found = parse_mountinfo(f.read())
+    inside = rootfs.rstrip("/") + "/"
+    return [m for m in found if not m.mountpoint.startswith(inside)]
 
 
 def _cgroup_dir(point: str, cgroups: tuple[str, ...]) -> str | None:
@@ -309,8 +295,8 @@ def _mount_cgroup(
     flags = opts.flags & ~sc.MS_RDONLY
     try:
         host_mounts = _cgroup_mounts(os.readlink(mounts.fd_path(root_fd)))
-        if len(host_mounts) == 1 and host_mounts[0][1] == "cgroup2":  # unified: one hierarchy
-            point = host_mounts[0][0]
+        if len(host_mounts) == 1 and host_mounts[0].version == 2:  # unified: one hierarchy
+            point = host_mounts[0].mountpoint
             source = _cgroup_dir(point, cgroups) or point + next(p for c, p in own if c == "")
             mounts.mount_on_fd(source, dest, "bind", sc.MS_BIND | sc.MS_REC)
             dest = _reopen(root_fd, m.destination, dest)
@@ -320,10 +306,10 @@ def _mount_cgroup(
         dest = _reopen(root_fd, m.destination, dest)
         dest_dir = os.open(mounts.fd_path(dest), os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         try:
-            for point, fstype, super_opts in host_mounts:
-                if fstype == "cgroup2":  # hybrid: runc leaves the unified hierarchy out
+            for hierarchy in host_mounts:
+                if hierarchy.version == 2:  # hybrid: runc leaves the unified hierarchy out
                     continue
-                wanted = set(super_opts.split(","))
+                point, wanted = hierarchy.mountpoint, set(hierarchy.controllers)
                 bound = _cgroup_dir(point, cgroups)
                 if bound is None:
                     own_path = next((p for c, p in own if c and set(c.split(",")) <= wanted), None)

@@ -18,6 +18,7 @@ import posixpath
 from collections.abc import Mapping
 
 from pypod.errors import InvalidArgument, NotSupported
+from pypod.linux.mounts import unescape_mountinfo
 from pypod.record import record
 
 #: The key of the cgroup2 directory among a hybrid manager's paths.
@@ -36,22 +37,6 @@ class CgroupMount:
     controllers: tuple[str, ...]  # v1: "cpu", "cpuacct", "name=systemd"...; v2: ()
 
 
-def _unescape(field: str) -> str:
-    # mountinfo escapes space, tab, newline and backslash as \ooo
-    if "\\" not in field:
-        return field
-    out, i = [], 0
-    while i < len(field):
-        code = field[i + 1 : i + 4]
-        if field[i] == "\\" and len(code) == 3 and code.isdigit():
-            out.append(chr(int(code, 8)))
-            i += 4
-        else:
-            out.append(field[i])
-            i += 1
-    return "".join(out)
-
-
 def parse_mountinfo(text: str) -> list[CgroupMount]:
     """The cgroup and cgroup2 mounts listed in a mountinfo text, in order."""
     mounts: list[CgroupMount] = []
@@ -63,7 +48,7 @@ def parse_mountinfo(text: str) -> list[CgroupMount]:
         fstype = fields[sep + 1]
         if fstype not in ("cgroup", "cgroup2"):
             continue
-        root, mountpoint = _unescape(fields[3]), _unescape(fields[4])
+        root, mountpoint = unescape_mountinfo(fields[3]), unescape_mountinfo(fields[4])
         if fstype == "cgroup2":
             mounts.append(CgroupMount(mountpoint, root, 2, ()))
             continue

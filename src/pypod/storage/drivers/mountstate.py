@@ -12,6 +12,7 @@ import os
 
 from pypod.atomic import write_atomic
 from pypod.errors import StorageError
+from pypod.linux.mounts import unescape_mountinfo
 from pypod.storage.locks import FileLock
 
 
@@ -53,22 +54,6 @@ class MountCounts:
         return found
 
 
-def _unescape(field: str) -> str:
-    """mountinfo escapes space, tab, newline and backslash as octal (\\040)."""
-    if "\\" not in field:
-        return field
-    out = []
-    i = 0
-    while i < len(field):
-        if field[i] == "\\" and i + 3 < len(field) + 1 and field[i + 1 : i + 4].isdigit():
-            out.append(chr(int(field[i + 1 : i + 4], 8)))
-            i += 4
-        else:
-            out.append(field[i])
-            i += 1
-    return "".join(out)
-
-
 def mount_points(prefix: str = "/") -> set[str]:
     """The mount points of this mount namespace at or below `prefix`."""
     found: set[str] = set()
@@ -79,7 +64,7 @@ def mount_points(prefix: str = "/") -> set[str]:
                 parts = line.split(" ", 5)
                 if len(parts) < 5:
                     continue
-                point = _unescape(parts[4])
+                point = unescape_mountinfo(parts[4])
                 if not prefix or point == prefix or point.startswith(prefix + "/"):
                     found.add(point)
     except OSError as e:
