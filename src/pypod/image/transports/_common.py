@@ -105,8 +105,8 @@ def write_blob(
     return BlobInfo(digest=actual, size=digester.size, media_type=info.media_type)
 
 
-class SourceBase:
-    """Context-manager plumbing of an ImageSource."""
+class Closing:
+    """Context-manager plumbing: `with` closes."""
 
     def close(self) -> None:
         pass
@@ -118,14 +118,16 @@ class SourceBase:
         self.close()
 
 
-class DestinationBase:
-    """Context-manager plumbing of an ImageDestination."""
+class SourceBase(Closing):
+    """What every ImageSource shares."""
 
-    def close(self) -> None:
-        pass
 
-    def __enter__(self) -> Any:
-        return self
+class DestinationBase(Closing):
+    """What every ImageDestination shares, with the defaults most of them keep: any manifest
+    type, blobs stored as they come."""
 
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+    def supported_manifest_types(self) -> tuple[str, ...]:
+        return ()
+
+    def desired_layer_compression(self) -> str:
+        return "preserve"

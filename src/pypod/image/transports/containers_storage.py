@@ -42,6 +42,7 @@ from pypod.errors import (
     PypodError,
 )
 from pypod.image.reference import Reference, parse_normalized
+from pypod.image.transports._common import DestinationBase
 from pypod.image.types import BlobInfo, ImageDestination, ImageSource, SystemContext
 from pypod.log import get_logger
 from pypod.oci import image_spec as spec
@@ -226,7 +227,7 @@ TRANSPORT = StorageTransport()
 
 
 # --- destination --------------------------------------------------------------------------
-class StorageDestination:
+class StorageDestination(DestinationBase):
     def __init__(self, ref: StorageReference, ctx: SystemContext) -> None:
         self._ref = ref
         self._store = open_store(ref.store_location(ctx))
@@ -243,12 +244,6 @@ class StorageDestination:
     @property
     def reference(self) -> StorageReference:
         return self._ref
-
-    def supported_manifest_types(self) -> tuple[str, ...]:
-        return ()
-
-    def desired_layer_compression(self) -> str:
-        return "preserve"
 
     def try_reusing_blob(self, info: BlobInfo) -> BlobInfo | None:
         if not info.digest:

@@ -114,12 +114,6 @@ class DirDestination(DestinationBase):
     def reference(self) -> DirReference:
         return self._ref
 
-    def supported_manifest_types(self) -> tuple[str, ...]:
-        return ()
-
-    def desired_layer_compression(self) -> str:
-        return "preserve"
-
     def try_reusing_blob(self, info: BlobInfo) -> BlobInfo | None:
         if not info.digest:
             return None

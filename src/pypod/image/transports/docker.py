@@ -184,9 +184,6 @@ class DockerDestination(DestinationBase):
         """Where the source's blobs are: on this registry, they are mounted, not uploaded."""
         self._origin = origin
 
-    def supported_manifest_types(self) -> tuple[str, ...]:
-        return ()
-
     def desired_layer_compression(self) -> str:
         return "compress"
 
