@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import sqlite3
 
-from pypod.errors import StorageError
+from pypod import sqlite
 
 SCHEMA_VERSION = 1
 
@@ -85,29 +85,4 @@ CREATE INDEX IF NOT EXISTS container_names_container ON container_names(containe
 
 def connect(path: str) -> sqlite3.Connection:
     """Open (creating when needed) the database; autocommit mode, the store runs BEGIN."""
-    try:
-        db = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30)
-        db.execute("PRAGMA journal_mode=WAL")
-        db.execute("PRAGMA synchronous=FULL")
-        db.execute("PRAGMA foreign_keys=ON")
-        version = db.execute("PRAGMA user_version").fetchone()[0]
-        if version == 0:
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                if db.execute("PRAGMA user_version").fetchone()[0] == 0:
-                    for statement in _SCHEMA.split(";"):
-                        if statement.strip():
-                            db.execute(statement)
-                    db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
-                db.execute("COMMIT")
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
-        elif version > SCHEMA_VERSION:
-            raise StorageError(
-                f"{path}: storage database version {version} is newer than this pypod knows "
-                f"({SCHEMA_VERSION}); upgrade pypod"
-            )
-    except sqlite3.DatabaseError as e:
-        raise StorageError(f"open storage database {path}: {e}") from e
-    return db
+    return sqlite.connect(path, _SCHEMA, SCHEMA_VERSION, what="storage database")

@@ -54,22 +54,42 @@ class UsageError(InvalidArgument):
 
 
 #: groups whose sub-command is the second word (`image ls`, `system df`)
-GROUPS = ("image", "system")
+GROUPS = ("image", "system", "volume", "container")
 
-
-#: commands of `transfer.py` (imported only for them: it brings the copy pipeline along)
-_TRANSFER = ("pull", "push", "save", "load", "import", "login", "logout")
+#: command modules (under `pypod.cli.engine`) and the commands each one serves; a command is
+#: looked up in its own module only, since start-up time counts (`transfer` brings the copy
+#: pipeline along, `containers` the engine).  Names not listed are searched in every module.
+_MODULES: dict[str, tuple[str, ...]] = {
+    "images": ("images", "image ls", "image list", "rmi", "image rm", "tag", "image tag",
+               "untag", "image untag", "image inspect", "history", "image history",
+               "image exists", "image prune", "system df", "inspect"),
+    "transfer": ("pull", "push", "save", "load", "import", "login", "logout", "image pull",
+                 "image push", "image save", "image load", "image import"),
+    "volumes": ("volume create", "volume ls", "volume list", "volume inspect", "volume rm",
+                "volume remove", "volume prune", "volume exists"),
+}  # fmt: skip
+_OPTIONAL = ("volumes", "containers")
 
 
 def _commands(name: str | None = None) -> dict[str, Command]:
-    """The commands (only those of `name`'s module when given: start-up time counts)."""
-    from pypod.cli.engine import images
+    """The commands (only those of `name`'s module when it is known: start-up time counts)."""
+    import importlib
 
-    if name is not None and name.removeprefix("image ") not in _TRANSFER:
-        return images.COMMANDS
-    from pypod.cli.engine import transfer
+    for module, names in _MODULES.items():
+        if name in names and _present(module):
+            return importlib.import_module(f"pypod.cli.engine.{module}").COMMANDS  # type: ignore[no-any-return]
+    found: dict[str, Command] = {}
+    for module in dict.fromkeys((*_MODULES, *_OPTIONAL)):
+        if _present(module):
+            found.update(importlib.import_module(f"pypod.cli.engine.{module}").COMMANDS)
+    return found
 
-    return {**images.COMMANDS, **transfer.COMMANDS}
+
+def _present(module: str) -> bool:
+    """Whether a command module exists (commands arrive one module at a time)."""
+    import importlib.util
+
+    return importlib.util.find_spec(f"pypod.cli.engine.{module}") is not None
 
 
 def default_locations() -> tuple[str, str]:

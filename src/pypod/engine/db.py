@@ -1,0 +1,104 @@
+"""The engine's state: containers, volumes, exec sessions and events in `<graphroot>/engine.db`.
+
+SQLite in WAL mode, like the storage database (`storage/db.py` says why): every change is one
+transaction (`EngineDB.transaction()`, BEGIN IMMEDIATE, so concurrent pypod commands serialise
+their writes and never lose one), readers see a consistent snapshot without a lock.
+
+A container's row holds two JSON documents: `config` (its `ContainerConfig`, written once at
+create, changed only by `rename`) and `state` (what it is doing: status, pids, exit code, times,
+mount point; changed by every lifecycle step).  The storage container (its read-write layer)
+has the same ID and is created before the row and removed after it; a storage container
+without a row is what a crashed `create` left, and is removed when found.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from pypod import sqlite
+
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS containers (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    config TEXT NOT NULL,
+    state TEXT NOT NULL,
+    created REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS volumes (
+    name TEXT PRIMARY KEY,
+    config TEXT NOT NULL,
+    created REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS exec_sessions (
+    id TEXT PRIMARY KEY,
+    container_id TEXT NOT NULL REFERENCES containers(id) ON DELETE CASCADE,
+    state TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS exec_sessions_container ON exec_sessions(container_id);
+CREATE TABLE IF NOT EXISTS events (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    time REAL NOT NULL,
+    type TEXT NOT NULL,
+    action TEXT NOT NULL,
+    id TEXT NOT NULL,
+    name TEXT NOT NULL,
+    attributes TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS events_time ON events(time)
+"""
+
+
+class EngineDB:
+    """One connection to the engine's database."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._db = sqlite.connect(path, _SCHEMA, SCHEMA_VERSION, what="engine database")
+        self._depth = 0
+
+    def close(self) -> None:
+        self._db.close()
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[EngineDB]:
+        """BEGIN IMMEDIATE ... COMMIT (ROLLBACK on any error); nested calls join the outer one."""
+        if self._depth:
+            self._depth += 1
+            try:
+                yield self
+            finally:
+                self._depth -= 1
+            return
+        self._db.execute("BEGIN IMMEDIATE")
+        self._depth = 1
+        try:
+            yield self
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        else:
+            self._db.execute("COMMIT")
+        finally:
+            self._depth = 0
+
+    def query(self, sql: str, args: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        return self._db.execute(sql, args).fetchall()
+
+    def execute(self, sql: str, args: Sequence[Any] = ()) -> int:
+        """Run a statement; returns the number of rows changed."""
+        return self._db.execute(sql, args).rowcount
+
+    # --- JSON columns ---------------------------------------------------------------------
+    @staticmethod
+    def dumps(value: Any) -> str:
+        return json.dumps(value, separators=(",", ":"), sort_keys=True)
+
+    @staticmethod
+    def loads(text: str) -> Any:
+        return json.loads(text)
