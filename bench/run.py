@@ -20,12 +20,16 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-import images  # bench/images.py: the script's directory is on sys.path
+import containers  # bench/containers.py: the script's directory is on sys.path
+import images
 
 from pypod.testing import make_bundle
 
 BIN = Path(sys.executable).parent
-TARGETS = "targets: pull <= 0.50, copy <= 1.00, images <= 1.00, runtime run <= 1.00"
+TARGETS = (
+    "targets: pull <= 0.50, copy <= 1.00, images <= 1.00, runtime run <= 1.00, "
+    "run --rm <= 0.50, 20 x run -d <= 0.50, ps -a <= 1.00"
+)
 
 
 def timed_runs(fn: Callable[[int], None], n: int) -> list[float]:
@@ -79,7 +83,9 @@ def main() -> int:
     parser.add_argument("-n", type=int, default=30, help="repetitions of `runtime run`")
     parser.add_argument("--slow-n", type=int, default=3, help="repetitions of pull and copy")
     parser.add_argument("--list-n", type=int, default=10, help="repetitions of `images`")
-    parser.add_argument("--only", choices=("runtime", "images"), help="run only these measurements")
+    parser.add_argument(
+        "--only", choices=("runtime", "images", "containers"), help="run only these measurements"
+    )
     parser.add_argument(
         "--synthetic", action="store_true", help="pull a synthetic image, not a debootstrap one"
     )
@@ -91,6 +97,8 @@ def main() -> int:
     if args.only in (None, "runtime"):
         with tempfile.TemporaryDirectory(prefix="pypod-bench-", dir=_tmpfs()) as tmp:
             rows += bench_runtime_run_true(args.n, Path(tmp))
+    if args.only in (None, "containers"):
+        rows += containers.bench_all(BIN, args.list_n)
     if args.only in (None, "images"):
         rows += images.bench_all(BIN, args.slow_n, args.list_n, args.synthetic)
     print(f"{'measurement':<48} {'pypod':>10} {'reference':>10} {'ratio':>7}")

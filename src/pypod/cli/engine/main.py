@@ -47,6 +47,8 @@ class Command:
     flags: tuple[Flag, ...]
     help: str
     usage: str = ""
+    #: the handler parses its own arguments (`run`: flags stop at the image)
+    raw: bool = False
 
 
 class UsageError(InvalidArgument):
@@ -62,13 +64,28 @@ GROUPS = ("image", "system", "volume", "container")
 _MODULES: dict[str, tuple[str, ...]] = {
     "images": ("images", "image ls", "image list", "rmi", "image rm", "tag", "image tag",
                "untag", "image untag", "image inspect", "history", "image history",
-               "image exists", "image prune", "system df", "inspect"),
+               "image exists", "image prune", "system df"),
     "transfer": ("pull", "push", "save", "load", "import", "login", "logout", "image pull",
                  "image push", "image save", "image load", "image import"),
     "volumes": ("volume create", "volume ls", "volume list", "volume inspect", "volume rm",
                 "volume remove", "volume prune", "volume exists"),
 }  # fmt: skip
-_OPTIONAL = ("volumes", "containers")
+_OPTIONAL = ("volumes", "containers", "container_io", "inspect", "container_fs", "system")
+_CONTAINER_VERBS = ("run", "create", "start", "stop", "kill", "restart", "rm", "ps", "wait",
+                   "pause", "unpause", "rename")  # fmt: skip
+_MODULES["containers"] = (
+    *_CONTAINER_VERBS,
+    *(f"container {verb}" for verb in _CONTAINER_VERBS),
+    *("container list", "container ls", "container remove", "init", "container init"),
+    *("container exists", "container cleanup", "container prune"),
+)
+_MODULES["inspect"] = ("inspect", "container inspect")
+_MODULES["system"] = ("version", "info", "events", "system info", "system events",
+                      "system prune", "system reset")  # fmt: skip
+_FS_VERBS = ("cp", "diff", "export", "commit", "mount", "umount", "unmount", "port")
+_MODULES["container_fs"] = (*_FS_VERBS, *(f"container {verb}" for verb in _FS_VERBS))
+_IO_VERBS = ("logs", "attach", "exec", "top", "stats")
+_MODULES["container_io"] = (*_IO_VERBS, *(f"container {verb}" for verb in _IO_VERBS))
 
 
 def _commands(name: str | None = None) -> dict[str, Command]:
@@ -124,7 +141,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _run(args: list[str]) -> int:
     g = parse(args, GLOBAL_FLAGS)
-    if g.flag("version") or g.args[:1] == ["version"]:
+    if g.flag("version"):
         print(f"{PROG} version {pypod.__version__}")
         return 0
     if not g.args or g.flag("help") or g.args[0] == "help":
@@ -143,7 +160,10 @@ def _run(args: list[str]) -> int:
         raise UsageError(
             f"unrecognized command `{PROG} {name}`\nTry '{PROG} --help' for more information"
         )
-    opts = parse(rest, (*command.flags, *GLOBAL_FLAGS), interspersed=True)
+    if command.raw:
+        opts = Parsed(args=rest) if rest[:1] not in (["--help"], ["-h"]) else Parsed({"help": True})
+    else:
+        opts = parse(rest, (*command.flags, *GLOBAL_FLAGS), interspersed=True)
     if opts.flag("help"):
         print(f"{command.help}\n\nUsage:\n  {PROG} {name} {command.usage}\n\nOptions:\n"
               f"{help_text(command.flags)}")  # fmt: skip

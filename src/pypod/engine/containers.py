@@ -1,0 +1,643 @@
+"""Containers: create, start, stop, kill, remove, wait, list — the engine's lifecycle.
+
+One `Engine` per command: the storage (`pypod.storage.Store`, the containers' read-write
+layers) and the state DB (`engine.db`), both under `--root`; run-time files under `--runroot`.
+Lifecycle steps on one container take its file lock (`<runroot>/locks/<id>.lock`), so a CLI's
+`stop` and the monitor's exit command never step on each other; state changes are DB
+transactions.  Nothing here waits for a container while holding its lock.
+
+Process model (DESIGN.md): `start` mounts the root, writes config.json, spawns the monitor
+(`pypod.monitor.spawn`), which creates the container through the OCI runtime; the engine then
+tells it to start.  When the process exits, the monitor writes the exit file and runs
+`pypod container cleanup ID`, which records the exit, unmounts, and carries out `--rm` and the
+restart policy.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal as signal_mod
+import sys
+import time
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any
+
+from pypod.atomic import write_atomic
+from pypod.engine.config import ContainerConfig, from_json, to_json
+from pypod.engine.db import EngineDB
+from pypod.engine.names import check_name, random_name
+from pypod.engine.state import (
+    LIVE,
+    Container,
+    Paths,
+    exited_state,
+    process_alive,
+    read_exit_file,
+)
+from pypod.errors import (
+    AlreadyExists,
+    ContainerNotFound,
+    InvalidArgument,
+    InvalidState,
+    PypodError,
+)
+from pypod.log import get_logger
+from pypod.record import replace
+from pypod.storage.locks import FileLock
+
+if TYPE_CHECKING:
+    from pypod.runtime.oci_runtime import OCIRuntime
+    from pypod.storage.store import Store
+
+log = get_logger(__name__)
+
+
+class Engine:
+    """The containers of one store (`--root`) and run directory (`--runroot`)."""
+
+    def __init__(self, graphroot: str, runroot: str, *, driver: str | None = None) -> None:
+        self.paths = Paths(graphroot=os.path.abspath(graphroot), runroot=os.path.abspath(runroot))
+        self.driver = driver
+        os.makedirs(self.paths.graphroot, mode=0o700, exist_ok=True)
+        os.makedirs(self.paths.runroot, mode=0o700, exist_ok=True)
+        self.db = EngineDB(self.paths.database)
+        self._store: Store | None = None
+        if not os.path.exists(self.paths.alive_marker):
+            self._refresh()
+
+    def close(self) -> None:
+        if self._store is not None:
+            self._store.close()
+        self.db.close()
+
+    def __enter__(self) -> Engine:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def store(self) -> Store:
+        if self._store is None:
+            from pypod.storage.store import Store
+
+            if self.driver:
+                self._store = Store.open(self.paths.graphroot, self.paths.runroot, self.driver)
+            else:
+                self._store = Store.open(self.paths.graphroot, self.paths.runroot)
+        return self._store
+
+    # --- lookup ---------------------------------------------------------------------------------
+    def _row(self, cid: str) -> Container | None:
+        rows = self.db.query(
+            "SELECT id, name, config, state, created FROM containers WHERE id = ?", (cid,)
+        )
+        return _container(rows[0]) if rows else None
+
+    def lookup(self, id_or_name: str) -> Container:
+        """A container by full ID, name, or unique ID prefix (podman's rules)."""
+        if not id_or_name:
+            raise InvalidArgument("a container name or ID is needed")
+        rows = self.db.query(
+            "SELECT id, name, config, state, created FROM containers WHERE id = ? OR name = ?",
+            (id_or_name, id_or_name),
+        )
+        if not rows and all(c in "0123456789abcdef" for c in id_or_name):
+            rows = self.db.query(
+                "SELECT id, name, config, state, created FROM containers "
+                "WHERE id >= ? AND id < ? LIMIT 2",
+                (id_or_name, id_or_name + "g"),
+            )
+            if len(rows) > 1:
+                raise InvalidArgument(
+                    f"more than one result for container ID {id_or_name}: "
+                    "use a longer ID or the name"
+                )
+        if not rows:
+            raise ContainerNotFound(
+                f'no container with name or ID "{id_or_name}" found: no such container'
+            )
+        return self.sync(_container(rows[0]))
+
+    def containers(self) -> list[Container]:
+        rows = self.db.query(
+            "SELECT id, name, config, state, created FROM containers ORDER BY created"
+        )
+        return [self.sync(_container(r)) for r in rows]
+
+    def latest(self) -> Container:
+        rows = self.db.query(
+            "SELECT id, name, config, state, created FROM containers "
+            "ORDER BY created DESC LIMIT 1"
+        )
+        if not rows:
+            raise ContainerNotFound("no containers to use as the latest container")
+        return self.sync(_container(rows[0]))
+
+    # --- state ----------------------------------------------------------------------------------
+    def save_state(self, c: Container) -> None:
+        self.db.execute(
+            "UPDATE containers SET state = ? WHERE id = ?", (self.db.dumps(c.state), c.id)
+        )
+
+    def sync(self, c: Container) -> Container:
+        """Bring `c`'s state up to date with its exit file or, if its monitor died, the kernel."""
+        if c.status not in LIVE:
+            return c
+        info = read_exit_file(self.paths.exit_file(c.id))
+        if info is None:
+            monitor = int(c.state.get("monitor_pid", 0))
+            if process_alive(monitor, int(c.state.get("monitor_start", 0))):
+                return c
+            if process_alive(int(c.state.get("pid", 0)), int(c.state.get("pid_start", 0))):
+                return c  # the monitor died; the container runs on (stop/rm still work)
+        new = exited_state(c.state, info)
+        with self.db.transaction():
+            current = self._row(c.id)
+            if current is None or current.status not in LIVE:
+                return current or c
+            c.state = new
+            self.save_state(c)
+        return c
+
+    def _refresh(self) -> None:
+        """The run directory is new (a reboot, or --runroot emptied): nothing runs any more."""
+        with self.db.transaction():
+            for row in self.db.query("SELECT id, name, config, state, created FROM containers"):
+                c = _container(row)
+                if c.status in LIVE:
+                    c.state = exited_state(c.state, None)
+                c.state["mountpoint"] = ""
+                c.state["monitor_pid"] = 0
+                c.state["pid"] = 0
+                self.save_state(c)
+            write_atomic(self.paths.alive_marker, b"")
+
+    @contextlib.contextmanager
+    def locked(self, cid: str) -> Iterator[None]:
+        os.makedirs(os.path.dirname(self.paths.lock(cid)), exist_ok=True)
+        lock = FileLock(self.paths.lock(cid))
+        lock.acquire()
+        try:
+            yield
+        finally:
+            lock.release()
+
+    def runtime(self, c: Container) -> OCIRuntime:
+        from pypod.runtime.oci_runtime import open_runtime
+
+        name = c.config.runtime
+        return open_runtime(name, self.paths.runtime_root(name))
+
+    # --- create ---------------------------------------------------------------------------------
+    def create(self, cfg: ContainerConfig, *, replace_existing: bool = False) -> Container:
+        """A new container (status `configured`): its read-write layer and its DB row."""
+        name = cfg.name or self._free_name()
+        check_name(name)
+        if replace_existing:
+            with contextlib.suppress(ContainerNotFound):
+                self.remove(self.lookup(name).id, force=True)
+        elif self.db.query("SELECT 1 FROM containers WHERE name = ?", (name,)):
+            raise AlreadyExists(self._name_in_use(name))
+        storage = self.store.create_container(cfg.image_id, names=[name])
+        cid = storage.id
+        try:
+            cfg = replace(cfg, name=name, mounts=self._resolve_volumes(cid, cfg))
+            os.makedirs(self.paths.userdata(cid), mode=0o700, exist_ok=True)
+            now = time.time()
+            with self.db.transaction():
+                if self.db.query("SELECT 1 FROM containers WHERE name = ?", (name,)):
+                    raise AlreadyExists(self._name_in_use(name))
+                self.db.execute(
+                    "INSERT INTO containers (id, name, config, state, created) "
+                    "VALUES (?, ?, ?, ?, ?)",
+                    (cid, name, self.db.dumps(to_json(cfg)),
+                     self.db.dumps({"status": "configured"}), now),
+                )  # fmt: skip
+                self.event("container", "create", cid, name, {"image": cfg.image})
+        except BaseException:
+            with contextlib.suppress(PypodError, OSError):
+                self.store.delete_container(cid)
+            self._remove_files(cid)
+            raise
+        return Container(id=cid, name=name, config=cfg, state={"status": "configured"},
+                         created=now)  # fmt: skip
+
+    def _name_in_use(self, name: str) -> str:
+        cid = self.db.query("SELECT id FROM containers WHERE name = ?", (name,))
+        owner = cid[0][0] if cid else "another container"
+        return (
+            f'creating container storage: the container name "{name}" is already in use by '
+            f"{owner}. You have to remove that container to be able to reuse that name: "
+            "that name is already in use"
+        )
+
+    def _free_name(self) -> str:
+        for _ in range(100):
+            name = random_name()
+            if not self.db.query("SELECT 1 FROM containers WHERE name = ?", (name,)):
+                return name
+        raise AlreadyExists("could not find a free random name: give one with --name")
+
+    def _resolve_volumes(self, cid: str, cfg: ContainerConfig) -> tuple[Any, ...]:
+        """Named and anonymous volumes (`-v NAME:/dst`, `-v /dst`, image VOLUMEs) -> their paths."""
+        if not any(m.volume is not None for m in cfg.mounts):
+            return cfg.mounts
+        from pypod.engine.volumes import Volumes
+
+        volumes = Volumes(self.db, self.paths.graphroot)
+        out = []
+        for m in cfg.mounts:
+            if m.volume is None:
+                out.append(m)
+                continue
+            if m.volume:
+                vol = volumes.create(m.volume, ignore_if_exists=True)
+            else:
+                vol = volumes.create(None, anonymous=True)
+            out.append(replace(m, volume=vol.name, source=vol.mountpoint))
+        return tuple(out)
+
+    # --- start ----------------------------------------------------------------------------------
+    def init(self, cid: str) -> Any:
+        """Set the container up to the `created` state: root mounted, config.json, monitor.
+
+        Returns the monitor's `Pending` handle (start it, or release it to stay created).
+        """
+        c = self._row(cid)
+        if c is None:
+            raise ContainerNotFound(f"no container with ID {cid} found")
+        if c.status in ("running", "paused", "stopping", "created"):
+            raise InvalidState(
+                f"container {c.id} has already been created in runtime: container state improper"
+            )
+        self._cleanup_runtime(c)
+        from pypod.engine.spec import build_spec
+        from pypod.image.local import image_config
+
+        userdata = self.paths.userdata(c.id)
+        os.makedirs(userdata, mode=0o700, exist_ok=True)
+        rundir = self.paths.rundir(c.id)
+        os.makedirs(rundir, mode=0o700, exist_ok=True)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.paths.exit_file(c.id))
+        rootfs = self.store.mount_container(c.id)
+        try:
+            image = self.store.image(c.config.image_id)
+            config = image_config(self.store, image).get("config") or {}
+            spec = build_spec(c.config, config, container_id=c.id, rootfs=rootfs,
+                              userdata=userdata)  # fmt: skip
+            write_atomic(os.path.join(userdata, "config.json"), json.dumps(spec).encode())
+            pending = self._spawn_monitor(c, userdata, rundir)
+        except BaseException:
+            with contextlib.suppress(PypodError, OSError):
+                self.store.unmount_container(c.id)
+            raise
+        from pypod.engine.state import start_time
+
+        c.state = {
+            **c.state,
+            "status": "created",
+            "pid": pending.pid,
+            "pid_start": start_time(pending.pid),
+            "monitor_pid": pending.monitor_pid,
+            "monitor_start": start_time(pending.monitor_pid),
+            "mountpoint": rootfs,
+            "exit_code": None,
+            "cleaned": False,
+            "stopped_by_user": False,
+        }
+        with self.db.transaction():
+            self.save_state(c)
+            self.event("container", "init", c.id, c.name, {"image": c.config.image})
+        return pending
+
+    def _spawn_monitor(self, c: Container, userdata: str, rundir: str) -> Any:
+        from pypod.monitor.config import MonitorConfig
+        from pypod.monitor.spawn import spawn
+
+        cfg = MonitorConfig(
+            container_id=c.id,
+            bundle=userdata,
+            runtime=c.config.runtime,
+            runtime_root=self.paths.runtime_root(c.config.runtime),
+            userdata=rundir,
+            log_driver=c.config.log_driver,
+            log_path=self.paths.log_path(c.id),
+            log_max_size=c.config.log_max_size,
+            tty=c.config.tty,
+            stdin=c.config.stdin,
+            exit_file=self.paths.exit_file(c.id),
+            exit_command=(*self.command_prefix(), "container", "cleanup", c.id),
+        )
+        return spawn(cfg)
+
+    def command_prefix(self) -> tuple[str, ...]:
+        """How to call this pypod again with the same store (the monitor's exit command)."""
+        exe = os.path.join(os.path.dirname(sys.executable), "pypod")
+        if not os.access(exe, os.X_OK):
+            exe = sys.argv[0]
+        prefix: tuple[str, ...] = (
+            exe,
+            "--root",
+            self.paths.graphroot,
+            "--runroot",
+            self.paths.runroot,
+        )
+        if self.driver:
+            prefix += ("--storage-driver", self.driver)
+        return prefix
+
+    def start(self, id_or_name: str, *, before_start: Callable[[Container], None] | None = None,
+              ) -> Container:  # fmt: skip
+        """Start a container (set it up first unless `init` did); `before_start` runs when the
+        container is created but not yet started (foreground runs attach there)."""
+        c = self.lookup(id_or_name)
+        with self.locked(c.id):
+            c = self.lookup(c.id)
+            if c.status == "running":
+                return c
+            if c.status == "paused":
+                raise InvalidState(f"container {c.id} is paused: unpause it instead")
+            if c.status == "created":
+                if before_start is not None:
+                    before_start(c)
+                self.runtime(c).start(c.id)
+            else:
+                pending = self.init(c.id)
+                c = self.lookup(c.id)
+                try:
+                    if before_start is not None:
+                        before_start(c)
+                    pending.start()
+                except BaseException:
+                    with contextlib.suppress(PypodError, OSError):
+                        self._kill_and_forget(c)
+                    raise
+            c = self._row(c.id) or c
+            if c.status in LIVE:
+                c.state["status"] = "running"
+                c.state["started_at"] = time.time()
+                with self.db.transaction():
+                    self.save_state(c)
+                    self.event("container", "start", c.id, c.name, {"image": c.config.image})
+            return c
+
+    def _kill_and_forget(self, c: Container) -> None:
+        """A start that failed: take everything down and leave the container `exited`."""
+        rt = self.runtime(c)
+        with contextlib.suppress(PypodError, OSError):
+            rt.delete(c.id, force=True)
+        self.sync(c)
+
+    # --- stop / kill ----------------------------------------------------------------------------
+    def kill(self, id_or_name: str, sig: int = signal_mod.SIGKILL) -> Container:
+        c = self.lookup(id_or_name)
+        if c.status not in ("running", "paused", "stopping", "created"):
+            raise InvalidState(
+                f"can only kill running containers. {c.id} is in state {_shown(c)}: "
+                "container state improper"
+            )
+        self.runtime(c).kill(c.id, sig, all_processes=False)
+        with self.db.transaction():
+            self.event("container", "kill", c.id, c.name,
+                       {"image": c.config.image, "signal": str(sig)})  # fmt: skip
+        return c
+
+    def stop(self, id_or_name: str, *, timeout: int | None = None) -> Container:
+        """Stop signal, then SIGKILL after `timeout` seconds (the container's --stop-timeout)."""
+        c = self.lookup(id_or_name)
+        if c.status in ("exited", "configured"):
+            return c
+        with self.locked(c.id):
+            c = self.lookup(c.id)
+            if c.status not in LIVE:
+                return c
+            c.state["stopped_by_user"] = True
+            with self.db.transaction():
+                self.save_state(c)
+            rt = self.runtime(c)
+            wait = c.config.stop_timeout if timeout is None else timeout
+            sig = c.config.stop_signal or signal_mod.SIGTERM
+            if c.status == "paused":
+                with contextlib.suppress(PypodError):
+                    rt.resume(c.id)
+            if wait > 0:
+                with contextlib.suppress(PypodError):
+                    rt.kill(c.id, sig)
+                if not self._wait_exit(c, wait):
+                    log.warning(
+                        "StopSignal %s failed to stop container %s in %d seconds, resorting "
+                        "to SIGKILL",
+                        signal_mod.Signals(sig).name,
+                        c.name,
+                        wait,
+                    )
+            if self.sync(c).status in LIVE:
+                with contextlib.suppress(PypodError):
+                    rt.kill(c.id, signal_mod.SIGKILL, all_processes=True)
+                self._wait_exit(c, 30)
+            c = self.lookup(c.id)
+            self._cleanup(c, from_monitor=False)
+            with self.db.transaction():
+                self.event("container", "stop", c.id, c.name, {"image": c.config.image})
+        return self.lookup(c.id)
+
+    def _wait_exit(self, c: Container, seconds: float) -> bool:
+        deadline = time.monotonic() + seconds
+        delay = 0.005
+        while time.monotonic() < deadline:
+            if self.sync(c).status not in LIVE:
+                return True
+            time.sleep(delay)
+            delay = min(delay * 2, 0.1)
+        return self.sync(c).status not in LIVE
+
+    # --- cleanup (the monitor's exit command) ---------------------------------------------------
+    def cleanup(self, id_or_name: str, *, remove: bool | None = None) -> None:
+        """What happens after the container's process ended: record, unmount, --rm, restart."""
+        try:
+            c = self.lookup(id_or_name)
+        except ContainerNotFound:
+            return
+        with self.locked(c.id):
+            c = self.lookup(c.id)
+            if c.status in LIVE:
+                return
+            self._cleanup(c, from_monitor=True)
+            if remove if remove is not None else c.config.remove:
+                self._remove(c, volumes=True)
+                return
+        if self._should_restart(c):
+            c.state["restart_count"] = int(c.state.get("restart_count", 0)) + 1
+            with self.db.transaction():
+                self.save_state(c)
+            self.start(c.id)
+
+    def _should_restart(self, c: Container) -> bool:
+        policy = c.config.restart_policy
+        if policy in ("", "no") or c.state.get("stopped_by_user"):
+            return False
+        if policy == "on-failure":
+            if c.state.get("exit_code") == 0:
+                return False
+            retries = c.config.restart_retries
+            return not retries or int(c.state.get("restart_count", 0)) < retries
+        return policy in ("always", "unless-stopped")
+
+    def _cleanup(self, c: Container, *, from_monitor: bool) -> None:
+        if c.state.get("cleaned"):
+            return
+        self._cleanup_runtime(c)
+        if c.state.get("mountpoint"):
+            with contextlib.suppress(PypodError, OSError):
+                self.store.unmount_container(c.id)
+        c.state["mountpoint"] = ""
+        c.state["cleaned"] = True
+        with self.db.transaction():
+            self.save_state(c)
+            if from_monitor:
+                info = {"image": c.config.image,
+                        "containerExitCode": str(c.state.get("exit_code"))}  # fmt: skip
+                self.event("container", "died", c.id, c.name, info)
+
+    def _cleanup_runtime(self, c: Container) -> None:
+        """Forget the runtime's state of an ended container (so its ID can be created again)."""
+        rt = self.runtime(c)
+        with contextlib.suppress(PypodError, OSError):
+            rt.delete(c.id, force=True)
+
+    # --- remove ---------------------------------------------------------------------------------
+    def remove(self, id_or_name: str, *, force: bool = False, volumes: bool = False,
+               timeout: int | None = None) -> str:  # fmt: skip
+        c = self.lookup(id_or_name)
+        if c.status in LIVE:
+            if not force:
+                raise InvalidState(
+                    f"cannot remove container {c.id} as it is {_shown(c)} - running or paused "
+                    "containers cannot be removed without force: container state improper"
+                )
+            self.stop(c.id, timeout=timeout)
+        with self.locked(c.id):
+            found = self._row(c.id)
+            if found is None:
+                return c.id
+            self._cleanup(found, from_monitor=False)
+            self._remove(found, volumes=volumes)
+        return c.id
+
+    def _remove(self, c: Container, *, volumes: bool) -> None:
+        with contextlib.suppress(ContainerNotFound):
+            self.store.delete_container(c.id)
+        anonymous = [m.volume for m in c.config.mounts if m.volume and len(m.volume) == 64]
+        with self.db.transaction():
+            self.db.execute("DELETE FROM containers WHERE id = ?", (c.id,))
+            self.event("container", "remove", c.id, c.name, {"image": c.config.image})
+        if volumes and anonymous:
+            from pypod.engine.volumes import Volumes
+
+            vols = Volumes(self.db, self.paths.graphroot)
+            for name in anonymous:
+                with contextlib.suppress(PypodError):
+                    vols.remove(name)
+        self._remove_files(c.id)
+
+    def _remove_files(self, cid: str) -> None:
+        import shutil
+
+        shutil.rmtree(os.path.dirname(self.paths.userdata(cid)), ignore_errors=True)
+        shutil.rmtree(self.paths.rundir(cid), ignore_errors=True)
+        with contextlib.suppress(OSError):
+            os.unlink(self.paths.lock(cid))
+
+    # --- wait -----------------------------------------------------------------------------------
+    def wait(self, id_or_name: str, *, conditions: tuple[str, ...] = ("stopped",),
+             interval: float = 0.25) -> int:  # fmt: skip
+        """Block until the container reaches one of `conditions`; the exit code (or -1)."""
+        c = self.lookup(id_or_name)
+        wanted = {_CONDITIONS.get(cond, cond) for cond in conditions}
+        for cond in wanted:
+            if cond not in _CONDITIONS.values():
+                raise InvalidArgument(f"{cond!r}: unknown wait condition")
+        delay = 0.005
+        while True:
+            c = self._row(c.id)  # type: ignore[assignment]
+            if c is None:
+                raise ContainerNotFound(f"no container with ID {id_or_name} found")
+            c = self.sync(c)
+            if _condition(c) in wanted:
+                return int(c.state.get("exit_code", -1) if c.status == "exited" else -1)
+            time.sleep(delay)
+            delay = min(delay * 2, interval)
+
+    # --- pause / rename -------------------------------------------------------------------------
+    def pause(self, id_or_name: str) -> Container:
+        c = self.lookup(id_or_name)
+        if c.status != "running":
+            raise InvalidState(f'"{c.id}" is not running, can\'t pause: container state improper')
+        self.runtime(c).pause(c.id)
+        c.state["status"] = "paused"
+        with self.db.transaction():
+            self.save_state(c)
+            self.event("container", "pause", c.id, c.name, {"image": c.config.image})
+        return c
+
+    def unpause(self, id_or_name: str) -> Container:
+        c = self.lookup(id_or_name)
+        if c.status != "paused":
+            raise InvalidState(f'"{c.id}" is not paused, can\'t unpause: container state improper')
+        self.runtime(c).resume(c.id)
+        c.state["status"] = "running"
+        with self.db.transaction():
+            self.save_state(c)
+            self.event("container", "unpause", c.id, c.name, {"image": c.config.image})
+        return c
+
+    def rename(self, id_or_name: str, new: str) -> Container:
+        check_name(new)
+        c = self.lookup(id_or_name)
+        with self.db.transaction():
+            if self.db.query("SELECT 1 FROM containers WHERE name = ?", (new,)):
+                raise AlreadyExists(self._name_in_use(new))
+            cfg = replace(c.config, name=new)
+            self.db.execute("UPDATE containers SET name = ?, config = ? WHERE id = ?",
+                            (new, self.db.dumps(to_json(cfg)), c.id))  # fmt: skip
+            self.event("container", "rename", c.id, new, {"image": c.config.image})
+        return replace(c, name=new, config=cfg)
+
+    # --- events ---------------------------------------------------------------------------------
+    def event(self, type_: str, action: str, oid: str, name: str,
+              attributes: dict[str, str] | None = None) -> None:  # fmt: skip
+        """Record an event (in the caller's transaction)."""
+        self.db.execute(
+            "INSERT INTO events (time, type, action, id, name, attributes) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            (time.time(), type_, action, oid, name, self.db.dumps(attributes or {})),
+        )
+
+
+_CONDITIONS = {
+    "stopped": "exited", "exited": "exited", "running": "running", "paused": "paused",
+    "created": "created", "configured": "created", "removing": "removing",
+    "stopping": "stopping",
+}  # fmt: skip
+
+
+def _condition(c: Container) -> str:
+    return "created" if c.status == "configured" else c.status
+
+
+def _shown(c: Container) -> str:
+    return {"configured": "created"}.get(c.status, c.status)
+
+
+def _container(row: tuple[Any, ...]) -> Container:
+    return Container(
+        id=row[0],
+        name=row[1],
+        config=from_json(json.loads(row[2])),
+        state=json.loads(row[3]),
+        created=row[4],
+    )

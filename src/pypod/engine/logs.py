@@ -1,0 +1,157 @@
+"""Reading a container's log (the k8s-file format the monitor writes) for `pypod logs`.
+
+Each line of the file is `TIMESTAMP STREAM TAG TEXT`: an RFC 3339 time with nanoseconds,
+`stdout` or `stderr`, `F` for a full line (a newline followed it) or `P` for a partial one
+(what one read returned without a newline), then the text.  `--tail N` counts full lines;
+`--since`/`--until` compare timestamps; `follow` keeps reading while the container runs.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Iterator
+
+from pypod.errors import InvalidArgument
+from pypod.record import record
+
+
+@record
+class LogEntry:
+    #: as written: "2026-11-25T19:02:29.845001309+00:00"
+    timestamp: str
+    #: seconds since the epoch
+    time: float
+    stream: str
+    #: False for a partial line (no newline after `text`)
+    full: bool
+    text: bytes
+
+
+def parse_line(line: bytes) -> LogEntry | None:
+    parts = line.rstrip(b"\n").split(b" ", 3)
+    if len(parts) < 3 or parts[2] not in (b"F", b"P"):
+        return None
+    stamp = parts[0].decode("ascii", "replace")
+    return LogEntry(
+        timestamp=stamp,
+        time=parse_timestamp(stamp),
+        stream=parts[1].decode("ascii", "replace"),
+        full=parts[2] == b"F",
+        text=parts[3] if len(parts) > 3 else b"",
+    )
+
+
+def parse_timestamp(stamp: str) -> float:
+    """RFC 3339 with up to nanoseconds and a zone (Z or +HH:MM) -> seconds since the epoch."""
+    import calendar
+
+    try:
+        date, _, rest = stamp.partition("T")
+        y, mo, d = (int(x) for x in date.split("-"))
+        zone_at = max(rest.rfind("+"), rest.rfind("-"), rest.find("Z"))
+        clock, zone = (rest[:zone_at], rest[zone_at:]) if zone_at > 0 else (rest, "Z")
+        hms, _, frac = clock.partition(".")
+        h, mi, s = (int(x) for x in hms.split(":"))
+        offset = 0
+        if zone not in ("Z", "z", ""):
+            sign = -1 if zone[0] == "-" else 1
+            zh, _, zm = zone[1:].partition(":")
+            offset = sign * (int(zh) * 3600 + int(zm or 0) * 60)
+        whole = calendar.timegm((y, mo, d, h, mi, s, 0, 0, 0)) - offset
+        return whole + (float("0." + frac) if frac else 0.0)
+    except (ValueError, IndexError):
+        raise InvalidArgument(f"{stamp!r}: not an RFC 3339 timestamp") from None
+
+
+def parse_time_arg(value: str, *, now: float | None = None) -> float:
+    """`--since`/`--until`: a timestamp (RFC 3339, a date, Unix seconds) or a duration ago."""
+    now = time.time() if now is None else now
+    try:
+        return float(value)
+    except ValueError:
+        pass
+    import re
+
+    parts = re.findall(r"(\d+(?:\.\d+)?)(ms|h|m|s)", value)
+    if parts and "".join(n + u for n, u in parts) == value:
+        units = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
+        return now - sum(float(n) * units[u] for n, u in parts)
+    if re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
+        return parse_timestamp(value + "T00:00:00Z")
+    try:
+        return parse_timestamp(value)
+    except InvalidArgument:
+        raise InvalidArgument(
+            f'invalid value "{value}": use a timestamp (2006-01-02T15:04:05Z), a date, '
+            "Unix seconds or a duration (10m)"
+        ) from None
+
+
+def read_entries(
+    path: str, *, since: float | None = None, until: float | None = None, tail: int = -1
+) -> list[LogEntry]:
+    """The entries of the log at `path` (none when it does not exist yet)."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except FileNotFoundError:
+        return []
+    entries = [e for e in map(parse_line, data.splitlines()) if e is not None]
+    if since is not None:
+        entries = [e for e in entries if e.time >= since]
+    if until is not None:
+        entries = [e for e in entries if e.time <= until]
+    if tail >= 0:
+        entries = _last_lines(entries, tail)
+    return entries
+
+
+def _last_lines(entries: list[LogEntry], n: int) -> list[LogEntry]:
+    """The entries that make up the last `n` full lines (podman counts `F` entries)."""
+    if n == 0:
+        return []
+    count = 0
+    for i in range(len(entries) - 1, -1, -1):
+        if entries[i].full:
+            count += 1
+            if count > n:
+                return entries[i + 1 :]
+    return entries
+
+
+def follow(
+    path: str, running: Callable[[], bool], *, start: int, poll: float = 0.1
+) -> Iterator[LogEntry]:
+    """Entries written after byte offset `start`, until the container stops running."""
+    offset = start
+    pending = b""
+    while True:
+        alive = running()
+        try:
+            with open(path, "rb") as f:
+                size = os.fstat(f.fileno()).st_size
+                if size < offset:  # truncated (max-size): start again at its beginning
+                    offset = 0
+                f.seek(offset)
+                data = f.read()
+        except FileNotFoundError:
+            data = b""
+        offset += len(data)
+        data = pending + data
+        lines = data.split(b"\n")
+        pending = lines.pop()
+        for line in lines:
+            entry = parse_line(line)
+            if entry is not None:
+                yield entry
+        if not alive:
+            return
+        time.sleep(poll)
+
+
+def log_size(path: str) -> int:
+    try:
+        return os.stat(path).st_size
+    except FileNotFoundError:
+        return 0
