@@ -71,7 +71,7 @@ def cmd_logs(g: Globals, opts: Parsed) -> int:
 
 
 def cmd_attach(g: Globals, opts: Parsed) -> int:
-    from pypod.monitor import protocol
+    from pypod.engine import attach as protocol
 
     eng = engine(g)
     if opts.flag("latest"):

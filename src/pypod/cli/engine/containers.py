@@ -174,7 +174,7 @@ def _remove_quietly(eng: Engine, cid: str) -> None:
 
 def _foreground(eng: Engine, c: Container, *, stdin: bool) -> int:
     """Attach, start, stream until the container ends (or the user detaches); its exit code."""
-    from pypod.monitor import protocol
+    from pypod.engine import attach as protocol
 
     conn: list[Any] = []
 
