@@ -81,7 +81,11 @@ def parse(args: Sequence[str], flags: Sequence[Flag], *, interspersed: bool = Fa
                     out.values[by_name[c].names[0]] = True
                 i += 1
                 continue
-            raise InvalidArgument(f"flag provided but not defined: {arg.split('=')[0]}")
+            # a short flag with its value attached: -t0, -p8080
+            short = by_name.get(arg[1:2]) if len(arg) > 2 and arg[1] != "-" else None
+            if short is None or not short.takes_value:
+                raise InvalidArgument(f"flag provided but not defined: {arg.split('=')[0]}")
+            flag, eq, value = short, "=", arg[2:]
         key = flag.names[0]
         if flag.takes_value:
             if not eq:

@@ -64,10 +64,14 @@ def exec_process(eng: Engine, c: Container, opts: ExecOptions) -> dict[str, Any]
     if opts.workdir:
         proc["cwd"] = opts.workdir
     if opts.user:
-        from pypod.engine.users import resolve_user
+        from pypod.engine.users import lookup_user, read_etc_file
 
-        uid, gid, groups = resolve_user(spec["root"]["path"], opts.user)
-        proc["user"] = {"uid": uid, "gid": gid, "additionalGids": list(groups)}
+        root = spec["root"]["path"]
+        found = lookup_user(opts.user, passwd=read_etc_file(root, "/etc/passwd"),
+                            group=read_etc_file(root, "/etc/group"))  # fmt: skip
+        proc["user"] = {"uid": found.uid, "gid": found.gid, "additionalGids": list(found.sgids)}
+        env["HOME"] = found.home
+        proc["env"] = [f"{k}={v}" for k, v in env.items()]
     if opts.privileged:
         caps = _all_caps()
         proc["capabilities"] = {k: caps for k in ("bounding", "effective", "permitted")}

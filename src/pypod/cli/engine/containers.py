@@ -126,6 +126,17 @@ def _resolve_image(g: Globals, eng: Engine, name: str, extras: Any) -> str:
     return transfer.pull_image(name, opts)
 
 
+def _image_name(eng: Engine, name: str, image_id: str) -> str:
+    """The image's stored name `name` designates (podman shows "localhost/busybox:latest")."""
+    from pypod.image.local import matching_name
+
+    image = eng.store.image(image_id)
+    found = matching_name(name, image)
+    if found is None and not image_id.startswith(name.removeprefix("sha256:")):
+        found = image.names[0] if image.names else None
+    return found or name
+
+
 def _create(g: Globals, args: Sequence[str], command: str) -> tuple[Engine, Container, Any]:
     from pypod.cli.engine.run_flags import parse_run
     from pypod.record import replace
@@ -133,7 +144,7 @@ def _create(g: Globals, args: Sequence[str], command: str) -> tuple[Engine, Cont
     cfg, extras = parse_run(args, command=command)
     eng = engine(g)
     image_id = _resolve_image(g, eng, cfg.image, extras)
-    cfg = replace(cfg, image_id=image_id)
+    cfg = replace(cfg, image_id=image_id, image=_image_name(eng, cfg.image, image_id))
     c = eng.create(cfg, replace_existing=bool(getattr(extras, "replace", False)))
     cidfile = getattr(extras, "cidfile", None)
     if cidfile:

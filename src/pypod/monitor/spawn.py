@@ -1,0 +1,147 @@
+"""Starting a container's monitor from the CLI: `spawn(cfg)` -> `Pending`.
+
+`spawn` forks twice (the monitor is in its own session and not the CLI's child, so it outlives
+the CLI) and returns once the monitor reports the container created, with its init waiting
+for `start`.  `Pending.start()` has the monitor start it; `Pending.release()` leaves it
+created (`pypod start` later starts it through OCIRuntime.start, the monitor keeps watching).
+A failure raises the error the runtime reported (CommandNotFound, CannotInvoke,
+InvalidArgument...) once the monitor is gone and has removed what it made.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import select
+from typing import Any, NoReturn
+
+from pypod.errors import InvalidState, RuntimeError_
+from pypod.linux import unixsock
+from pypod.monitor import sync
+from pypod.monitor.config import MonitorConfig
+from pypod.monitor.sync import Msg
+
+__all__ = ["Pending", "spawn"]
+
+#: how long the CLI waits for a failed monitor to be gone before it reports the failure
+_EXIT_WAIT = 30.0
+
+
+class Pending:
+    """A monitor whose container is created and not started yet."""
+
+    def __init__(self, sock: unixsock.Socket, container_id: str, monitor_pid: int, pid: int):
+        self._sock: unixsock.Socket | None = sock
+        self.container_id = container_id
+        #: the monitor's pid (its monitor.pid file says the same)
+        self.monitor_pid = monitor_pid
+        #: the container's init; for an exec session 0 until started
+        self.pid = pid
+
+    def start(self) -> int:
+        """Have the monitor start the container (or run the exec process); its pid."""
+        sock = self._take()
+        sync.send(sock, Msg.START)
+        msg = sync.recv(sock)
+        if msg is None:
+            sock.close()
+            raise RuntimeError_(
+                f"the monitor of container {self.container_id} (pid {self.monitor_pid}) exited "
+                "before it reported the start"
+            )
+        if msg.type is Msg.ERROR:
+            _fail(sock, msg.data)
+        if msg.type is not Msg.STARTED:
+            sock.close()
+            raise RuntimeError_(f"monitor: expected {Msg.STARTED}, got {msg.type}")
+        sock.close()
+        self.pid = int(msg.data["pid"])
+        return self.pid
+
+    def release(self) -> None:
+        """Leave the container created; the monitor keeps watching it."""
+        sock = self._take()
+        sock.close()
+
+    def _take(self) -> unixsock.Socket:
+        if self._sock is None:
+            raise InvalidState(
+                f"monitor of container {self.container_id}: already started or released"
+            )
+        sock, self._sock = self._sock, None
+        return sock
+
+    def __enter__(self) -> Pending:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._sock is not None:
+            self.release()
+
+
+def spawn(cfg: MonitorConfig) -> Pending:
+    """Start the monitor of `cfg`'s container (or exec session); returns once it is created."""
+    cfg = cfg.absolute()
+    cfg.validate()
+    parent, child = unixsock.seqpacket_pair()
+    try:
+        pid = os.fork()
+    except BaseException:
+        parent.close()
+        child.close()
+        raise
+    if pid == 0:
+        _intermediate(parent, child, cfg)
+    child.close()
+    with contextlib.suppress(ChildProcessError):
+        while True:
+            try:
+                os.waitpid(pid, 0)
+                break
+            except InterruptedError:
+                continue
+    msg = sync.recv(parent)
+    if msg is None:
+        parent.close()
+        raise RuntimeError_(
+            f"the monitor of container {cfg.container_id} exited before it reported; "
+            "nothing was created"
+        )
+    if msg.type is Msg.ERROR:
+        _fail(parent, msg.data)
+    if msg.type is not Msg.CREATED:
+        parent.close()
+        raise RuntimeError_(f"monitor: expected {Msg.CREATED}, got {msg.type}")
+    return Pending(parent, cfg.container_id, int(msg.data["monitor_pid"]), int(msg.data["pid"]))
+
+
+def _intermediate(parent: unixsock.Socket, child: unixsock.Socket, cfg: MonitorConfig) -> NoReturn:
+    """The first fork: a new session, fork the monitor, exit (the monitor is orphaned)."""
+    code = 1
+    try:
+        parent.close()
+        os.setsid()
+        if os.fork() == 0:
+            from pypod.monitor import bootstrap
+
+            bootstrap.run(child, cfg)
+        code = 0
+    finally:
+        os._exit(code)
+
+
+def _fail(sock: unixsock.Socket, data: dict[str, Any]) -> NoReturn:
+    """Raise the monitor's error once the monitor has exited (nothing left behind)."""
+    exc = sync.raise_error(data)
+    pidfd = None
+    with contextlib.suppress(OSError, KeyError, TypeError, ValueError):
+        pidfd = os.pidfd_open(int(data["monitor_pid"]))
+    sock.close()  # the monitor waits for this before it exits
+    if pidfd is not None:
+        try:
+            poller = select.poll()
+            poller.register(pidfd, select.POLLIN)
+            poller.poll(int(_EXIT_WAIT * 1000))
+        finally:
+            os.close(pidfd)
+    raise exc
