@@ -290,7 +290,12 @@ class Engine:
             spec = build_spec(c.config, config, container_id=c.id, rootfs=rootfs,
                               userdata=userdata)  # fmt: skip
             write_atomic(os.path.join(userdata, "config.json"), json.dumps(spec).encode())
-            pending = self._spawn_monitor(c, userdata, rundir)
+            from pypod.engine.health import as_state, effective
+
+            check = effective(c.config, config)
+            pending = self._spawn_monitor(
+                c, userdata, rundir, check_every=check.interval if check else None
+            )
         except BaseException:
             with contextlib.suppress(PypodError, OSError):
                 self.store.unmount_container(c.id)
@@ -308,13 +313,17 @@ class Engine:
             "exit_code": None,
             "cleaned": False,
             "stopped_by_user": False,
+            "healthcheck": as_state(check) if check else None,
+            "health": {"status": "starting", "failing_streak": 0, "log": []} if check else None,
         }
         with self.db.transaction():
             self.save_state(c)
             self.event("container", "init", c.id, c.name, {"image": c.config.image})
         return pending
 
-    def _spawn_monitor(self, c: Container, userdata: str, rundir: str) -> Any:
+    def _spawn_monitor(
+        self, c: Container, userdata: str, rundir: str, *, check_every: float | None = None
+    ) -> Any:
         from pypod.monitor.config import MonitorConfig
         from pypod.monitor.spawn import spawn
 
@@ -331,6 +340,10 @@ class Engine:
             stdin=c.config.stdin,
             exit_file=self.paths.exit_file(c.id),
             exit_command=(*self.command_prefix(), "container", "cleanup", c.id),
+            periodic_command=(
+                (*self.command_prefix(), "healthcheck", "run", c.id) if check_every else ()
+            ),
+            periodic_interval=check_every or 0.0,
         )
         return spawn(cfg)
 

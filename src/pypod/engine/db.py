@@ -97,7 +97,7 @@ class EngineDB:
     # --- JSON columns ---------------------------------------------------------------------
     @staticmethod
     def dumps(value: Any) -> str:
-        return json.dumps(value, separators=(",", ":"), sort_keys=True)
+        return json.dumps(value, separators=(",", ":"))
 
     @staticmethod
     def loads(text: str) -> Any:

@@ -35,6 +35,10 @@ class ExecOptions:
     workdir: str | None = None
     privileged: bool = False
     detach_keys: str | None = None
+    #: where the output goes instead of our stdout/stderr (health checks capture it)
+    output_fd: int | None = None
+    #: seconds; then the process is killed (health checks' --health-timeout)
+    timeout: float | None = None
 
 
 @record
@@ -132,14 +136,40 @@ def run_exec(eng: Engine, c: Container, opts: ExecOptions) -> ExecResult:
         from pypod.monitor import protocol
 
         sock = protocol.connect(rundir)
-        pending.start()
-        protocol.stream(sock, stdin=opts.stdin, tty=opts.tty, detach_keys=opts.detach_keys)
-        code = _wait_exit_file(exit_file, pending.monitor_pid)
+        pid = pending.start()
+        timer = _killer(pid, opts.timeout)
+        try:
+            if opts.output_fd is None:
+                protocol.stream(sock, stdin=opts.stdin, tty=opts.tty,
+                                detach_keys=opts.detach_keys)  # fmt: skip
+            else:
+                sock.run(None, opts.output_fd, opts.output_fd, "", opts.tty)
+            code = _wait_exit_file(exit_file, pending.monitor_pid)
+        finally:
+            if timer is not None:
+                timer.cancel()
     except PypodError:
         _forget(eng, sid, rundir)
         raise
     _forget(eng, sid, rundir)
     return ExecResult(session_id=sid, exit_code=code)
+
+
+def _killer(pid: int, timeout: float | None) -> Any:
+    """A timer that SIGKILLs `pid` after `timeout` seconds (None: no timer)."""
+    if timeout is None or timeout <= 0 or pid <= 0:
+        return None
+    import signal
+    import threading
+
+    def kill() -> None:
+        with contextlib.suppress(OSError):
+            os.kill(pid, signal.SIGKILL)
+
+    timer = threading.Timer(timeout, kill)
+    timer.daemon = True
+    timer.start()
+    return timer
 
 
 def _wait_exit_file(path: str, monitor_pid: int) -> int:

@@ -37,10 +37,15 @@ class MonitorConfig:
     exit_command: tuple[str, ...] = ()
     #: an exec session: this runtime-spec process runs in the (running) container
     exec_process: dict[str, Any] | None = None
+    #: run (detached, like exit_command) every `periodic_interval` seconds while the process
+    #: lives: the health check (`pypod healthcheck run ID`), since no systemd timer is there
+    periodic_command: tuple[str, ...] = ()
+    periodic_interval: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
         out = {f.name: getattr(self, f.name) for f in fields(self)}
         out["exit_command"] = list(self.exit_command)
+        out["periodic_command"] = list(self.periodic_command)
         return out
 
     def to_json(self) -> str:
@@ -54,6 +59,7 @@ class MonitorConfig:
             raise InvalidArgument(f"monitor config: unknown keys {sorted(unknown)}")
         values = dict(data)
         values["exit_command"] = tuple(values.get("exit_command", ()))
+        values["periodic_command"] = tuple(values.get("periodic_command", ()))
         try:
             return cls(**values)
         except TypeError as e:

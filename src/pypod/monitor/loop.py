@@ -260,6 +260,9 @@ class Monitor:
         self.stdin_pending = bytearray()
         self.stdin_eof_after = False
         self.status: int | None = None
+        self.periodic: list[str] = list(self.cfg.get("periodic_command") or ())
+        self.interval = float(self.cfg.get("periodic_interval") or 0.0)
+        self.next_periodic = time.monotonic() + self.interval
         self.wake_r, self.wake_w = os.pipe()
         os.set_blocking(self.wake_r, False)
         os.set_blocking(self.wake_w, False)
@@ -294,7 +297,10 @@ class Monitor:
             watch[self.stdin] = watch.get(self.stdin, 0) | select.POLLOUT
         for fd, mask in watch.items():
             poller.register(fd, mask)
-        events = dict(poller.poll())
+        events = dict(poller.poll(self.periodic_timeout()))
+        if self.periodic and self.interval > 0 and time.monotonic() >= self.next_periodic:
+            self.next_periodic = time.monotonic() + self.interval
+            run_detached(self.periodic)
         if events.get(self.listener.fileno(), 0) & IN_ANY:
             self.accept()
         for fd in list(self.outputs):
@@ -319,6 +325,12 @@ class Monitor:
             except BlockingIOError:
                 pass
             self.reap()
+
+    def periodic_timeout(self) -> int | None:
+        """poll()'s timeout in ms: until the next periodic command (None: no such command)."""
+        if not self.periodic or self.interval <= 0:
+            return None
+        return max(0, int((self.next_periodic - time.monotonic()) * 1000) + 1)
 
     # -- children ----------------------------------------------------------------------------
     def reap(self) -> None:

@@ -511,7 +511,9 @@ def _command(c: Container, image_cmd: Sequence[str] | None = None) -> list[str]:
 def _status_text(c: Container, now: float) -> str:
     s = c.status
     if s == "running":
-        return f"Up {since(float(c.state.get('started_at', now)), now)}"
+        health = (c.state.get("health") or {}).get("status")
+        up = f"Up {since(float(c.state.get('started_at', now)), now)}"
+        return f"{up} ({health})" if health else up
     if s == "paused":
         return "Paused"
     if s == "exited":

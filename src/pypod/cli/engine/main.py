@@ -56,7 +56,7 @@ class UsageError(InvalidArgument):
 
 
 #: groups whose sub-command is the second word (`image ls`, `system df`)
-GROUPS = ("image", "system", "volume", "container")
+GROUPS = ("image", "system", "volume", "container", "healthcheck")
 
 #: command modules (under `pypod.cli.engine`) and the commands each one serves; a command is
 #: looked up in its own module only, since start-up time counts (`transfer` brings the copy
@@ -70,7 +70,7 @@ _MODULES: dict[str, tuple[str, ...]] = {
     "volumes": ("volume create", "volume ls", "volume list", "volume inspect", "volume rm",
                 "volume remove", "volume prune", "volume exists"),
 }  # fmt: skip
-_OPTIONAL = ("volumes", "containers", "container_io", "inspect", "container_fs", "system")
+_OPTIONAL = ("volumes", "containers", "container_io", "inspect", "container_fs", "system", "health")
 _CONTAINER_VERBS = ("run", "create", "start", "stop", "kill", "restart", "rm", "ps", "wait",
                    "pause", "unpause", "rename")  # fmt: skip
 _MODULES["containers"] = (
@@ -80,6 +80,7 @@ _MODULES["containers"] = (
     *("container exists", "container cleanup", "container prune"),
 )
 _MODULES["inspect"] = ("inspect", "container inspect")
+_MODULES["health"] = ("healthcheck run",)
 _MODULES["system"] = ("version", "info", "events", "system info", "system events",
                       "system prune", "system reset")  # fmt: skip
 _FS_VERBS = ("cp", "diff", "export", "commit", "mount", "umount", "unmount", "port")
