@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# make demo: build a busybox bundle offline and run it with pypod-runtime, as runc users would.
+# make demo: build a busybox image offline and run containers with pypod, as podman users would;
+# then run a bundle with pypod-runtime, as runc users would.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ "$(id -u)" -ne 0 ]; then
@@ -10,13 +11,38 @@ BIN="$PWD/.venv/bin"
 RT="$BIN/pypod-runtime"
 work=$(mktemp -d /tmp/pypod-demo.XXXXXX)
 state="$work/state"
+POD=("$BIN/pypod" --root "$work/root" --runroot "$work/run")
 cleanup() {
   "$RT" --root "$state" delete --force demo-web >/dev/null 2>&1 || true
+  "${POD[@]}" rm -a -f -t 0 >/dev/null 2>&1 || true
+  "${POD[@]}" system reset -f >/dev/null 2>&1 || true
   rm -rf "$work"
 }
 trap cleanup EXIT
 say() { printf '\n\033[1m$ %s\033[0m\n' "$*"; }
 
+# --- pypod: an image built offline from the host's busybox, then containers --------------------
+mkdir -p "$work/image"
+"$BIN/python" -c "from pypod.testing import make_busybox_rootfs; make_busybox_rootfs('$work/image/rootfs')"
+tar -C "$work/image/rootfs" -cf "$work/image/busybox.tar" .
+say "pypod import busybox.tar localhost/busybox   # a rootfs tarball -> an image"
+"${POD[@]}" import --change 'CMD ["sh"]' "$work/image/busybox.tar" localhost/busybox
+say "pypod images";                       "${POD[@]}" images
+say "pypod run --rm busybox echo hello";  "${POD[@]}" run --rm localhost/busybox echo hello
+say "pypod run -d --name web -e GREETING=hi busybox sh -c '...'"
+"${POD[@]}" run -d --name web -e GREETING=hi localhost/busybox \
+  sh -c 'echo "$GREETING from $(hostname)"; while sleep 1; do :; done'
+say "pypod ps";                           "${POD[@]}" ps
+sleep 0.3
+say "pypod logs web";                     "${POD[@]}" logs web
+say "pypod exec web ps";                  "${POD[@]}" exec web ps
+say "pypod exec web sh -c 'echo \$GREETING'"; "${POD[@]}" exec web sh -c 'echo $GREETING'
+say "pypod stop -t 2 web";                "${POD[@]}" stop -t 2 web
+say "pypod ps -a";                        "${POD[@]}" ps -a
+say "pypod rm web";                       "${POD[@]}" rm web
+say "pypod ps -a";                        "${POD[@]}" ps -a
+
+# --- pypod-runtime: an OCI bundle, as runc users run it -----------------------------------------
 mkdir -p "$work/bundle"
 "$BIN/python" -c "from pypod.testing import make_busybox_rootfs; make_busybox_rootfs('$work/bundle/rootfs')"
 cd "$work/bundle"

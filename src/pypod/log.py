@@ -11,6 +11,30 @@ from __future__ import annotations
 import sys
 from typing import Any
 
+#: how messages look when nothing configured logging: "plain" (Python's last resort: the bare
+#: message) or "logrus" (podman's `time="..." level=warning msg="..."`); set by a CLI
+_STYLE = ["plain"]
+
+
+def use_logrus_style() -> None:
+    """Show warnings and errors as podman does, once (and if) one is logged."""
+    _STYLE[0] = "logrus"
+
+
+def _logrus_handler(logging: Any) -> Any:
+    import time
+
+    class Formatter(logging.Formatter):  # type: ignore[misc]
+        def format(self, record: Any) -> str:
+            stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(record.created))
+            level = {"WARNING": "warning"}.get(record.levelname, record.levelname.lower())
+            msg = record.getMessage().replace('"', '\\"')
+            return f'time="{stamp}" level={level} msg="{msg}"'
+
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(Formatter())
+    return handler
+
 
 class Logger:
     __slots__ = ("name",)
@@ -23,6 +47,9 @@ class Logger:
             import logging
         except ImportError:  # a container process that may no longer import (see init.py)
             return _DROP
+        root = logging.getLogger()
+        if _STYLE[0] == "logrus" and not root.handlers:
+            root.addHandler(_logrus_handler(logging))
         return logging.getLogger(self.name)
 
     def debug(self, msg: str, *args: object) -> None:

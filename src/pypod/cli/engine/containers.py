@@ -288,8 +288,9 @@ def cmd_rm(g: Globals, opts: Parsed) -> int:
 
     def rm(name: str) -> str | None:
         try:
-            return eng.remove(name, force=opts.flag("force"), volumes=opts.flag("volumes"),
-                              timeout=timeout)  # fmt: skip
+            cid = eng.remove(name, force=opts.flag("force"), volumes=opts.flag("volumes"),
+                             timeout=timeout)  # fmt: skip
+            return cid if opts.flag("all") else name
         except ContainerNotFound:
             if ignore:
                 return None

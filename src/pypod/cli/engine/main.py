@@ -192,6 +192,9 @@ _GLOBAL_NAMES = {f.names[0] for f in GLOBAL_FLAGS} - {"help", "version"}
 
 def _setup_logging(level: object) -> None:
     if not isinstance(level, str):
+        from pypod import log
+
+        log.use_logrus_style()
         return
     levels = {"debug": 10, "info": 20, "warn": 30, "warning": 30, "error": 40, "fatal": 50}
     if level not in levels and level not in ("trace", "panic"):
