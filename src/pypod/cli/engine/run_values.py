@@ -1,0 +1,390 @@
+"""The value parsers behind `pypod run`/`create` flags, with podman 4.3's rules and messages.
+
+Each function mirrors the Go code podman uses, so that the same words are accepted and the same
+errors are printed: sizes as go-units' `RAMInBytes` (`-m 512m`, binary units) and
+`FromHumanSize` (`--log-opt max-size=10mb`, decimal units), durations as Go's
+`time.ParseDuration` (`1m30s`, `500ms`), integers as pflag's `strconv.ParseInt(s, 0, 64)`,
+signals as podman's `ParseSignal`, ulimits as go-units' `ParseUlimit`, detach keys as
+`term.ToBytes`, environment lines as containers/common's `env` package.  Every error is an
+`InvalidArgument` (exit code 125).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping, MutableMapping
+
+from pypod.errors import InvalidArgument
+
+__all__ = [
+    "SIGNALS",
+    "ULIMIT_NAMES",
+    "FlagValueError",
+    "go_errno_text",
+    "go_quote",
+    "parse_bool",
+    "parse_detach_keys",
+    "parse_duration",
+    "parse_env_file",
+    "parse_env_line",
+    "parse_float",
+    "parse_human_size",
+    "parse_int",
+    "parse_size",
+    "parse_signal",
+    "parse_uint",
+    "parse_ulimit",
+    "read_lines",
+]
+
+
+# --- Go's wording ---------------------------------------------------------------------------
+_GO_ESCAPES = {"\a": "\\a", "\b": "\\b", "\f": "\\f", "\n": "\\n", "\r": "\\r", "\t": "\\t",
+               "\v": "\\v", "\\": "\\\\", '"': '\\"'}  # fmt: skip
+
+
+def go_quote(text: str) -> str:
+    """`strconv.Quote`: a double-quoted Go string literal."""
+    out = []
+    for ch in text:
+        if ch in _GO_ESCAPES:
+            out.append(_GO_ESCAPES[ch])
+        elif ch < " " or ch == "\x7f":
+            out.append(f"\\x{ord(ch):02x}")
+        elif not ch.isprintable():
+            out.append(f"\\u{ord(ch):04x}" if ord(ch) < 0x10000 else f"\\U{ord(ch):08x}")
+        else:
+            out.append(ch)
+    return '"' + "".join(out) + '"'
+
+
+def go_errno_text(err: OSError) -> str:
+    """An OSError's text as Go prints a syscall.Errno: "no such file or directory"."""
+    text = os.strerror(err.errno) if err.errno else str(err)
+    return text[:1].lower() + text[1:]
+
+
+# --- numbers --------------------------------------------------------------------------------
+_INT_RE = re.compile(
+    r"(?P<sign>[+-]?)(?:0[xX](?P<hex>_?[0-9a-fA-F](?:_?[0-9a-fA-F])*)"
+    r"|0[bB](?P<bin>_?[01](?:_?[01])*)|0[oO](?P<oct>_?[0-7](?:_?[0-7])*)"
+    r"|(?P<zoct>0(?:_?[0-7])*)|(?P<dec>[1-9](?:_?[0-9])*))"
+)
+
+
+def _go_int(text: str, fn: str, lo: int, hi: int, signed: bool) -> int:
+    m = _INT_RE.fullmatch(text)
+    if m is None or (not signed and m["sign"]):
+        raise ValueError(f"strconv.{fn}: parsing {go_quote(text)}: invalid syntax")
+    if m["hex"] is not None:
+        value = int(m["hex"].replace("_", ""), 16)
+    elif m["bin"] is not None:
+        value = int(m["bin"].replace("_", ""), 2)
+    elif m["oct"] is not None:
+        value = int(m["oct"].replace("_", ""), 8)
+    elif m["zoct"] is not None:
+        value = int(m["zoct"].replace("_", ""), 8)
+    else:
+        value = int(m["dec"].replace("_", ""))
+    if m["sign"] == "-":
+        value = -value
+    if not lo <= value <= hi:
+        raise ValueError(f"strconv.{fn}: parsing {go_quote(text)}: value out of range")
+    return value
+
+
+class FlagValueError(InvalidArgument):
+    """A flag's value is not of the flag's type (pflag's "invalid argument ... for ... flag")."""
+
+
+def _flag_error(flag: str, text: str, err: ValueError) -> FlagValueError:
+    return FlagValueError(f'invalid argument "{text}" for "{flag}" flag: {err}')
+
+
+def parse_int(text: str, flag: str) -> int:
+    """A pflag int/int64 value (`strconv.ParseInt(s, 0, 64)`: 0x.., 0o.., 0b.., 0.. octal)."""
+    try:
+        return _go_int(text, "ParseInt", -(1 << 63), (1 << 63) - 1, True)
+    except ValueError as e:
+        raise _flag_error(flag, text, e) from None
+
+
+def parse_uint(text: str, flag: str) -> int:
+    """A pflag uint/uint64 value (`strconv.ParseUint(s, 0, 64)`: no sign)."""
+    try:
+        return _go_int(text, "ParseUint", 0, (1 << 64) - 1, False)
+    except ValueError as e:
+        raise _flag_error(flag, text, e) from None
+
+
+_FLOAT_RE = re.compile(r"[+-]?(?:[0-9](?:_?[0-9])*(?:\.(?:[0-9](?:_?[0-9])*)?)?|\.[0-9]+)"
+                       r"(?:[eE][+-]?[0-9]+)?")  # fmt: skip
+
+
+def parse_float(text: str, flag: str) -> float:
+    """A pflag float64 value (decimal notation; Go's inf/nan are refused as meaningless)."""
+    if _FLOAT_RE.fullmatch(text) is None or "_" in text:
+        raise _flag_error(
+            flag, text, ValueError(f"strconv.ParseFloat: parsing {go_quote(text)}: invalid syntax")
+        )
+    return float(text)
+
+
+_TRUE = ("1", "t", "T", "TRUE", "true", "True")
+_FALSE = ("0", "f", "F", "FALSE", "false", "False")
+
+
+def parse_bool(text: str, flag: str) -> bool:
+    """`strconv.ParseBool`, as pflag reads `--rm=false`."""
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    raise _flag_error(
+        flag, text, ValueError(f"strconv.ParseBool: parsing {go_quote(text)}: invalid syntax")
+    )
+
+
+# --- sizes ----------------------------------------------------------------------------------
+_SIZE_RE = re.compile(r"([0-9]+(?:\.[0-9]+)*) ?([kKmMgGtTpP])?[iI]?[bB]?")
+_BINARY = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40, "p": 1 << 50}
+_DECIMAL = {"k": 10**3, "m": 10**6, "g": 10**9, "t": 10**12, "p": 10**15}
+
+
+def _size(text: str, units: Mapping[str, int]) -> int:
+    m = _SIZE_RE.fullmatch(text)
+    if m is None:
+        raise InvalidArgument(f"invalid size: '{text}'")
+    try:
+        number = float(m[1])
+    except ValueError:
+        raise InvalidArgument(
+            f"strconv.ParseFloat: parsing {go_quote(m[1])}: invalid syntax"
+        ) from None
+    size = number * units.get((m[2] or "").lower(), 1)
+    if size >= 1 << 63:
+        raise InvalidArgument(f"invalid size: '{text}': too large")
+    return int(size)
+
+
+def parse_size(text: str) -> int:
+    """go-units `RAMInBytes`: "512m", "1.5g", "10 MB", "1KiB", "100" -> bytes (k = 1024)."""
+    return _size(text, _BINARY)
+
+
+def parse_human_size(text: str) -> int:
+    """go-units `FromHumanSize`: "10mb" -> 10000000 (k = 1000, as `--log-opt max-size`)."""
+    return _size(text, _DECIMAL)
+
+
+# --- durations ------------------------------------------------------------------------------
+_UNITS_NS = {"ns": 1, "us": 10**3, "µs": 10**3, "μs": 10**3, "ms": 10**6, "s": 10**9,
+             "m": 60 * 10**9, "h": 3600 * 10**9}  # fmt: skip
+_MAX_NS = 1 << 63
+
+
+def parse_duration(text: str) -> int:
+    """Go's `time.ParseDuration` in nanoseconds: "30s", "1m30s", "500ms", "-1.5h", "0"."""
+    invalid = InvalidArgument(f"time: invalid duration {go_quote(text)}")
+    s = text
+    neg = False
+    if s[:1] in ("-", "+"):
+        neg = s[0] == "-"
+        s = s[1:]
+    if s == "0":
+        return 0
+    if not s:
+        raise invalid
+    total = 0
+    while s:
+        if not (s[0] == "." or "0" <= s[0] <= "9"):
+            raise invalid
+        i = 0
+        while i < len(s) and "0" <= s[i] <= "9":
+            i += 1
+        whole, s = s[:i], s[i:]
+        frac = ""
+        if s[:1] == ".":
+            j = 1
+            while j < len(s) and "0" <= s[j] <= "9":
+                j += 1
+            frac, s = s[1:j], s[j:]
+            if not whole and not frac:
+                raise invalid
+        elif not whole:
+            raise invalid
+        k = 0
+        while k < len(s) and not (s[k] == "." or "0" <= s[k] <= "9"):
+            k += 1
+        if k == 0:
+            raise InvalidArgument(f"time: missing unit in duration {go_quote(text)}")
+        unit, s = s[:k], s[k:]
+        scale = _UNITS_NS.get(unit)
+        if scale is None:
+            raise InvalidArgument(
+                f"time: unknown unit {go_quote(unit)} in duration {go_quote(text)}"
+            )
+        value = int(whole or "0") * scale
+        if frac:
+            f, div = _leading_fraction(frac)
+            value += int(float(f) * (scale / div))
+        total += value
+        if total > _MAX_NS:
+            raise invalid
+    if not neg and total > _MAX_NS - 1:
+        raise invalid
+    return -total if neg else total
+
+
+def _leading_fraction(digits: str) -> tuple[int, float]:
+    """(f, scale) as Go's leadingFraction: digits kept while they fit in an int64."""
+    f, scale = 0, 1.0
+    for d in digits:
+        nxt = f * 10 + int(d)
+        if f > ((1 << 63) - 1) // 10 or nxt > 1 << 63:
+            break
+        f, scale = nxt, scale * 10
+    return f, scale
+
+
+# --- signals --------------------------------------------------------------------------------
+#: Linux signal names (x86_64 numbers) as podman's signal map has them, without "SIG"
+SIGNALS: dict[str, int] = {
+    "ABRT": 6, "ALRM": 14, "BUS": 7, "CHLD": 17, "CLD": 17, "CONT": 18, "FPE": 8, "HUP": 1,
+    "ILL": 4, "INT": 2, "IO": 29, "IOT": 6, "KILL": 9, "PIPE": 13, "POLL": 29, "PROF": 27,
+    "PWR": 30, "QUIT": 3, "SEGV": 11, "STKFLT": 16, "STOP": 19, "SYS": 31, "TERM": 15,
+    "TRAP": 5, "TSTP": 20, "TTIN": 21, "TTOU": 22, "URG": 23, "USR1": 10, "USR2": 12,
+    "VTALRM": 26, "WINCH": 28, "XCPU": 24, "XFSZ": 25, "RTMIN": 34, "RTMAX": 64,
+    **{f"RTMIN+{i}": 34 + i for i in range(1, 16)},
+    **{f"RTMAX-{i}": 64 - i for i in range(1, 15)},
+}  # fmt: skip
+
+
+def parse_signal(text: str) -> int:
+    """A signal by name or number (SIGTERM, TERM, term, 15) -> 1..64, as podman's
+    `--stop-signal`."""
+    if re.fullmatch(r"[+-]?[0-9]+", text):
+        number = int(text)
+        if number == 0:
+            raise InvalidArgument(f"invalid signal: {text}")
+    else:
+        upper = text.upper()
+        number = SIGNALS.get(upper[3:] if upper.startswith("SIG") else upper, -1)
+        if number < 0:
+            raise InvalidArgument(f"invalid signal: {text}")
+    if not 1 <= number <= 64:
+        raise InvalidArgument("valid signals are 1 through 64")
+    return number
+
+
+# --- ulimits --------------------------------------------------------------------------------
+ULIMIT_NAMES = ("core", "cpu", "data", "fsize", "locks", "memlock", "msgqueue", "nice",
+                "nofile", "nproc", "rss", "rtprio", "rttime", "sigpending", "stack")  # fmt: skip
+
+
+def parse_ulimit(text: str) -> tuple[str, int, int]:
+    """`name=soft[:hard]` -> (name, soft, hard); -1 or "unlimited" is no limit."""
+
+    def fail(why: str) -> InvalidArgument:
+        return InvalidArgument(
+            f'ulimit option "{text}" requires name=SOFT:HARD, failed to be parsed: {why}'
+        )
+
+    name, eq, limits = text.partition("=")
+    if not eq:
+        raise fail(f"invalid ulimit argument: {text}")
+    if name not in ULIMIT_NAMES:
+        raise fail(f"invalid ulimit type: {name}")
+    parts = limits.split(":")
+    if len(parts) > 2:
+        raise fail(
+            f"too many limit value arguments - {limits}, can only have up to two, `soft[:hard]`"
+        )
+    values = []
+    for part in parts:
+        if part == "unlimited":
+            values.append(-1)
+        elif re.fullmatch(r"[+-]?[0-9]+", part) is None:
+            raise fail(f"strconv.ParseInt: parsing {go_quote(part)}: invalid syntax")
+        elif not -(1 << 63) <= int(part) < 1 << 63:
+            raise fail(f"strconv.ParseInt: parsing {go_quote(part)}: value out of range")
+        else:
+            values.append(int(part))
+    soft = values[0]
+    hard = values[1] if len(values) == 2 else soft
+    if hard != -1 and (soft > hard or soft == -1):
+        raise fail(f"ulimit soft limit must be less than or equal to hard limit: {soft} > {hard}")
+    return name, soft, hard
+
+
+# --- detach keys ----------------------------------------------------------------------------
+_CTRL = ["ctrl-@", *(f"ctrl-{chr(c)}" for c in range(ord("a"), ord("z") + 1)),
+         "ctrl-[", "ctrl-\\", "ctrl-]", "ctrl-^", "ctrl-_"]  # fmt: skip
+
+
+def parse_detach_keys(text: str) -> bytes:
+    """`ctrl-p,ctrl-q` -> b"\\x10\\x11": single characters or `ctrl-<x>`, comma separated;
+    "" means no detach sequence."""
+    if text == "":
+        return b""
+    out = bytearray()
+    for key in text.split(","):
+        if len(key) == 1:
+            out += key.encode()
+        elif key in _CTRL:
+            out.append(_CTRL.index(key))
+        else:
+            raise InvalidArgument(f"invalid detach keys: Unknown character: '{key}'")
+    return bytes(out)
+
+
+# --- environment ----------------------------------------------------------------------------
+_WHITESPACE = " \t"
+
+
+def parse_env_line(
+    env: MutableMapping[str, str], line: str, host: Mapping[str, str] | None = None
+) -> None:
+    """One `-e` value or env-file line into `env`: `K=V`; `K` (the host's value, if set);
+    `K*` (every host variable starting with K)."""
+    name, eq, value = line.partition("=")
+    if name == "":
+        raise InvalidArgument(f"invalid environment variable: {go_quote(line)}")
+    name = name.lstrip(_WHITESPACE)
+    if eq:
+        env[name] = value
+        return
+    host = os.environ if host is None else host
+    if name.endswith("*"):
+        prefix = name[:-1]
+        for key, val in host.items():
+            if key.startswith(prefix):
+                env[key] = val
+    elif name in host:
+        env[name] = host[name]
+
+
+def read_lines(path: str, what: str) -> list[str]:
+    """The lines of an env or label file that say something: leading blanks dropped, empty
+    lines and `#` comments skipped.  `what` starts the message when the file cannot be read."""
+    try:
+        with open(path, encoding="utf-8", errors="surrogateescape") as f:
+            lines = f.read().splitlines()
+    except OSError as e:
+        raise InvalidArgument(f"{what}: open {path}: {go_errno_text(e)}") from None
+    stripped = (raw.lstrip(_WHITESPACE) for raw in lines)
+    return [line for line in stripped if line and not line.startswith("#")]
+
+
+def parse_env_file(
+    env: MutableMapping[str, str], path: str, host: Mapping[str, str] | None = None
+) -> None:
+    """An `--env-file` (podman 4.3): one variable a line as `-e` takes it; leading blanks,
+    empty lines and `#` comments ignored; nothing else trimmed or unquoted."""
+    what = f'parsing env file "{path}"'
+    for line in read_lines(path, what):
+        try:
+            parse_env_line(env, line, host)
+        except InvalidArgument as e:
+            raise InvalidArgument(f"{what}: {e}") from None
