@@ -284,6 +284,7 @@ class Engine:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self.paths.exit_file(c.id))
         rootfs = self.store.mount_container(c.id)
+        volumes = self._mount_volumes(c)
         try:
             image = self.store.image(c.config.image_id)
             config = image_config(self.store, image).get("config") or {}
@@ -299,6 +300,7 @@ class Engine:
         except BaseException:
             with contextlib.suppress(PypodError, OSError):
                 self.store.unmount_container(c.id)
+            self._unmount_volumes(volumes)
             raise
         from pypod.engine.state import start_time
 
@@ -313,6 +315,7 @@ class Engine:
             "exit_code": None,
             "cleaned": False,
             "stopped_by_user": False,
+            "volumes_mounted": volumes,
             "healthcheck": as_state(check) if check else None,
             "health": {"status": "starting", "failing_streak": 0, "log": []} if check else None,
         }
@@ -320,6 +323,34 @@ class Engine:
             self.save_state(c)
             self.event("container", "init", c.id, c.name, {"image": c.config.image})
         return pending
+
+    def _mount_volumes(self, c: Container) -> list[str]:
+        """Mount the volumes with a filesystem of their own (`-o type=...`); their names."""
+        names = [m.volume for m in c.config.mounts if m.volume]
+        if not names:
+            return []
+        from pypod.engine.volumes import Volumes
+
+        volumes = Volumes(self.db, self.paths.graphroot)
+        done: list[str] = []
+        try:
+            for name in names:
+                volumes.mount(name)
+                done.append(name)
+        except BaseException:
+            self._unmount_volumes(done)
+            raise
+        return done
+
+    def _unmount_volumes(self, names: list[str]) -> None:
+        if not names:
+            return
+        from pypod.engine.volumes import Volumes
+
+        volumes = Volumes(self.db, self.paths.graphroot)
+        for name in names:
+            with contextlib.suppress(PypodError, OSError):
+                volumes.unmount(name)
 
     def _spawn_monitor(
         self, c: Container, userdata: str, rundir: str, *, check_every: float | None = None
@@ -507,6 +538,8 @@ class Engine:
         if c.state.get("mountpoint"):
             with contextlib.suppress(PypodError, OSError):
                 self.store.unmount_container(c.id)
+        self._unmount_volumes(list(c.state.get("volumes_mounted") or ()))
+        c.state["volumes_mounted"] = []
         c.state["mountpoint"] = ""
         c.state["cleaned"] = True
         with self.db.transaction():
@@ -544,7 +577,7 @@ class Engine:
     def _remove(self, c: Container, *, volumes: bool) -> None:
         with contextlib.suppress(ContainerNotFound):
             self.store.delete_container(c.id)
-        anonymous = [m.volume for m in c.config.mounts if m.volume and len(m.volume) == 64]
+        anonymous = [m.volume for m in c.config.mounts if m.volume]
         with self.db.transaction():
             self.db.execute("DELETE FROM containers WHERE id = ?", (c.id,))
             self.event("container", "remove", c.id, c.name, {"image": c.config.image})
@@ -554,7 +587,8 @@ class Engine:
             vols = Volumes(self.db, self.paths.graphroot)
             for name in anonymous:
                 with contextlib.suppress(PypodError):
-                    vols.remove(name)
+                    if vols.get(name).anonymous:
+                        vols.remove(name)
         self._remove_files(c.id)
 
     def _remove_files(self, cid: str) -> None:

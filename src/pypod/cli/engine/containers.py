@@ -27,6 +27,7 @@ from pypod.errors import (
 )
 
 if TYPE_CHECKING:
+    from pypod.engine.config import ContainerConfig
     from pypod.engine.state import Container
 
 
@@ -137,11 +138,20 @@ def _image_name(eng: Engine, name: str, image_id: str) -> str:
     return found or name
 
 
-def _create(g: Globals, args: Sequence[str], command: str) -> tuple[Engine, Container, Any]:
-    from pypod.cli.engine.run_flags import parse_run
+def _help(command: str) -> int:
+    from pypod.cli.engine.run_flags import flags_for
+    from pypod.cli.flags import help_text
+
+    what = "Run a command in a new container" if command == "run" else (
+        "Create but do not start a container")  # fmt: skip
+    print(f"{what}\n\nUsage:\n  pypod {command} [options] IMAGE [COMMAND [ARG...]]\n\n"
+          f"Options:\n{help_text(flags_for(command))}")  # fmt: skip
+    return 0
+
+
+def _create(g: Globals, cfg: ContainerConfig, extras: Any) -> tuple[Engine, Container, Any]:
     from pypod.record import replace
 
-    cfg, extras = parse_run(args, command=command)
     eng = engine(g)
     image_id = _resolve_image(g, eng, cfg.image, extras)
     cfg = replace(cfg, image_id=image_id, image=_image_name(eng, cfg.image, image_id))
@@ -157,13 +167,23 @@ def _create(g: Globals, args: Sequence[str], command: str) -> tuple[Engine, Cont
 
 
 def cmd_create(g: Globals, opts: Parsed) -> int:
-    eng, c, _ = _create(g, opts.args, "create")
+    from pypod.cli.engine.run_flags import parse_run
+
+    cfg, extras = parse_run(opts.args, command="create")
+    if extras.help:
+        return _help("create")
+    eng, c, _ = _create(g, cfg, extras)
     print(c.id)
     return 0
 
 
 def cmd_run(g: Globals, opts: Parsed) -> int:
-    eng, c, extras = _create(g, opts.args, "run")
+    from pypod.cli.engine.run_flags import parse_run
+
+    cfg, extras = parse_run(opts.args, command="run")
+    if extras.help:
+        return _help("run")
+    eng, c, extras = _create(g, cfg, extras)
     if getattr(extras, "detach", False):
         try:
             eng.start(c.id)

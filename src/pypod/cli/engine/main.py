@@ -162,9 +162,10 @@ def _run(args: list[str]) -> int:
             f"unrecognized command `{PROG} {name}`\nTry '{PROG} --help' for more information"
         )
     if command.raw:
-        opts = Parsed(args=rest) if rest[:1] not in (["--help"], ["-h"]) else Parsed({"help": True})
+        opts = Parsed(args=rest) if rest[:1] != ["--help"] else Parsed({"help": True})
     else:
-        opts = parse(rest, (*command.flags, *GLOBAL_FLAGS), interspersed=True)
+        # the command's own flags win over the global ones (`rm -v` is --volumes, not --version)
+        opts = parse(rest, (*GLOBAL_FLAGS, *command.flags), interspersed=True)
     if opts.flag("help"):
         print(f"{command.help}\n\nUsage:\n  {PROG} {name} {command.usage}\n\nOptions:\n"
               f"{help_text(command.flags)}")  # fmt: skip
