@@ -285,11 +285,14 @@ class Engine:
             os.unlink(self.paths.exit_file(c.id))
         rootfs = self.store.mount_container(c.id)
         volumes = self._mount_volumes(c)
+        netns = None
         try:
+            if c.config.network == "none":
+                netns = self._make_netns(c)
             image = self.store.image(c.config.image_id)
             config = image_config(self.store, image).get("config") or {}
             spec = build_spec(c.config, config, container_id=c.id, rootfs=rootfs,
-                              userdata=userdata)  # fmt: skip
+                              userdata=userdata, netns=netns)  # fmt: skip
             write_atomic(os.path.join(userdata, "config.json"), json.dumps(spec).encode())
             from pypod.engine.health import as_state, effective
 
@@ -301,6 +304,7 @@ class Engine:
             with contextlib.suppress(PypodError, OSError):
                 self.store.unmount_container(c.id)
             self._unmount_volumes(volumes)
+            self._remove_netns(netns)
             raise
         from pypod.engine.state import start_time
 
@@ -316,6 +320,7 @@ class Engine:
             "cleaned": False,
             "stopped_by_user": False,
             "volumes_mounted": volumes,
+            "netns": netns,
             "healthcheck": as_state(check) if check else None,
             "health": {"status": "starting", "failing_streak": 0, "log": []} if check else None,
         }
@@ -323,6 +328,23 @@ class Engine:
             self.save_state(c)
             self.event("container", "init", c.id, c.name, {"image": c.config.image})
         return pending
+
+    def _make_netns(self, c: Container) -> str:
+        """`--network none`: a network namespace of the container's own, with lo up."""
+        from pypod.linux import netns
+
+        path = os.path.join(self.paths.runroot, "netns", f"pypod-{c.id}")
+        with contextlib.suppress(PypodError, OSError):
+            netns.remove(path)  # what a crashed start left
+        netns.create(path)
+        return path
+
+    def _remove_netns(self, path: str | None) -> None:
+        if path:
+            from pypod.linux import netns
+
+            with contextlib.suppress(PypodError, OSError):
+                netns.remove(path)
 
     def _mount_volumes(self, c: Container) -> list[str]:
         """Mount the volumes with a filesystem of their own (`-o type=...`); their names."""
@@ -540,6 +562,8 @@ class Engine:
                 self.store.unmount_container(c.id)
         self._unmount_volumes(list(c.state.get("volumes_mounted") or ()))
         c.state["volumes_mounted"] = []
+        self._remove_netns(c.state.get("netns"))
+        c.state["netns"] = None
         c.state["mountpoint"] = ""
         c.state["cleaned"] = True
         with self.db.transaction():

@@ -79,15 +79,17 @@ def build_spec(
     container_id: str,
     rootfs: str,
     userdata: str,
+    netns: str | None = None,
 ) -> dict[str, Any]:
     """The config.json of the container, as a dict; writes its etc files into `userdata`.
 
     `image_config` is the `config` object of the image's OCI config (Env, Cmd, Entrypoint,
-    WorkingDir, User, StopSignal...); `rootfs` the container's mounted root.
+    WorkingDir, User, StopSignal...); `rootfs` the container's mounted root; `netns` the
+    path of a network namespace made for `--network none` (with lo up).
     """
     rootfs = os.path.abspath(rootfs)
     # Everything that can be refused is worked out before anything is written or chowned.
-    ns = _namespaces(cfg)
+    ns = _namespaces(cfg, netns)
     hostname = _hostname(cfg, container_id, ns)
     user_spec = cfg.user or _image_str(image_config, "User")
     group_file = _read_etc(cfg, rootfs, "group")
@@ -374,9 +376,9 @@ def _ns_mode(value: str, flag: str) -> tuple[str, str]:
     )
 
 
-def _namespaces(cfg: ContainerConfig) -> _Namespaces:
+def _namespaces(cfg: ContainerConfig, netns: str | None = None) -> _Namespaces:
     if cfg.network == "none":
-        net = ("private", "")
+        net = ("private", netns or "")  # the engine's namespace with lo up, when it made one
     elif cfg.network == "host":
         net = ("host", "")
     elif cfg.network.startswith(("path:", "ns:")):

@@ -1,0 +1,74 @@
+"""Persistent network namespaces: made once, kept by a bind mount, joined by path.
+
+`--network none` gives a container a network namespace of its own with only the loopback
+interface, and that interface up (as podman's does): an OCI runtime creates a namespace with
+`lo` down, so the engine makes the namespace itself, brings `lo` up and passes its path in the
+spec (`ip netns add` does the same: unshare, bind mount /proc/thread-self/ns/net on a file).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import os
+import socket
+import struct
+
+from pypod.errors import from_oserror
+from pypod.linux import syscalls as sc
+
+CLONE_NEWNET = 0x40000000
+MS_BIND = 4096
+MNT_DETACH = 2
+SIOCGIFFLAGS = 0x8913
+SIOCSIFFLAGS = 0x8914
+IFF_UP = 0x1
+
+
+def set_link_up(name: str) -> None:
+    """Bring interface `name` of the current network namespace up (ioctl, no netlink needed)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        req = struct.pack("16sh14x", name.encode(), 0)
+        flags = struct.unpack("16sh14x", fcntl.ioctl(s.fileno(), SIOCGIFFLAGS, req))[1]
+        fcntl.ioctl(s.fileno(), SIOCSIFFLAGS, struct.pack("16sh14x", name.encode(), flags | IFF_UP))
+
+
+def create(path: str) -> None:
+    """A new network namespace with `lo` up, kept at `path` (a new file)."""
+    os.makedirs(os.path.dirname(path), mode=0o755, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o444)
+    except OSError as e:
+        raise from_oserror(f"create network namespace file {path}", e) from e
+    os.close(fd)
+    original = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+    mounted = False
+    try:
+        sc.unshare(CLONE_NEWNET)
+        try:
+            set_link_up("lo")
+            sc.mount("/proc/thread-self/ns/net", path, None, MS_BIND, None)
+            mounted = True
+        finally:
+            sc.setns(original, CLONE_NEWNET)
+    except BaseException:
+        if mounted:
+            with contextlib.suppress(OSError):
+                sc.umount2(path, MNT_DETACH)
+        with contextlib.suppress(OSError):
+            os.unlink(path)
+        raise
+    finally:
+        os.close(original)
+
+
+def remove(path: str) -> None:
+    """Drop the namespace kept at `path` (it ends when no process is left in it)."""
+    try:
+        sc.umount2(path, MNT_DETACH)
+    except OSError as e:
+        if e.errno not in (errno.EINVAL, errno.ENOENT):
+            raise from_oserror(f"unmount network namespace {path}", e) from e
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)
