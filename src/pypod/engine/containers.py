@@ -201,6 +201,8 @@ class Engine:
                 self.remove(self.lookup(name).id, force=True)
         elif self.db.query("SELECT 1 FROM containers WHERE name = ?", (name,)):
             raise AlreadyExists(self._name_in_use(name))
+        cfg = self._with_image_defaults(cfg)
+        cfg = replace(cfg, mounts=self._volumes_from(cfg))
         storage = self.store.create_container(cfg.image_id, names=[name])
         cid = storage.id
         try:
@@ -224,6 +226,66 @@ class Engine:
             raise
         return Container(id=cid, name=name, config=cfg, state={"status": "configured"},
                          created=now)  # fmt: skip
+
+    def _image_config(self, image_id: str) -> dict[str, Any]:
+        from pypod.image.local import image_config
+
+        config = image_config(self.store, self.store.image(image_id)).get("config")
+        return config if isinstance(config, dict) else {}
+
+    def _with_image_defaults(self, cfg: ContainerConfig) -> ContainerConfig:
+        """What the image says and the flags did not: StopSignal, and a volume for each of its
+        VOLUMEs (anonymous, as podman makes them) not already mounted by a flag."""
+        from pypod.engine.config import MountSpec
+
+        image = self._image_config(cfg.image_id)
+        if cfg.stop_signal is None and image.get("StopSignal"):
+            from pypod.engine.spec import parse_signal
+
+            sig = parse_signal(str(image["StopSignal"]))
+            if sig is not None:
+                cfg = replace(cfg, stop_signal=sig)
+        taken = {m.destination.rstrip("/") or "/" for m in cfg.mounts}
+        extra = []
+        for dest in sorted(image.get("Volumes") or {}):
+            if (dest.rstrip("/") or "/") not in taken:
+                extra.append(MountSpec(type="bind", source="", destination=dest, volume="",
+                                       options=("rw", "nosuid", "nodev", "rbind")))  # fmt: skip
+        return replace(cfg, mounts=(*cfg.mounts, *extra)) if extra else cfg
+
+    def _volumes_from(self, cfg: ContainerConfig) -> tuple[Any, ...]:
+        """`--volumes-from CTR[:ro|rw]`: the other container's volumes and bind mounts too."""
+        mounts = list(cfg.mounts)
+        taken = {m.destination for m in mounts}
+        for spec in cfg.volumes_from:
+            ref, _, mode = spec.partition(":")
+            other = self.lookup(ref)
+            for m in other.config.mounts:
+                if m.type != "bind" or m.destination in taken:
+                    continue
+                options = tuple(o for o in m.options if o not in ("ro", "rw"))
+                rw = mode or ("ro" if "ro" in m.options else "rw")
+                mounts.append(replace(m, options=(rw, *options)))
+                taken.add(m.destination)
+        return tuple(mounts)
+
+    def _shared_namespaces(self, cfg: ContainerConfig) -> ContainerConfig:
+        """`--pid/--ipc/--uts container:ID` -> the namespace file of that running container."""
+        changes: dict[str, str] = {}
+        for kind in ("pid", "ipc", "uts"):
+            value = getattr(cfg, kind)
+            if not value.startswith("container:"):
+                continue
+            other = self.lookup(value.partition(":")[2])
+            if other.status not in ("running", "paused"):
+                raise InvalidState(
+                    f"cannot join the {kind} namespace of container {other.name}: it is not "
+                    "running: container state improper"
+                )
+            changes[kind] = f"path:/proc/{int(other.state['pid'])}/ns/{kind}"
+            if kind == "uts" and cfg.hostname is None:
+                changes["hostname"] = other.config.hostname or other.id[:12]
+        return replace(cfg, **changes) if changes else cfg
 
     def _name_in_use(self, name: str) -> str:
         cid = self.db.query("SELECT id FROM containers WHERE name = ?", (name,))
@@ -291,8 +353,8 @@ class Engine:
                 netns = self._make_netns(c)
             image = self.store.image(c.config.image_id)
             config = image_config(self.store, image).get("config") or {}
-            spec = build_spec(c.config, config, container_id=c.id, rootfs=rootfs,
-                              userdata=userdata, netns=netns)  # fmt: skip
+            spec = build_spec(self._shared_namespaces(c.config), config, container_id=c.id,
+                              rootfs=rootfs, userdata=userdata, netns=netns)  # fmt: skip
             write_atomic(os.path.join(userdata, "config.json"), json.dumps(spec).encode())
             from pypod.engine.health import as_state, effective
 
