@@ -16,6 +16,7 @@ from typing import Any
 
 from pypod.engine.config import ContainerConfig
 from pypod.record import field, record
+from pypod.runtime.state import proc_start_time
 
 #: statuses in which something may be alive (the monitor, the container's processes)
 LIVE = ("created", "running", "paused", "stopping")
@@ -89,22 +90,13 @@ def process_alive(pid: int, start: int) -> bool:
     """Whether `pid` is still the process that started at `start` (clock ticks) and not a zombie."""
     if pid <= 0:
         return False
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            raw = f.read().decode()
-    except OSError:
-        return False
-    rest = raw[raw.rindex(")") + 2 :].split()
-    return rest[0] not in ("Z", "X") and (not start or int(rest[19]) == start)
+    found = proc_start_time(pid)
+    return found is not None and found[1] not in ("Z", "X") and (not start or found[0] == start)
 
 
 def start_time(pid: int) -> int:
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            raw = f.read().decode()
-    except OSError:
-        return 0
-    return int(raw[raw.rindex(")") + 2 :].split()[19])
+    found = proc_start_time(pid)
+    return found[0] if found else 0
 
 
 def exited_state(state: dict[str, Any], exit_info: dict[str, Any] | None) -> dict[str, Any]:
