@@ -28,10 +28,13 @@ class Pypod:
     def ctx(self):  # type: ignore[no-untyped-def]
         return context(self.store / "root", self.store / "run", self.store / "tmp")
 
+    def argv(self, *args: str) -> list[str]:
+        return [PYPOD, "--root", str(self.store / "root"), "--runroot", str(self.store / "run"),
+                *args]  # fmt: skip
+
     def __call__(self, *args: str, input: str | None = None) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [PYPOD, "--root", str(self.store / "root"), "--runroot", str(self.store / "run"),
-             *args],
+            self.argv(*args),
             input=input if input is not None else "",
             capture_output=True,
             text=True,
@@ -306,3 +309,53 @@ def test_rmi_ignore_skips_missing_images(tmp_path: Path) -> None:
         [PYPOD, *root, "rmi", "--ignore", "nosuch"], capture_output=True, text=True
     )
     assert ignored.returncode == 0 and ignored.stderr == ""
+
+
+def test_system_df_verbose(pypod: Pypod, with_images: dict[str, str]) -> None:
+    pypod.ok("tag", "busybox", "localhost/bb:2")
+    out = pypod.ok("system", "df", "-v")
+    sections = out.split("\n\n")
+    assert sections[0] == "Images space usage:"
+    images = _table(sections[1])
+    assert images[0] == ["REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE", "SHARED SIZE",
+                         "UNIQUE SIZE", "CONTAINERS"]  # fmt: skip
+    rows = {(r[0], r[1]): r for r in images[1:]}
+    assert set(rows) == {("docker.io/library/busybox", "latest"), ("localhost/bb", "2"),
+                         ("quay.io/x/app", "1.0")}  # fmt: skip
+    bb, app = rows[("localhost/bb", "2")], rows[("quay.io/x/app", "1.0")]
+    assert bb[2] == with_images["busybox"][:12] and re.fullmatch(r"\d+ years", bb[3])
+    # app is built on busybox: busybox's bytes are all shared, app shares busybox's size
+    assert bb[5] == bb[4] and bb[6] == "0B" and bb[7] == "0"
+    assert app[5] == bb[4] and app[6] != "0B"
+    assert sections[2] == "Containers space usage:"
+    assert _table(sections[3]) == [["CONTAINER ID", "IMAGE", "COMMAND", "LOCAL VOLUMES",
+                                    "SIZE", "CREATED", "STATUS", "NAMES"]]  # fmt: skip
+    assert sections[4] == "Local Volumes space usage:"
+    assert _table(sections[5]) == [["VOLUME NAME", "LINKS", "SIZE"]]
+    # the summary counts what -v lists, as podman does (one row per tag)
+    summary = _table(pypod.ok("system", "df"))
+    assert summary[1][:3] == ["Images", "3", "0"] and summary[1][4].endswith("(100%)")
+
+
+def test_image_prune_filters(pypod: Pypod, tmp_path: Path) -> None:
+    ids = {}
+    for name, label in (("old", "keep=no"), ("kept", "keep=yes"), ("named", "keep=no")):
+        layer = small_layer(tmp_path, name, name)
+        image = build_image([layer], labels=dict([label.split("=")]))
+        write_image(pypod.ctx, f"localhost/{name}:1", image)
+        ids[name] = image.id
+    pypod.ok("untag", "localhost/old:1")
+    pypod.ok("untag", "localhost/kept:1")  # two dangling images, "named" is not
+    assert pypod.ok("image", "prune", "-f", "--filter", "label=keep=yes").split() == [ids["kept"]]
+    assert pypod.ok("image", "prune", "-f", "--filter", "until=2000-01-01").split() == []
+    assert pypod.ok("image", "prune", "-f", "--filter", "until=1h").split() == [ids["old"]]
+    assert pypod.ok("image", "prune", "-a", "-f", "--filter", "dangling=false",
+                    "--filter", "label=keep").split() == [ids["named"]]  # fmt: skip
+    for flt, message in (
+        ("dangling=false", 'specifying "dangling" filter more than once with different values'),
+        ("nosuch=1", 'unsupported image filter "nosuch"'),
+        ("until=soon", 'failed to parse value as time or duration: "soon"'),
+        ("novalue", "filter input must be in the form of filter=value: novalue is invalid"),
+    ):
+        proc = pypod("image", "prune", "-f", "--filter", flt)
+        assert proc.returncode == 125 and message in proc.stderr, (flt, proc.stderr)

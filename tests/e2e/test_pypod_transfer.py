@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import shutil
 import subprocess
 import tempfile
@@ -167,6 +168,141 @@ def test_podman_pulls_what_pypod_pushed_and_loads_its_archives(
                f"{registry.host}/pypod-compat/theirs:2")  # fmt: skip
         out = pypod.ok("pull", "-q", "--tls-verify=false", f"{registry.host}/pypod-compat/theirs:2")
         assert len(out.strip()) == 64
+    finally:
+        subprocess.run([*base, "rmi", "-a", "-f"], env=env, capture_output=True, check=False)
+        _unmount_below(store)
+        shutil.rmtree(store, ignore_errors=True)
+
+
+def _two_images(pypod: Pypod, tmp_path: Path) -> tuple[str, str]:
+    """localhost/one:latest (also localhost/one:v2) and localhost/two:latest: two tiny
+    one-layer images; their ids."""
+    ids = []
+    for name in ("one", "two"):
+        (tmp_path / name).write_text(f"{name}\n")
+        tar = tmp_path / f"{name}.tar"
+        subprocess.run(["tar", "-C", str(tmp_path), "-cf", str(tar), name], check=True)
+        ids.append(pypod.ok("import", "-q", str(tar), f"localhost/{name}").strip()[7:])
+    pypod.ok("tag", "localhost/one", "localhost/one:v2")
+    return ids[0], ids[1]
+
+
+def test_pull_all_tags(pypod: Pypod, registry: Registry, tmp_path: Path) -> None:
+    one, two = _two_images(pypod, tmp_path)
+    repo = f"{registry.host}/pypod-e2e/multi"
+    for src, tag in (("localhost/one", "a"), ("localhost/two", "b"), ("localhost/one", "c")):
+        pypod.ok("push", "--tls-verify=false", src, f"{repo}:{tag}")
+    with urllib.request.urlopen(f"http://{repo.replace('/', '/v2/', 1)}/tags/list") as resp:
+        order = json.load(resp)["tags"]  # the registry's order, which podman keeps
+    fresh = Pypod(tmp_path / "fresh")
+    proc = fresh("pull", "--all-tags", "--tls-verify=false", f"{repo}:ignored")
+    assert proc.returncode == 0, proc.stderr
+    ids = {"a": one, "b": two, "c": one}
+    assert proc.stdout.split() == [ids[t] for t in order]  # one id per tag, as podman
+    tries = [line for line in proc.stderr.splitlines() if line.startswith("Trying to pull")]
+    assert tries == [f"Trying to pull {repo}:{t}..." for t in order]
+    names = fresh.ok("images", "--format", "{{.Repository}}:{{.Tag}}").split()
+    assert sorted(names) == [f"{repo}:{t}" for t in "abc"]
+    proc = fresh("pull", "-a", "-q", "--tls-verify=false", f"docker://{repo}")
+    assert proc.returncode == 0 and proc.stderr == "" and len(proc.stdout.split()) == 3
+    proc = fresh("pull", "-a", "--tls-verify=false", f"{registry.host}/pypod-e2e/nothere")
+    assert proc.returncode == 125 and proc.stderr.startswith("Error: ")
+    proc = fresh("pull", "-a", "oci:/nothing")
+    assert proc.returncode == 125
+    assert proc.stderr == "Error: pulling all tags is not supported for oci transport\n"
+
+
+def _manifest_json(archive: Path) -> list[dict[str, object]]:
+    import tarfile
+
+    with tarfile.open(archive) as tar:
+        f = tar.extractfile("manifest.json")
+        assert f is not None
+        doc: list[dict[str, object]] = json.load(f)
+        return doc
+
+
+def test_save_several_images(pypod: Pypod, tmp_path: Path) -> None:
+    one, two = _two_images(pypod, tmp_path)
+    # without -m, more names are more tags of the first image (docker-archive only)
+    pypod.ok("save", "-o", str(tmp_path / "tags.tar"), "localhost/one", "two:latest")
+    doc = _manifest_json(tmp_path / "tags.tar")
+    assert [d["RepoTags"] for d in doc] == [["localhost/two:latest", "localhost/one:latest"]]
+    assert doc[0]["Config"] == f"{one}.json"
+    # -m: several images, each once with all the names given for it, in the order given
+    archive = tmp_path / "multi.tar"
+    pypod.ok("save", "-m", "-o", str(archive), "localhost/one", "localhost/two", "one:v2", one)
+    doc = _manifest_json(archive)
+    assert [(d["Config"], d["RepoTags"]) for d in doc] == [
+        (f"{one}.json", ["localhost/one:latest", "localhost/one:v2"]),
+        (f"{two}.json", ["localhost/two:latest"]),
+    ]
+    proc = pypod("save", "-m", "--format", "oci-archive", "-o", str(tmp_path / "x.tar"),
+                 "localhost/one", "localhost/two")  # fmt: skip
+    assert proc.returncode == 125 and proc.stderr == (
+        'Error: unsupported format "oci-archive" for saving multiple images (only '
+        "docker-archive)\n"
+    )
+    # the archive loads back with every name
+    pypod.ok("rmi", "-a", "-f")
+    out = pypod.ok("load", "-i", str(archive))
+    assert out.splitlines() == [
+        "Loaded image: localhost/one:latest",
+        "Loaded image: localhost/one:v2",
+        "Loaded image: localhost/two:latest",
+    ]
+    # to a pipe: written through, /dev/stdout stays what it is
+    proc = subprocess.run(
+        f"{shlex.join(pypod.argv('save', '-m', 'localhost/one', 'localhost/two'))} | tar -tf -",
+        shell=True, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 0 and "manifest.json" in proc.stdout.split(), proc.stderr
+    assert os.path.islink("/dev/stdout")
+
+
+@pytest.mark.compat
+def test_podman_loads_our_multi_image_archive_and_we_load_its(pypod: Pypod, tmp_path: Path) -> None:
+    if shutil.which("podman") is None:
+        pytest.skip("podman is not installed")
+    one, two = _two_images(pypod, tmp_path)
+    store = Path(tempfile.mkdtemp(prefix="ppm", dir="/tmp"))  # podman: runroot < 50 characters
+    conf = store / "containers.conf"
+    conf.write_text(f'[engine]\ncgroup_manager = "cgroupfs"\nevents_logger = "file"\n'
+                    f'events_logfile_path = "{store}/events.log"\n')  # fmt: skip
+    env = {**os.environ, "CONTAINERS_CONF": str(conf)}
+    base = ["podman", "--root", str(store / "root"), "--runroot", str(store / "run"),
+            "--storage-driver", "vfs"]  # fmt: skip
+
+    def podman(*args: str) -> str:
+        proc = subprocess.run([*base, *args], env=env, capture_output=True, text=True,
+                              timeout=120, check=False)  # fmt: skip
+        assert proc.returncode == 0, f"podman {args}: {proc.stderr}"
+        return proc.stdout
+
+    try:
+        ours = tmp_path / "ours.tar"
+        pypod.ok("save", "-m", "-o", str(ours), "localhost/one", "localhost/two", "one:v2")
+        assert podman("load", "-i", str(ours)).splitlines() == [
+            "Loaded image: localhost/one:latest",
+            "Loaded image: localhost/one:v2",
+            "Loaded image: localhost/two:latest",
+        ]
+        listed = podman("images", "--format", "{{.Repository}}:{{.Tag}} {{.ID}}").split("\n")
+        assert sorted(filter(None, listed)) == [
+            f"localhost/one:latest {one[:12]}",
+            f"localhost/one:v2 {one[:12]}",
+            f"localhost/two:latest {two[:12]}",
+        ]
+        theirs = tmp_path / "theirs.tar"
+        podman("save", "-q", "-m", "-o", str(theirs), "localhost/two", "localhost/one:v2")
+        fresh = Pypod(tmp_path / "fresh")
+        assert fresh.ok("load", "-i", str(theirs)).splitlines() == [
+            "Loaded image: localhost/two:latest",
+            "Loaded image: localhost/one:v2",
+        ]
+        assert sorted(fresh.ok("images", "-q", "--no-trunc").split()) == sorted(
+            f"sha256:{i}" for i in (one, two)
+        )
     finally:
         subprocess.run([*base, "rmi", "-a", "-f"], env=env, capture_output=True, check=False)
         _unmount_below(store)

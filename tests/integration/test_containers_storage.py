@@ -234,3 +234,56 @@ def test_delete_through_reference(ctx: SystemContext, tmp_path: Path) -> None:
     parse_storage_reference("localhost/gone:1").delete(ctx)
     with _store(ctx) as store:
         assert store.images() == []
+
+
+def test_a_layer_applied_as_it_arrives_is_dropped_when_its_digest_is_wrong(
+    ctx: SystemContext, tmp_path: Path
+) -> None:
+    """The blob is a good layer tar, but not the one announced: it was applied while it
+    arrived (overlay) or staged (vfs), and nothing of it stays once the digest is found wrong;
+    nor when the commit that would use staged layers never comes."""
+    import gzip
+
+    good = gzip.compress(busybox_layer(tmp_path))
+    other = gzip.compress(small_layer(tmp_path, "x", "x\n"))
+    ref = parse_storage_reference("localhost/bad:3")
+    with ref.new_destination(ctx) as dst:
+        with pytest.raises(DigestMismatch):
+            dst.put_blob(io.BytesIO(other), BlobInfo(digest=Digest(digest_bytes(good))),
+                         is_config=False)  # fmt: skip
+        dst.put_blob(io.BytesIO(good), BlobInfo(digest=Digest(digest_bytes(good))),
+                     is_config=False)  # fmt: skip
+        # no manifest, no commit: what was staged goes when the destination closes
+    with _store(ctx) as store:
+        assert store.layers() == [] and store.images() == []
+        assert store._q("SELECT COUNT(*) FROM layers")[0][0] == 0
+        assert store.driver.layer_ids() == []
+        layouts = os.path.join(store.graphroot, "tar-split")
+        assert not os.path.exists(layouts) or not os.listdir(layouts)
+    write_image(ctx, "localhost/good:1", build_image([busybox_layer(tmp_path)]))
+
+
+def test_the_same_layer_twice_in_one_image(ctx: SystemContext, tmp_path: Path) -> None:
+    """Images often repeat a layer (an empty one): it is sent once, staged once, and stored at
+    both places of the chain (different chain ids), whether the copy sent it once or twice."""
+    layer = small_layer(tmp_path, "same", "same\n")
+    image = build_image([busybox_layer(tmp_path), layer, layer])
+    write_image(ctx, "localhost/twice:1", image)  # sends the repeated blob once
+    blob = image.layers[1]
+    again = build_image([layer, layer], docker=True)
+    ref = parse_storage_reference("localhost/twice:2")
+    with ref.new_destination(ctx) as dst:  # sends it twice, as parallel copies can
+        for data in again.layers:
+            dst.put_blob(io.BytesIO(data), BlobInfo(digest=Digest(digest_bytes(data))),
+                         is_config=False)  # fmt: skip
+        info = BlobInfo(digest=Digest(digest_bytes(again.config)), size=len(again.config))
+        dst.put_blob(io.BytesIO(again.config), info, is_config=True)
+        dst.put_manifest(again.manifest, again.media_type)
+        dst.commit()
+    with _store(ctx) as store:
+        for name, count in (("localhost/twice:1", 3), ("localhost/twice:2", 2)):
+            chain = store.chain(store.image(name).top_layer)
+            assert len(chain) == count and len({x.id for x in chain}) == count
+        assert digest_bytes(blob) in {x.compressed_digest for x in store.layers()}
+    _, _, _, layers = _read_all(parse_storage_reference("localhost/twice:1"), ctx)
+    assert len(layers) == 3 and layers[1] == layers[2]

@@ -462,3 +462,228 @@ def test_property_nothing_lands_outside(
     assert os.listdir(box / "a") == ["layer"]
     assert (box / "canary").read_text() == "canary"
     shutil.rmtree(box)
+
+
+# --- the fast path: header decoding, gzip back-ends, read-ahead, layouts --------------------
+_HEADER_FIELDS = st.fixed_dictionaries(
+    {
+        "name": st.text(min_size=1, max_size=120),
+        "mode": st.integers(0, 0o7777),
+        "uid": st.integers(0, 2**21),
+        "size": st.integers(0, 2**40),
+        "mtime": st.integers(0, 2**33),
+        "type": st.sampled_from([b"0", b"\0", b"1", b"2", b"3", b"5", b"7", b"S", b"x"]),
+        "prefix": st.text(max_size=40),
+    }
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_HEADER_FIELDS, st.integers(0, 511), st.binary(min_size=0, max_size=3), st.booleans())
+def test_property_fast_header_decoding_is_tarfiles(
+    fields: dict[str, object], at: int, junk: bytes, corrupt: bool
+) -> None:
+    """The fast header decoding gives tarfile's result (or tarfile's error) for valid headers,
+    for headers with bytes changed, and for GNU base-256 numbers."""
+    from pypod.storage.archive.tarread import LayerMember
+
+    info = tarfile.TarInfo(str(fields["name"]))
+    info.mode = int(fields["mode"])  # type: ignore[call-overload]
+    info.uid = int(fields["uid"])  # type: ignore[call-overload]
+    info.size = int(fields["size"])  # type: ignore[call-overload]
+    info.mtime = int(fields["mtime"])  # type: ignore[call-overload]
+    info.type = bytes(fields["type"])  # type: ignore[call-overload]
+    try:
+        block = info.tobuf(tarfile.GNU_FORMAT, "utf-8", "surrogateescape")[-512:]
+    except ValueError:
+        return
+    if corrupt and junk:
+        block = block[:at] + junk + block[at + len(junk) :]
+        block = block[:512]
+    outcomes: list[object] = []
+    for cls in (tarfile.TarInfo, LayerMember):
+        try:
+            got = cls.frombuf(block, "utf-8", "surrogateescape")
+            outcomes.append(
+                (got.name, got.mode, got.uid, got.gid, got.size, got.mtime, got.type,
+                 got.linkname, got.uname, got.devmajor, got.devminor,
+                 getattr(got, "_sparse_structs", None))
+            )  # fmt: skip
+        except tarfile.HeaderError as e:
+            outcomes.append((type(e), str(e)))
+    assert outcomes[0] == outcomes[1]
+
+
+@pytest.mark.parametrize("backend", ["zlib", "isal"])
+def test_gzip_backends_agree(dest: Path, backend: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    import zlib
+
+    import pypod.storage.archive.stream as stream_module
+
+    if backend == "isal":
+        isal = pytest.importorskip("isal.isal_zlib", reason="the isal package is not installed")
+        monkeypatch.setattr(stream_module, "_inflate_module", lambda: isal)
+    else:
+        monkeypatch.setattr(stream_module, "_inflate_module", lambda: zlib)
+    plain = tar_bytes(*SIMPLE, reg("big", os.urandom(300_000)))
+    blob = gzip.compress(plain[:1000]) + gzip.compress(plain[1000:]) + b"\0" * 10
+    result = apply(blob, dest)
+    assert result.diff_id == "sha256:" + hashlib.sha256(plain).hexdigest()
+    for name in ("x", "y"):
+        (dest.parent / name).mkdir()
+    member = gzip.compress(plain)
+    bad_crc = member[:-8] + bytes([member[-8] ^ 1]) + member[-7:]
+    with pytest.raises(StorageError, match="invalid gzip data"):
+        apply(bad_crc, dest.parent / "x")
+    with pytest.raises(StorageError, match="truncated"):
+        apply(gzip.compress(plain)[:-9], dest.parent / "y")
+
+
+def test_read_ahead_hands_errors_over_and_stops(dest: Path) -> None:
+    """An error of the stream (a digest check at its end, a broken connection) reaches the
+    caller as it is, from the reading thread."""
+    from pypod.errors import RegistryError
+
+    plain = tar_bytes(*SIMPLE, reg("big", os.urandom(3 << 20)))
+
+    class Failing(io.RawIOBase):
+        def __init__(self) -> None:
+            self.data = io.BytesIO(plain)
+
+        def readable(self) -> bool:
+            return True
+
+        def read(self, n: int = -1) -> bytes:
+            if self.data.tell() > len(plain) // 2:
+                raise RegistryError("connection broken at half the blob")
+            return self.data.read(n)
+
+    with pytest.raises(RegistryError, match="connection broken"):
+        apply_layer(Failing(), str(dest), rootless=True)  # type: ignore[arg-type]
+    import threading
+
+    assert not [t for t in threading.enumerate() if t.name.startswith("pypod-layer")]
+
+
+def test_layout_is_recorded_in_the_same_pass(dest: Path) -> None:
+    from pypod.storage.archive.stream import LayoutRecorder
+
+    data = tar_bytes(*SIMPLE, reg("big", b"x" * 5000), reg("empty")) + b"\0" * 2048
+    layout = LayoutRecorder()
+    apply_layer(io.BytesIO(gzip.compress(data)), str(dest), rootless=True, layout=layout)
+    entries = layout.finish()
+    assert [e[1:] for e in entries if e[1]] == [("etc/hostname", 4), ("big", 5000)]
+    assert sum(e[0] for e in entries) == len(layout.raw) == len(data) - 5004
+    rebuilt, pos = b"", 0
+    for raw_len, name, _size in entries:
+        rebuilt += layout.raw[pos : pos + raw_len]
+        pos += raw_len
+        if name:
+            rebuilt += (dest / name).read_bytes()
+    assert rebuilt == data
+    small = LayoutRecorder(limit=100)
+    (dest.parent / "again").mkdir()
+    apply_layer(io.BytesIO(data), str(dest.parent / "again"), rootless=True, layout=small)
+    assert not small.complete and small.raw == b""
+
+
+class _Pieces:
+    """A stream handing out its bytes in pieces of the given sizes (chunk boundaries
+    anywhere: inside headers, PAX records, file contents)."""
+
+    def __init__(self, data: bytes, sizes: list[int]) -> None:
+        self.data, self.pos, self.sizes = data, 0, sizes or [512]
+
+    def read(self, n: int = -1) -> bytes:
+        size = self.sizes[self.pos % len(self.sizes)] if self.pos < len(self.data) else 1
+        out = self.data[self.pos : self.pos + size]
+        self.pos += len(out)
+        return out
+
+
+def _entries_both_ways(data: bytes, sizes: list[int]) -> tuple[list[object], list[object]]:
+    from pypod.storage.archive.stream import TarInput
+    from pypod.storage.archive.tarread import LayerReader
+
+    def describe(m: tarfile.TarInfo) -> tuple[object, ...]:
+        return (m.name, m.type, m.size, m.mode, m.uid, m.gid, m.mtime, m.linkname, m.uname,
+                m.gname, m.devmajor, m.devminor, m.offset, m.offset_data,
+                dict(m.pax_headers), m.sparse)  # fmt: skip
+
+    ours: list[object] = []
+    try:
+        reader = LayerReader(TarInput(_Pieces(data, sizes)))
+        while (m := reader.next()) is not None:
+            ours.append(describe(m))
+    except (tarfile.TarError, EOFError, OSError, ValueError) as e:
+        ours.append(type(e))
+    theirs: list[object] = []
+    try:
+        with tarfile.open(fileobj=io.BytesIO(data), mode="r:") as tf:
+            while (m := tf.next()) is not None:
+                theirs.append(describe(m))
+    except (tarfile.TarError, EOFError, OSError, ValueError) as e:
+        theirs.append(type(e))
+    return ours, theirs
+
+
+_PAX_KEYS = st.sampled_from(["mtime", "atime", "path", "linkpath", "size", "uid", "gname",
+                             "SCHILY.xattr.user.k", "comment", "GNU.sparse.size",
+                             "hdrcharset"])  # fmt: skip
+_MEMBER = st.tuples(
+    st.sampled_from(
+        [
+            tarfile.REGTYPE,
+            tarfile.DIRTYPE,
+            tarfile.SYMTYPE,
+            tarfile.LNKTYPE,
+            tarfile.CHRTYPE,
+            tarfile.FIFOTYPE,
+            tarfile.AREGTYPE,
+        ]
+    ),  # fmt: skip
+    st.text(st.sampled_from("ab/é.\udcff"), min_size=1, max_size=160),
+    st.binary(max_size=1500),
+    st.dictionaries(
+        _PAX_KEYS, st.text(st.sampled_from("0123456789.ab/"), max_size=8), max_size=3
+    ),  # fmt: skip
+    st.integers(0, 2**34),
+)
+
+
+@settings(max_examples=120, deadline=None)
+@given(
+    st.lists(_MEMBER, max_size=5),
+    st.sampled_from([tarfile.PAX_FORMAT, tarfile.GNU_FORMAT, tarfile.USTAR_FORMAT]),
+    st.lists(st.integers(1, 3000), min_size=1, max_size=4),
+    st.one_of(st.none(), st.tuples(st.integers(0, 5000), st.integers(0, 255))),
+)
+def test_property_layer_reader_reads_what_tarfile_reads(
+    members: list[tuple[bytes, str, bytes, dict[str, str], int]],
+    fmt: int,
+    sizes: list[int],
+    damage: tuple[int, int] | None,
+) -> None:
+    """The entries (every attribute the apply uses) and the errors of `LayerReader` are
+    tarfile's, whatever the format, PAX records, chunk boundaries, or a damaged byte."""
+    buf = io.BytesIO()
+    try:
+        with tarfile.open(fileobj=buf, mode="w", format=fmt, encoding="utf-8",
+                          errors="surrogateescape") as tf:  # fmt: skip
+            for kind, name, data, pax, mtime in members:
+                info = tarfile.TarInfo(name)
+                info.type, info.mtime = kind, mtime
+                if kind in (tarfile.SYMTYPE, tarfile.LNKTYPE):
+                    info.linkname = name[::-1]
+                if kind in (tarfile.REGTYPE, tarfile.AREGTYPE):
+                    info.size = len(data)
+                if fmt == tarfile.PAX_FORMAT:
+                    info.pax_headers = pax
+                tf.addfile(info, io.BytesIO(data) if info.isreg() else None)
+    except (ValueError, UnicodeError, tarfile.TarError):
+        return  # not writable in this format
+    data = buf.getvalue()
+    if damage is not None and damage[0] < len(data):
+        data = data[: damage[0]] + bytes([damage[1]]) + data[damage[0] + 1 :]
+    ours, theirs = _entries_both_ways(data, sizes)
+    assert ours == theirs

@@ -12,14 +12,15 @@ containers' storage goes too).
 from __future__ import annotations
 
 import json
+import re
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from pypod.errors import ImageNotFound, InUse, InvalidArgument, PypodError
 from pypod.image.reference import parse, parse_normalized
 from pypod.image.transports.containers_storage import Image, Store, sweep_tar_split
-from pypod.record import field, record
+from pypod.record import field, record, replace
 
 __all__ = [
     "HistoryEntry",
@@ -95,6 +96,20 @@ class SystemDf:
     containers_total: int
     containers_size: int
     per_image: tuple[tuple[str, int, int, int], ...] = field(default_factory=tuple)
+
+
+@record
+class ImageDiskUsage:
+    """One row of `podman system df -v` (one per repository:tag of an image)."""
+
+    repository: str
+    tag: str
+    id: str
+    created: float
+    size: int
+    shared_size: int
+    unique_size: int
+    containers: int
 
 
 def _not_known(name: str) -> ImageNotFound:
@@ -348,9 +363,19 @@ def _remove_one(store: Store, name: str, *, force: bool, whole: bool) -> RemoveR
     return RemoveReport(name=name, untagged=image.names, deleted=image.id)
 
 
-def prune_images(store: Store, *, all_images: bool = False) -> list[str]:
-    """Remove dangling images (with `all_images`: every image no container uses), repeatedly,
-    as removing one can leave its parent dangling; the ids removed."""
+#: `image prune --filter` keys (libimage's image filters)
+PRUNE_FILTERS = ("after", "before", "containers", "dangling", "id", "intermediate", "label",
+                 "readonly", "reference", "since", "until")  # fmt: skip
+
+
+def prune_images(
+    store: Store, *, all_images: bool = False, filters: Sequence[str] = ()
+) -> list[str]:
+    """`podman image prune`: remove the dangling images (no name, no image built on them; with
+    `all_images`, every image), none a container uses, that pass every filter (podman 4.3 ANDs
+    them all: `until=`, `label=`, `dangling=`...); repeatedly, as removing one can leave its
+    parent dangling.  The ids removed."""
+    check = _prune_filter(store, filters, all_images)
     removed: list[str] = []
     while True:
         used = {c.image_id for c in store.containers()}
@@ -358,7 +383,7 @@ def prune_images(store: Store, *, all_images: bool = False) -> list[str]:
         victims = [
             s.id
             for s in summaries
-            if s.id not in used and (all_images or (s.dangling and not s.intermediate))
+            if s.id not in used and (all_images or (s.dangling and not s.intermediate)) and check(s)
         ]
         if not victims:
             sweep_tar_split(store)
@@ -366,6 +391,108 @@ def prune_images(store: Store, *, all_images: bool = False) -> list[str]:
         for image_id in victims:
             store.delete_image(image_id)
             removed.append(image_id)
+
+
+def _prune_filter(
+    store: Store, filters: Sequence[str], all_images: bool
+) -> Callable[[ImageSummary], bool]:
+    """One check for all the prune filters (each must pass); errors before anything is
+    removed."""
+    checks: list[Callable[[ImageSummary], bool]] = []
+    for f in filters:
+        key, eq, value = f.partition("=")
+        if not eq:
+            raise InvalidArgument(
+                f"filter input must be in the form of filter=value: {f} is invalid"
+            )
+        if key == "dangling" and not all_images and not _filter_bool(key, value):
+            raise InvalidArgument(
+                'specifying "dangling" filter more than once with different values is not '
+                "supported"
+            )  # podman adds dangling=true itself without --all
+        if key not in PRUNE_FILTERS:
+            raise InvalidArgument(f'unsupported image filter "{key}"')
+        checks.append(_prune_check(store, key, value))
+    return lambda s: all(check(s) for check in checks)
+
+
+def _prune_check(store: Store, key: str, value: str) -> Callable[[ImageSummary], bool]:
+    if key == "until":
+        limit = parse_until(value)
+        return lambda s: s.created < limit
+    if key == "dangling":
+        dangling = _filter_bool(key, value)
+        return lambda s: (s.dangling and not s.intermediate) == dangling
+    if key == "containers":
+        if value not in ("true", "false"):
+            raise InvalidArgument(f'unsupported value "{value}" for containers filter')
+        used = value == "true"
+        return lambda s: (s.containers > 0) == used
+    flt = f"{'since' if key == 'after' else key}={value}"
+    filter_images(store, [], [flt])  # looks up before=/since= images now
+    return lambda s: bool(filter_images(store, [s], [flt]))
+
+
+def _filter_bool(key: str, value: str) -> bool:
+    """strconv.ParseBool, as podman reads a filter's boolean."""
+    if value in ("1", "t", "T", "TRUE", "true", "True"):
+        return True
+    if value in ("0", "f", "F", "FALSE", "false", "False"):
+        return False
+    # podman 4.3's message, its two values swapped as it prints them
+    raise InvalidArgument(
+        f'non-boolean value "{key}" for {value} filter: strconv.ParseBool: parsing '
+        f'"{value}": invalid syntax'
+    )
+
+
+_GO_DURATION = re.compile(r"([0-9]*(?:\.[0-9]*)?)(ns|us|\u00b5s|\u03bcs|ms|s|m|h)")
+_GO_UNITS = {"ns": 1e-9, "us": 1e-6, "\u00b5s": 1e-6, "\u03bcs": 1e-6, "ms": 1e-3, "s": 1.0,
+             "m": 60.0, "h": 3600.0}  # fmt: skip
+
+
+def _go_duration(text: str) -> float | None:
+    """Go's time.ParseDuration in seconds ("1h30m", "-2.5s", "300ms"); None when it is not
+    one."""
+    sign = -1.0 if text.startswith("-") else 1.0
+    body = text.lstrip("+-")
+    if body == "0":
+        return 0.0
+    total, pos = 0.0, 0
+    for m in _GO_DURATION.finditer(body):
+        if m.start() != pos or m.group(1) in ("", "."):
+            return None
+        total += float(m.group(1)) * _GO_UNITS[m.group(2)]
+        pos = m.end()
+    return sign * total if body and pos == len(body) else None
+
+
+def parse_until(text: str, now: float | None = None) -> float:
+    """An `until=` filter's time (docker's timetype.GetTimestamp): a Go duration before now
+    ("24h", "10m30s"), an RFC 3339 time or a day (local time without a zone), or Unix
+    seconds ("1700000000.5")."""
+    import datetime as dt
+    import time as time_mod
+
+    now = time_mod.time() if now is None else now
+    duration = _go_duration(text) if text != "0" else None
+    if duration is not None:
+        return now - duration
+    local = not (any(c in text for c in "zZ+") or text.count("-") == 3)
+    value = text[:-1] + "+00:00" if text[-1:] in "zZ" else text
+    try:
+        parsed = dt.datetime.fromisoformat(value)
+    except ValueError:
+        parsed = None
+    if parsed is not None and ("T" in text or text.count("-") >= 2):
+        if parsed.tzinfo is None:
+            if not local:
+                raise InvalidArgument(f'failed to parse value as time or duration: "{text}"')
+            return time_mod.mktime(parsed.timetuple()) + parsed.microsecond / 1e6
+        return parsed.timestamp()
+    if "-" not in text and re.fullmatch(r"[0-9]+(\.[0-9]{1,9})?", text):
+        return float(text)
+    raise InvalidArgument(f'failed to parse value as time or duration: "{text}"')
 
 
 def image_history(store: Store, name: str) -> list[HistoryEntry]:
@@ -519,6 +646,82 @@ def disk_usage(store: Store) -> SystemDf:
         containers_size=sum(size for _, size in usage.containers),
         per_image=tuple((u.id, u.size, u.shared_size, u.containers) for u in usage.images),
     )
+
+
+def tree_size(path: str) -> int:
+    """Bytes of the files below `path` (apparent sizes, hardlinks once), as podman's
+    SizeOfPath counts a volume."""
+    import os
+    import stat
+
+    total = 0
+    seen: set[tuple[int, int]] = set()
+    for root, dirs, files in os.walk(path):
+        for name in files + dirs:
+            try:
+                st = os.lstat(os.path.join(root, name))
+            except OSError:
+                continue
+            if (st.st_dev, st.st_ino) in seen or stat.S_ISDIR(st.st_mode):
+                continue
+            seen.add((st.st_dev, st.st_ino))
+            total += st.st_size
+    return total
+
+
+def image_disk_usage(store: Store) -> tuple[list[ImageDiskUsage], int]:
+    """The images' disk usage as podman 4 (libimage's DiskUsage) counts it: one row per
+    repository:tag (`<none>` for an image with no name), its size shared with its parent
+    image (the image whose top layer is just below its own) or, when other images build on it,
+    all shared; and the bytes all images take, each layer counted once."""
+    images = store.images()
+    layers = {layer.id: layer for layer in store.layers()}
+    by_top: dict[str, list[Image]] = {}
+    for img in images:
+        if img.top_layer is not None:
+            by_top.setdefault(img.top_layer, []).append(img)
+    below = {
+        layers[img.top_layer].parent
+        for img in images
+        if img.top_layer in layers and layers[img.top_layer].parent is not None
+    }
+    used: dict[str, int] = {}
+    for c in store.containers():
+        used[c.image_id] = used.get(c.image_id, 0) + 1
+    sizes = {img.id: image_size(store, img) for img in images}
+    rows: list[ImageDiskUsage] = []
+    total = 0
+    counted: set[str] = set()
+    for img in images:
+        size = sizes[img.id]
+        unique, shared = size, 0
+        top = layers.get(img.top_layer) if img.top_layer else None
+        parents = by_top.get(top.parent, []) if top is not None and top.parent else []
+        if img.top_layer in below:  # images build on it: everything is shared
+            unique, shared = 0, size
+        elif parents:
+            shared = sizes[parents[0].id]
+            unique = size - shared
+        config = image_config(store, img)
+        base = ImageDiskUsage(
+            repository="<none>",
+            tag="<none>",
+            id=img.id,
+            created=_created(img, config),
+            size=shared + unique,
+            shared_size=shared,
+            unique_size=unique,
+            containers=used.get(img.id, 0),
+        )
+        tagged = [split_name(n) for n in img.names]
+        pairs = [(repo, tag) for repo, tag, _ in tagged if tag != "<none>"]
+        rows += [replace(base, repository=r, tag=t) for r, t in pairs] or [base]
+        for layer in store.chain(img.top_layer):
+            if layer.id in counted:
+                size -= layer.uncompressed_size or 0
+            counted.add(layer.id)
+        total += size
+    return rows, total
 
 
 def filter_images(

@@ -38,6 +38,7 @@ __all__ = [
     "TransferOptions",
     "import_tarball",
     "load_images",
+    "pull_all_tags",
     "pull_image",
     "push_image",
     "save_images",
@@ -133,6 +134,32 @@ def pull_image(name: str, opts: TransferOptions) -> str:
     )
 
 
+def pull_all_tags(name: str, opts: TransferOptions) -> list[str]:
+    """`podman pull --all-tags`: every tag of the repository `name` names (its own tag or
+    digest is ignored), in the order the registry lists them; the image id of each tag.  As
+    podman, a short name is not resolved through registries.conf: it means docker.io."""
+    if _has_transport(name):
+        src = parse_image_name(name)
+        if src.transport_name != "docker":
+            raise NotSupported(
+                f"pulling all tags is not supported for {src.transport_name} transport"
+            )
+        name = src.string_within_transport().lstrip("/")
+    ref = parse_normalized(name)
+    from pypod.image.transports.docker import DockerReference
+
+    repo = Reference(domain=ref.domain, path=ref.path)
+    tags = DockerReference(repo).list_tags(opts.ctx)
+    ids: list[str] = []
+    for tag in tags:
+        tagged = Reference(domain=ref.domain, path=ref.path, tag=tag)
+        if opts.progress is not None:
+            opts.progress(f"Trying to pull {tagged}...")
+        dest = StorageReference(name=tagged, location=opts.store)
+        ids.append(_image_id(_copy(DockerReference(tagged), dest, opts, pulling=True)))
+    return ids
+
+
 def _local_ref(name: str, opts: TransferOptions) -> tuple[StorageReference, str]:
     with open_store(opts.store) as store:
         image = find_image(store, name)
@@ -158,21 +185,74 @@ _SAVE_FORMATS = {
 }
 
 
-def save_images(names: Sequence[str], output: str, fmt: str, opts: TransferOptions) -> None:
-    """`podman save`: one image to an archive or directory named by what the user typed."""
+def save_images(
+    names: Sequence[str],
+    output: str,
+    fmt: str,
+    opts: TransferOptions,
+    *,
+    multi_image: bool = False,
+) -> None:
+    """`podman save`: an image to an archive or directory, as podman 4 does it.
+
+    Without `multi_image` the names after the first are more tags for the first image (only a
+    docker-archive records them); with it they are more images, which only a docker-archive
+    can hold: each image once, with every name it was given, in the order given."""
     if fmt not in _SAVE_FORMATS:
         raise InvalidArgument(f'unknown format "{fmt}": use {", ".join(_SAVE_FORMATS)}')
-    if len(names) != 1:
-        raise NotSupported("save: one image at a time for now")
-    src, shown = _local_ref(names[0], opts)
+    if not names:
+        raise InvalidArgument("no image specified for saving images")
+    images = list(names) if multi_image else [names[0]]
+    if len(images) > 1 and fmt != "docker-archive":
+        raise InvalidArgument(
+            f'unsupported format "{fmt}" for saving multiple images (only docker-archive)'
+        )
+    if fmt == "docker-archive":
+        extra = [] if multi_image else list(names[1:])
+        _save_docker_archive(images, extra, output, opts)
+        return
+    src, shown = _local_ref(images[0], opts)
     ref = ""
-    if not src.image_id or not src.image_id.startswith(names[0]):
+    if not src.image_id or not src.image_id.startswith(images[0]):
         ref = ":" + shown
     dest = _SAVE_FORMATS[fmt].format(path=output, ref=ref)
     manifest_format = opts.manifest_format
     if manifest_format is None and fmt == "docker-dir":
         manifest_format = "v2s2"
     _copy(src, parse_image_name(dest), _with_format(opts, manifest_format), pulling=False)
+
+
+def _save_docker_archive(
+    names: Sequence[str], extra_tags: Sequence[str], output: str, opts: TransferOptions
+) -> None:
+    """One docker-archive with the images `names` name (libimage's saveDockerArchive)."""
+    from pypod.image.transports.docker_archive import ArchiveWriter
+
+    extra = [parse_normalized(normalize_tag_name(t)) for t in extra_tags]
+    order: list[str] = []  # image ids, first named first
+    tags: dict[str, list[Reference]] = {}
+    seen: set[str] = set()
+    with open_store(opts.store) as store:
+        for name in names:
+            image = find_image(store, name)
+            shown = matching_name(name, image)
+            key = shown or image.id
+            if key in seen:
+                continue
+            seen.add(key)
+            if image.id not in tags:
+                order.append(image.id)
+                tags[image.id] = list(extra)
+            if shown is not None:
+                ref = parse_normalized(shown)
+                if ref.tag is not None:
+                    tags[image.id].append(ref)
+    v2s2 = _with_format(opts, "v2s2")
+    with ArchiveWriter(output, opts.ctx.tmpdir) as writer:
+        for image_id in order:
+            src = StorageReference(image_id=image_id, location=opts.store)
+            _copy(src, writer.reference(None, tags[image_id]), v2s2, pulling=False)
+        writer.finish()
 
 
 def _with_format(opts: TransferOptions, manifest_format: str | None) -> TransferOptions:

@@ -12,15 +12,18 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any, BinaryIO, Self, cast
+from typing import TYPE_CHECKING, Any, BinaryIO, Self, cast
 
-from pypod.errors import InUse, LayerNotFound, PypodError, StorageError
+from pypod.errors import InUse, LayerNotFound, NotSupported, PypodError, StorageError
 from pypod.log import get_logger
 from pypod.oci.digest import DigestMismatch, parse_digest
 from pypod.storage.db import connect
 from pypod.storage.drivers import DEFAULT_DRIVER, Driver, get_driver
-from pypod.storage.locks import FileLock
-from pypod.storage.records import Layer, StoragePaths
+from pypod.storage.locks import FileLock, HeldLock
+from pypod.storage.records import Layer, StagedLayer, StoragePaths
+
+if TYPE_CHECKING:
+    from pypod.storage.archive.apply import ApplyResult
 
 log = get_logger(__name__)
 
@@ -51,8 +54,10 @@ def _layer(row: Sequence[Any]) -> Layer:
     )
 
 
-class _Hashing:
-    """Counts and hashes the bytes read from a stream (the blob as given, compressed)."""
+class HashingReader:
+    """Counts and hashes (sha256) the bytes read from a stream: a blob as given, compressed.
+    A stream handed to `put_layer` or `stage_layer` already wrapped so is not hashed again
+    (the caller keeps the digest of everything it read, even when applying fails)."""
 
     __slots__ = ("_hash", "_stream", "size")
 
@@ -66,6 +71,11 @@ class _Hashing:
         self._hash.update(data)
         self.size += len(data)
         return data
+
+    def drain(self) -> None:
+        """Read (and hash) the rest of the stream."""
+        while self.read(1 << 20):
+            pass
 
     @property
     def digest(self) -> str:
@@ -97,6 +107,9 @@ class LayerStore:
         self._local = threading.local()
         self._connections: list[sqlite3.Connection] = []
         self._connections_lock = threading.Lock()
+        #: liveness locks of the layers staged by `stage_layer`, not yet committed or dropped
+        self._staged: dict[str, HeldLock] = {}
+        self._staged_lock = threading.Lock()
         self.driver: Driver = get_driver(
             driver, os.path.join(self.graphroot, driver), runroot=self.runroot
         )
@@ -104,6 +117,10 @@ class LayerStore:
             self._recover()
 
     def close(self) -> None:
+        with self._staged_lock:
+            staged = list(self._staged)
+        for layer_id in staged:
+            self._drop_staged_layer(layer_id)
         with self._connections_lock:
             for db in self._connections:
                 db.close()
@@ -197,6 +214,10 @@ class LayerStore:
         known = {row[0] for row in self._q("SELECT id FROM layers")}
         # directories with no row exist only after a crash, which leaves an incomplete row
         self.driver.recover(known, sweep=bool(dead))
+        if dead:
+            from pypod.storage.tarsplit import sweep_layouts
+
+            sweep_layouts(self.graphroot, known)
         images = {row[0] for row in self._q("SELECT id FROM images")}
         for name in os.listdir(self._images_dir):
             if name not in images:
@@ -261,7 +282,8 @@ class LayerStore:
         """Apply a layer tar (plain, gzip or zstd) on top of `parent` and store it under its
         chain id.  A layer with that chain id already stored is reused (when `diff_id` is
         given, without reading `stream`).  A `diff_id` that does not match the content is
-        refused (DigestMismatch) and nothing is stored."""
+        refused (DigestMismatch) and nothing is stored.  The tar's layout is recorded in the
+        same pass (`layer_tar` gives the same tar back)."""
         if diff_id is not None:
             existing = self._layer_row(chain_id(parent, diff_id))
             if existing is not None:
@@ -274,15 +296,10 @@ class LayerStore:
             with self._lock:
                 if parent is not None and self._layer_row(parent) is None:
                     raise LayerNotFound(f"parent layer not known: {parent}")
-                with self._txn() as db:
-                    db.execute(
-                        "INSERT INTO layers (id, parent, created, incomplete) VALUES (?, ?, ?, 1)",
-                        (staging, parent, time.time()),
-                    )
+                self._insert_staging(staging, parent)
                 created = True
             self.driver.create(staging, parent)
-            hashing = _Hashing(stream)
-            result = self.driver.apply_diff(staging, cast(BinaryIO, hashing))
+            result, digest, size = self._fill(staging, stream)
             if diff_id is not None and result.diff_id != diff_id:
                 raise DigestMismatch(
                     f"layer content has diff id {result.diff_id}, expected {diff_id}; "
@@ -290,39 +307,17 @@ class LayerStore:
                     expected=diff_id,
                     actual=result.diff_id,
                 )
-            final = chain_id(parent, result.diff_id)
-            with self._lock:
-                rows = self._q("SELECT incomplete FROM layers WHERE id = ?", (final,))
-                if rows and rows[0][0] == 0:
-                    self._drop_staged(staging)
-                    created = False
-                    found = self._layer_row(final)
-                    assert found is not None
-                    return found
-                if rows:
-                    raise StorageError(
-                        f"layer {final} is being removed by another command; try again"
-                    )
-                self.driver.rename(staging, final)
-                with self._txn() as db:
-                    db.execute(
-                        "UPDATE layers SET id = ?, diff_id = ?, compressed_digest = ?, "
-                        "compressed_size = ?, uncompressed_size = ?, incomplete = 0 "
-                        "WHERE id = ?",
-                        (
-                            final,
-                            result.diff_id,
-                            hashing.digest,
-                            hashing.size,
-                            result.size,
-                            staging,
-                        ),
-                    )
-                created = False
-                live.unlink()
-                found = self._layer_row(final)
-                assert found is not None
-                return found
+            staged = StagedLayer(
+                id=staging,
+                diff_id=result.diff_id,
+                compressed_digest=digest,
+                compressed_size=size,
+                uncompressed_size=result.size,
+            )
+            layer, _ = self._complete(staged, parent)
+            created = False
+            live.unlink()
+            return layer
         except BaseException:
             if created:
                 with self._lock:
@@ -335,9 +330,174 @@ class LayerStore:
                 finally:
                     live.release()
 
+    def _insert_staging(self, staging: str, parent: str | None) -> None:
+        with self._txn() as db:
+            db.execute(
+                "INSERT INTO layers (id, parent, created, incomplete) VALUES (?, ?, ?, 1)",
+                (staging, parent, time.time()),
+            )
+
+    def _fill(self, staging: str, stream: BinaryIO) -> tuple[ApplyResult, str, int]:
+        """Apply the tar to a staged layer, its layout recorded; (result, blob digest, size)."""
+        from pypod.storage.archive.stream import LayoutRecorder
+        from pypod.storage.tarsplit import layout_path, write_layout
+
+        hashing = stream if isinstance(stream, HashingReader) else HashingReader(stream)
+        layout = LayoutRecorder()
+        result = self.driver.apply_diff(staging, cast(BinaryIO, hashing), layout=layout)
+        if layout.complete:
+            try:
+                write_layout(layout_path(self.graphroot, staging), layout)
+            except OSError as e:  # without it, the layer is exported anew when read back
+                log.warning("cannot record the tar layout of layer %s: %s", staging, e)
+        return result, hashing.digest, hashing.size
+
+    def _complete(self, staged: StagedLayer, parent: str | None) -> tuple[Layer, bool]:
+        """Make a filled staged layer the layer of its chain id (store lock taken); (layer,
+        False) when that layer was stored meanwhile (the staged copy is then dropped)."""
+        from pypod.storage.tarsplit import rename_layout
+
+        final = chain_id(parent, staged.diff_id)
+        with self._lock:
+            rows = self._q("SELECT incomplete FROM layers WHERE id = ?", (final,))
+            if rows and rows[0][0] == 0:
+                self._drop_staged(staged.id)
+                found = self._layer_row(final)
+                assert found is not None
+                return found, False
+            if rows:
+                raise StorageError(f"layer {final} is being removed by another command; try again")
+            if parent is not None and self._layer_row(parent) is None:
+                raise LayerNotFound(f"parent layer not known: {parent}")
+            self.driver.rename(staged.id, final)
+            rename_layout(self.graphroot, staged.id, final)
+            with self._txn() as db:
+                db.execute(
+                    "UPDATE layers SET id = ?, parent = ?, diff_id = ?, compressed_digest = ?, "
+                    "compressed_size = ?, uncompressed_size = ?, incomplete = 0 "
+                    "WHERE id = ?",
+                    (
+                        final,
+                        parent,
+                        staged.diff_id,
+                        staged.compressed_digest,
+                        staged.compressed_size,
+                        staged.uncompressed_size,
+                        staged.id,
+                    ),
+                )
+            found = self._layer_row(final)
+            assert found is not None
+            return found, True
+
+    # --- layers staged ahead of their parents (parallel pulls) --------------------------
+    @property
+    def stages_layers(self) -> bool:
+        """Whether layers can be staged before their parents are known (`stage_layer`)."""
+        return self.driver.independent_layers
+
+    def stage_layer(self, stream: BinaryIO) -> StagedLayer:
+        """Apply a layer tar (plain, gzip or zstd) into a new layer that is not visible yet and
+        has no parent: several layers of an image are staged at once (from any threads),
+        then committed bottom-up with `commit_staged`, or dropped with `drop_staged` (also
+        what `close` does with those left).  A crash leaves an incomplete layer that the
+        next `Store()` removes.  Only when `stages_layers`."""
+        if not self.driver.independent_layers:
+            raise NotSupported(
+                f"the {self.driver.name} driver cannot stage a layer before its parent; "
+                "use put_layer"
+            )
+        staging = new_id()
+        live = HeldLock(self._liveness(staging).path)
+        created = False
+        try:
+            with self._lock:
+                self._insert_staging(staging, None)
+                created = True
+            self.driver.create(staging, None)
+            result, digest, size = self._fill(staging, stream)
+        except BaseException:
+            try:
+                if created:
+                    with self._lock:
+                        self._drop_staged(staging)
+            finally:
+                live.unlink_and_release()
+            raise
+        with self._staged_lock:
+            self._staged[staging] = live
+        return StagedLayer(
+            id=staging,
+            diff_id=result.diff_id,
+            compressed_digest=digest,
+            compressed_size=size,
+            uncompressed_size=result.size,
+        )
+
+    def commit_staged(self, staged: StagedLayer, parent: str | None) -> tuple[Layer, bool]:
+        """Put a staged layer on top of `parent` and store it under its chain id; (layer,
+        True), or (the layer stored meanwhile by another command, False)."""
+        with self._staged_lock:
+            live = self._staged.get(staged.id)
+        if live is None:
+            raise LayerNotFound(f"layer {staged.id} is not staged (committed or dropped already)")
+        try:
+            if parent is not None:
+                self.driver.set_parent(staged.id, parent)
+            result = self._complete(staged, parent)
+        except BaseException:
+            self._drop_staged_layer(staged.id)
+            raise
+        with self._staged_lock:
+            self._staged.pop(staged.id, None)
+        live.unlink_and_release()
+        return result
+
+    def drop_staged(self, staged: StagedLayer) -> None:
+        """Remove a staged layer that will not be committed."""
+        self._drop_staged_layer(staged.id)
+
+    def _drop_staged_layer(self, layer_id: str) -> None:
+        with self._staged_lock:
+            live = self._staged.pop(layer_id, None)
+        if live is None:
+            return
+        try:
+            with self._lock:
+                if self._q("SELECT 1 FROM layers WHERE id = ? AND incomplete = 1", (layer_id,)):
+                    self._drop_staged(layer_id)
+        finally:
+            live.unlink_and_release()
+
+    def layer_tar(self, layer: Layer, out: BinaryIO) -> str:
+        """Write the layer's tar to `out` (seekable, empty); its diff id.  The tar the layer
+        was stored from when its layout was recorded, rebuilt from the files; else a new tar
+        of the layer's files (reproducible, `storage.archive.export`)."""
+        from pypod.storage.tarsplit import layout_path, rebuild_tar
+
+        if layer.diff_id is not None:
+            path = layout_path(self.graphroot, layer.id)
+            if rebuild_tar(path, self.driver.diff_path(layer.id), out) == layer.diff_id:
+                return layer.diff_id
+        from pypod.storage.archive.export import export_changes
+
+        out.seek(0)
+        out.truncate()
+        changes = self.driver.changes(layer.id, layer.parent)
+        return export_changes(self.driver.diff_path(layer.id), changes, out).diff_id
+
+    def sweep_layouts(self) -> None:
+        """Remove the tar layouts of layers no longer stored."""
+        from pypod.storage.tarsplit import sweep_layouts
+
+        sweep_layouts(self.graphroot, {row[0] for row in self._q("SELECT id FROM layers")})
+
     def _drop_staged(self, layer_id: str) -> None:
         """Remove an incomplete layer whose liveness lock we hold (store lock held)."""
+        from pypod.storage.tarsplit import remove_layout
+
         self.driver.remove(layer_id)
+        remove_layout(self.graphroot, layer_id)
         with self._txn() as db:
             db.execute("DELETE FROM layers WHERE id = ? AND incomplete = 1", (layer_id,))
 
@@ -399,9 +559,12 @@ class LayerStore:
 
     def _remove_layers(self, lives: list[tuple[str, FileLock]]) -> None:
         """Remove the files, then the rows, of layers marked removing (topmost first)."""
+        from pypod.storage.tarsplit import remove_layout
+
         try:
             for layer_id, _ in lives:
                 self.driver.remove(layer_id)
+                remove_layout(self.graphroot, layer_id)
             with self._lock, self._txn() as db:
                 db.execute("PRAGMA defer_foreign_keys = ON")
                 db.executemany("DELETE FROM layers WHERE id = ?", [(i,) for i, _ in lives])

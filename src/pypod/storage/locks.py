@@ -28,6 +28,54 @@ from types import TracebackType
 from pypod.errors import StorageError, from_oserror
 
 
+def _flock(path: str, *, blocking: bool) -> int:
+    """An fd of `path` holding its exclusive flock; -1 when not `blocking` and it is taken."""
+    while True:
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        except OSError as e:
+            raise from_oserror(f"open lock file {path}", e) from e
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
+        except OSError as e:
+            os.close(fd)
+            if e.errno in (errno.EWOULDBLOCK, errno.EAGAIN):
+                return -1
+            raise StorageError(f"lock {path}: {e.strerror}") from e
+        # the holder may have removed the file (`unlink`) between our open and our flock:
+        # a lock on a removed inode protects nothing, so start again on the new file
+        try:
+            st = os.stat(path)
+        except FileNotFoundError:
+            st = None
+        held = os.fstat(fd)
+        if st is not None and (st.st_dev, st.st_ino) == (held.st_dev, held.st_ino):
+            return fd
+        os.close(fd)
+
+
+class HeldLock:
+    """An exclusive flock taken by one thread and given up by another (not reentrant): the
+    liveness lock of a layer staged by a copy thread and committed by the main one."""
+
+    __slots__ = ("_fd", "path")
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._fd = _flock(path, blocking=True)
+
+    def unlink_and_release(self) -> None:
+        """Remove the lock file, then drop the lock (the work it guarded is finished)."""
+        if self._fd < 0:
+            return
+        try:
+            os.unlink(self.path)
+        except FileNotFoundError:
+            pass
+        fd, self._fd = self._fd, -1
+        os.close(fd)
+
+
 class FileLock:
     """An exclusive flock on `path`, reentrant within one thread (a depth count).
 
@@ -49,30 +97,14 @@ class FileLock:
         if self._depth:
             self._depth += 1
             return True
-        while True:
-            try:
-                fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-            except OSError as e:
-                self._mutex.release()
-                raise from_oserror(f"open lock file {self.path}", e) from e
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
-            except OSError as e:
-                os.close(fd)
-                self._mutex.release()
-                if e.errno in (errno.EWOULDBLOCK, errno.EAGAIN):
-                    return False
-                raise StorageError(f"lock {self.path}: {e.strerror}") from e
-            # the holder may have removed the file (`unlink`) between our open and our flock:
-            # a lock on a removed inode protects nothing, so start again on the new file
-            try:
-                st = os.stat(self.path)
-            except FileNotFoundError:
-                st = None
-            held = os.fstat(fd)
-            if st is not None and (st.st_dev, st.st_ino) == (held.st_dev, held.st_ino):
-                break
-            os.close(fd)
+        try:
+            fd = _flock(self.path, blocking=blocking)
+        except BaseException:
+            self._mutex.release()
+            raise
+        if fd < 0:
+            self._mutex.release()
+            return False
         self._fd = fd
         self._depth = 1
         self._owner = threading.get_ident()

@@ -23,6 +23,18 @@ class Layer:
 
 
 @record
+class StagedLayer:
+    """A layer applied but not stored yet (`Store.stage_layer`): no parent, no chain id."""
+
+    #: random: the chain id comes with the parent, at `Store.commit_staged`
+    id: str
+    diff_id: str
+    compressed_digest: str
+    compressed_size: int
+    uncompressed_size: int
+
+
+@record
 class Image:
     #: 64 hex digits: the digest of the config blob
     id: str

@@ -6,6 +6,7 @@ On disk:
     <graphroot>/storage.lock         the store lock (flock), held per operation
     <graphroot>/<driver>/...         layer directories (see the driver's module)
     <graphroot>/images/<id>/<alg>-<hex>   manifest and config blobs, named by digest
+    <graphroot>/tar-split/<layer-id>.gz   the layout of the tar a layer came from (tarsplit)
     <runroot>/locks/<layer-id>.lock  liveness lock of a layer being filled or removed
     <runroot>/<driver>/mounts/<id>   mount counts; <runroot>/<driver>/mounts.lock
 
@@ -18,7 +19,9 @@ Every change follows one pattern, so that a crash (SIGKILL) anywhere leaves a st
   marked incomplete, files removed, row deleted.  A new layer is staged under a random id and
   renamed to its chain id once its diff id is known; when the chain id exists by then (another
   process stored the same layer meanwhile) the staged copy is dropped and the existing layer
-  returned;
+  returned.  With overlay, a layer can also be staged before its parent is known
+  (`stage_layer`, what a pull does for all of an image's layers at once) and given its parent
+  and chain id later (`commit_staged`); until then it is an incomplete layer like any other;
 - an image's blobs are written (temporary file, fsync, rename) before the row that names them;
 - on opening, with the store lock held, incomplete layers whose liveness lock is free (their
   process died) are removed, image directories with no row are removed, and the driver drops

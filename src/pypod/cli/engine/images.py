@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from collections.abc import Sequence
 from typing import Any
 
 from pypod.cli.engine.formats import is_json as _is_json
 from pypod.cli.engine.formats import render_rows
 from pypod.cli.engine.main import Command, Globals
-from pypod.cli.engine.units import go_time_string, human_size, image_size, since
+from pypod.cli.engine.units import go_time_string, human_duration, human_size, image_size, since
 from pypod.cli.flags import Flag, Parsed
 from pypod.cli.gotemplate import Struct
 from pypod.errors import (
@@ -26,6 +27,7 @@ from pypod.errors import (
 )
 from pypod.image import local
 from pypod.image.transports.containers_storage import Store, StoreLocation, open_store
+from pypod.record import record
 
 _IMAGE_HEADERS = {
     "ID": "IMAGE ID",
@@ -366,8 +368,7 @@ def cmd_history(g: Globals, opts: Parsed) -> int:
 def cmd_prune(g: Globals, opts: Parsed) -> int:
     if opts.args:
         raise InvalidArgument(f"accepts 0 arg(s), received {len(opts.args)}")
-    if opts.texts("filter"):
-        raise NotSupported("image prune --filter: not supported yet")
+    filters = opts.texts("filter")
     all_images = opts.flag("all")
     if not opts.flag("force"):
         what = (
@@ -385,33 +386,100 @@ def cmd_prune(g: Globals, opts: Parsed) -> int:
         if answer.strip().lower() not in ("y", "yes"):
             return 0
     with _store(g) as store:
-        removed = local.prune_images(store, all_images=all_images)
+        removed = local.prune_images(store, all_images=all_images, filters=filters)
     _out("".join(f"{i}\n" for i in removed))
     return 0
 
 
+@record
+class _ContainerUsage:
+    id: str
+    image_id: str
+    command: str
+    volumes: int
+    size: int
+    created: float
+    status: str
+    name: str
+
+
+@record
+class _VolumeUsage:
+    name: str
+    links: int
+    size: int
+
+
+def _engine_usage(g: Globals, store: Store) -> tuple[list[_ContainerUsage], list[_VolumeUsage]]:
+    """The containers (with the size of their read-write layers) and the local volumes (with
+    the bytes below their mount points), from the engine's database."""
+    import os
+    import time
+
+    from pypod.engine.containers import Engine
+    from pypod.engine.volumes import Volumes
+
+    sizes = dict(store.disk_usage().containers)
+    containers: list[_ContainerUsage] = []
+    volumes: list[_VolumeUsage] = []
+    with Engine(g.graphroot, g.runroot, driver=g.driver) as eng:
+        for c in eng.containers():
+            cfg = c.config
+            containers.append(
+                _ContainerUsage(
+                    id=c.id,
+                    image_id=cfg.image_id,
+                    command=" ".join(cfg.command),
+                    volumes=sum(1 for m in cfg.mounts if m.volume),
+                    size=sizes.get(c.id, 0),
+                    created=c.created or time.time(),
+                    status="created" if c.status == "configured" else c.status,  # podman's
+                    name=c.name,
+                )
+            )
+        store_volumes = Volumes(eng.db, eng.paths.graphroot)
+        for vol in store_volumes.all():
+            if not os.path.isdir(vol.mountpoint):
+                continue  # podman skips what it cannot measure
+            volumes.append(
+                _VolumeUsage(
+                    name=vol.name,
+                    links=len(store_volumes.users(vol.name)),
+                    size=local.tree_size(vol.mountpoint),
+                )
+            )
+    return containers, volumes
+
+
 def cmd_system_df(g: Globals, opts: Parsed) -> int:
-    if opts.flag("verbose"):
-        raise NotSupported("system df --verbose: not supported yet")
     with _store(g) as store:
-        df = local.disk_usage(store)
-    pct = int(round(df.images_reclaimable * 100 / df.images_size)) if df.images_size else 0
+        images, _total = local.image_disk_usage(store)
+        containers, volumes = _engine_usage(g, store)
+    if opts.flag("verbose"):  # podman 4.3 prints its tables whatever --format says
+        _out(_df_verbose(images, containers, volumes))
+        return 0
     rows = [
-        Struct(
-            Type="Images",
-            Total=df.images_total,
-            Active=df.images_active,
-            Size=human_size(df.images_size),
-            Reclaimable=f"{human_size(df.images_reclaimable)} ({pct}%)",
+        _df_row(
+            "Images",
+            len(images),
+            sum(1 for i in images if i.containers),
+            sum(i.size for i in images),
+            sum(i.size for i in images if not i.containers),
         ),
-        Struct(
-            Type="Containers",
-            Total=df.containers_total,
-            Active=0,
-            Size=human_size(df.containers_size),
-            Reclaimable="0B (0%)",
+        _df_row(
+            "Containers",
+            len(containers),
+            sum(1 for c in containers if c.status == "running"),
+            sum(c.size for c in containers),
+            sum(c.size for c in containers if c.status != "running"),
         ),
-        Struct(Type="Local Volumes", Total=0, Active=0, Size="0B", Reclaimable="0B (0%)"),
+        _df_row(
+            "Local Volumes",
+            len(volumes),
+            sum(v.links for v in volumes),
+            sum(v.size for v in volumes),
+            sum(v.size for v in volumes if not v.links),
+        ),
     ]
     fmt = opts.text("format")
     if _is_json(fmt):
@@ -420,6 +488,77 @@ def cmd_system_df(g: Globals, opts: Parsed) -> int:
     fmt = fmt or "table {{.Type}}\t{{.Total}}\t{{.Active}}\t{{.Size}}\t{{.Reclaimable}}"
     _out(render_rows(fmt, rows, {}))
     return 0
+
+
+def _df_row(kind: str, total: int, active: int, size: int, reclaimable: int) -> Struct:
+    pct = int(round(reclaimable * 100 / size)) if size else 0
+    return Struct(
+        Type=kind,
+        Total=total,
+        Active=active,
+        Size=human_size(size),
+        Reclaimable=f"{human_size(reclaimable)} ({pct}%)",
+    )
+
+
+def _df_verbose(
+    images: Sequence[local.ImageDiskUsage],
+    containers: Sequence[_ContainerUsage],
+    volumes: Sequence[_VolumeUsage],
+) -> str:
+    """`podman system df -v`: the images, containers and volumes, each a table."""
+    now = time.time()
+    image_rows = [
+        Struct(
+            Repository=i.repository,
+            Tag=i.tag,
+            ImageID=i.id[:12],
+            Created=human_duration(max(0.0, now - i.created)),
+            Size=human_size(i.size),
+            SharedSize=human_size(i.shared_size),
+            UniqueSize=human_size(i.unique_size),
+            Containers=i.containers,
+        )
+        for i in images
+    ]
+    container_rows = [
+        Struct(
+            ContainerID=c.id[:12],
+            Image=c.image_id[:12],
+            Command=c.command,
+            LocalVolumes=c.volumes,
+            Size=human_size(c.size),
+            Created=human_duration(max(0.0, now - c.created)),
+            Status=c.status,
+            Names=c.name,
+        )
+        for c in containers
+    ]
+    volume_rows = [
+        Struct(VolumeName=v.name, Links=v.links, Size=human_size(v.size)) for v in volumes
+    ]
+    return (
+        "Images space usage:\n\n"
+        + render_rows(
+            "table {{.Repository}}\t{{.Tag}}\t{{.ImageID}}\t{{.Created}}\t{{.Size}}\t"
+            "{{.SharedSize}}\t{{.UniqueSize}}\t{{.Containers}}",
+            image_rows,
+            {"ImageID": "IMAGE ID", "SharedSize": "SHARED SIZE", "UniqueSize": "UNIQUE SIZE"},
+        )
+        + "\nContainers space usage:\n\n"
+        + render_rows(
+            "table {{.ContainerID}}\t{{.Image}}\t{{.Command}}\t{{.LocalVolumes}}\t{{.Size}}\t"
+            "{{.Created}}\t{{.Status}}\t{{.Names}}",
+            container_rows,
+            {"ContainerID": "CONTAINER ID", "LocalVolumes": "LOCAL VOLUMES"},
+        )
+        + "\nLocal Volumes space usage:\n\n"
+        + render_rows(
+            "table {{.VolumeName}}\t{{.Links}}\t{{.Size}}",
+            volume_rows,
+            {"VolumeName": "VOLUME NAME"},
+        )
+    )
 
 
 _FORMAT = Flag(("format",), True, help="pretty-print output using a Go template or json")

@@ -82,7 +82,9 @@ def cmd_pull(g: Globals, opts: Parsed) -> int:
     if len(opts.args) != 1:
         raise InvalidArgument(f"requires exactly 1 arg(s), only received {len(opts.args)}")
     if opts.flag("all-tags"):
-        raise InvalidArgument("pull --all-tags: not supported yet")
+        for image_id in transfer.pull_all_tags(opts.args[0], _options(g, opts)):
+            print(image_id)
+        return 0
     image_id = transfer.pull_image(opts.args[0], _options(g, opts))
     print(image_id)
     return 0
@@ -108,7 +110,8 @@ def cmd_save(g: Globals, opts: Parsed) -> int:
     options = _options(g, opts, quiet=True)
     from pypod.record import replace
 
-    transfer.save_images(opts.args, output, fmt, replace(options, manifest_format=None))
+    transfer.save_images(opts.args, output, fmt, replace(options, manifest_format=None),
+                         multi_image=opts.flag("multi-image-archive"))  # fmt: skip
     return 0
 
 
@@ -198,7 +201,7 @@ COMMANDS: dict[str, Command] = {
         handler=cmd_pull,
         flags=(
             *_REMOTE,
-            Flag(("all-tags", "a"), help="all tagged images in the repository (not supported yet)"),
+            Flag(("all-tags", "a"), help="All tagged images in the repository will be pulled"),
             Flag(("platform",), True, help="specify the platform for selecting the image"),
             Flag(("arch",), True, help="use ARCH instead of the architecture of the machine"),
             Flag(("os",), True, help="use OS instead of the running OS"),
@@ -223,10 +226,15 @@ COMMANDS: dict[str, Command] = {
         flags=(
             Flag(("output", "o"), True, help="write to a specified file (default: stdout)"),
             Flag(("format",), True, help="oci-archive, oci-dir, docker-archive or docker-dir"),
+            Flag(
+                ("multi-image-archive", "m"),
+                help="Interpret additional arguments as images "
+                "not tags and create a multi-image-archive (only for docker-archive)",
+            ),
             Flag(("quiet", "q")),
-        ),
+        ),  # fmt: skip
         help="Save image(s) to an archive",
-        usage="[options] IMAGE",
+        usage="[options] IMAGE [IMAGE...]",
     ),
     "load": Command(
         handler=cmd_load,

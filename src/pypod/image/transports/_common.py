@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
+import stat
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, BinaryIO, cast
 
+from pypod.atomic import replacing
+from pypod.errors import InvalidArgument
 from pypod.image.types import BlobInfo
 from pypod.oci.digest import (
     Digest,
@@ -103,6 +107,26 @@ def write_blob(
             pass
         raise
     return BlobInfo(digest=actual, size=digester.size, media_type=info.media_type)
+
+
+@contextlib.contextmanager
+def archive_output(path: str) -> Iterator[BinaryIO]:
+    """The file an archive is written to.  A new or regular file is replaced atomically (a
+    temporary file renamed over it once complete); anything else is written through as it is:
+    a pipe, a terminal, a device, or a symlink such as /dev/stdout (`pypod save > file`), which
+    must never be replaced by a file."""
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        st = None
+    if st is not None and stat.S_ISDIR(st.st_mode):
+        raise InvalidArgument(f"{path} is a directory; give a file name")
+    if st is not None and not stat.S_ISREG(st.st_mode):
+        with open(path, "wb") as f:
+            yield f
+        return
+    with replacing(os.path.abspath(path), sync=False) as tmp, open(tmp, "wb") as f:
+        yield f
 
 
 class Closing:

@@ -9,18 +9,22 @@ Reference syntax, loosely as containers/image's storage transport:
 The store comes from the bracketed prefix, else from the SystemContext (graphroot, runroot,
 storage_driver), else pypod's defaults (/var/lib/pypod, /run/pypod).
 
-Destination: blobs are staged to temporary files (the copy may send them in any order and in
-parallel); `commit` applies the layers bottom-up with `Store.put_layer`, checking each against
-the config's `rootfs.diff_ids`, reusing a layer already stored under the same chain id, then
-stores the image with its name.  Layers it created are removed again when the commit fails.
+Destination: with a driver whose layers hold only their own files (overlay), each layer blob
+is applied as it arrives (`put_blob`, called for several layers at once by the copy pipeline)
+into a staged layer of the store, its digest checked at the end of the stream and its tar
+layout recorded in the same pass; `commit` then puts the staged layers on top of each other
+bottom-up (`Store.commit_staged`), checking each against the config's `rootfs.diff_ids` and
+reusing a layer already stored under the same chain id, and stores the image with its name.
+With the vfs driver (a layer is a copy of its parent) blobs are staged to temporary files and
+applied at `commit` with `Store.put_layer`.  Whatever fails, staged layers are dropped and the
+layers a failed commit created are removed again.
 
 Source: the store keeps layer contents, not the blobs they came from.  Each layer's tar is
-rebuilt byte for byte from the layout recorded when it was stored (`<graphroot>/tar-split/`,
-as containers/storage's tar-split) and its files, so its diff id and the image's config and id
-stay the same; a layer with no usable record is exported anew (`storage.archive.export`) and a
-config naming the new diff ids is served.  The manifest served names the tars uncompressed
-(containers/image's storage source does the same through LayerInfosForCopy); the stored
-manifest is served unchanged when it names exactly those blobs.
+rebuilt byte for byte from the layout recorded when it was stored (`Store.layer_tar`), so its
+diff id and the image's config and id stay the same; a layer with no usable record is exported
+anew and a config naming the new diff ids is served.  The manifest served names the tars
+uncompressed (containers/image's storage source does the same through LayerInfosForCopy); the
+stored manifest is served unchanged when it names exactly those blobs.
 """
 
 from __future__ import annotations
@@ -31,24 +35,33 @@ import re
 import shutil
 import tempfile
 import threading
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, cast
 
-from pypod.atomic import replacing
 from pypod.errors import (
     ImageNotFound,
     InvalidArgument,
     LayerNotFound,
     NotSupported,
     PypodError,
+    StorageError,
 )
 from pypod.image.reference import Reference, parse_normalized
 from pypod.image.transports._common import DestinationBase
 from pypod.image.types import BlobInfo, ImageDestination, ImageSource, SystemContext
 from pypod.log import get_logger
 from pypod.oci import image_spec as spec
-from pypod.oci.digest import Digest, Digester, digest_bytes, parse_digest, verify_digest
+from pypod.oci.digest import (
+    Digest,
+    Digester,
+    DigestMismatch,
+    algorithm_of,
+    digest_bytes,
+    parse_digest,
+    verify_digest,
+)
 from pypod.record import record
-from pypod.storage.records import Image, Layer
+from pypod.storage.layers import HashingReader
+from pypod.storage.records import Image, StagedLayer
 from pypod.storage.store import Store, chain_id
 
 log = get_logger(__name__)
@@ -227,6 +240,35 @@ TRANSPORT = StorageTransport()
 
 
 # --- destination --------------------------------------------------------------------------
+class _Counted:
+    """A blob stream read through and hashed with the announced digest's algorithm (when it
+    is not sha256, which the store computes anyway)."""
+
+    __slots__ = ("digester", "stream")
+
+    def __init__(self, stream: BinaryIO, digester: Digester) -> None:
+        self.stream = stream
+        self.digester = digester
+
+    def read(self, n: int = -1) -> bytes:
+        data = self.stream.read(n)
+        self.digester.update(data)
+        return data
+
+
+def _check_blob(info: BlobInfo, digester: Digester) -> Digest:
+    """The digest of what was read; DigestMismatch when it is not the announced blob."""
+    actual = Digest(digester.digest())
+    if info.digest:
+        verify_digest(info.digest, actual, what=f"blob {info.digest}")
+    if info.size >= 0 and digester.size != info.size:
+        raise InvalidArgument(
+            f"blob {actual}: {digester.size} bytes where {info.size} were announced; "
+            "it was not stored"
+        )
+    return actual
+
+
 class StorageDestination(DestinationBase):
     def __init__(self, ref: StorageReference, ctx: SystemContext) -> None:
         self._ref = ref
@@ -236,6 +278,8 @@ class StorageDestination(DestinationBase):
         self._staging = tempfile.mkdtemp(prefix="pypod-storage-", dir=tmp)
         self._lock = threading.Lock()
         self._blobs: dict[str, str] = {}  # digest -> staged file
+        #: blob digest -> layers applied from it, not committed yet
+        self._layers: dict[str, list[StagedLayer]] = {}
         self._manifest: tuple[bytes, str] | None = None
         self._lists: list[bytes] = []
         self._committed = False
@@ -249,7 +293,7 @@ class StorageDestination(DestinationBase):
         if not info.digest:
             return None
         with self._lock:
-            if info.digest in self._blobs:
+            if info.digest in self._blobs or self._layers.get(info.digest):
                 return info
         for layer in self._store.layers_by_compressed_digest(info.digest):
             return BlobInfo(digest=info.digest, size=layer.compressed_size or info.size,
@@ -260,6 +304,8 @@ class StorageDestination(DestinationBase):
         return None
 
     def put_blob(self, stream: BinaryIO, info: BlobInfo, *, is_config: bool) -> BlobInfo:
+        if not is_config and self._store.stages_layers:
+            return self._stage_layer(stream, info)
         fd, path = tempfile.mkstemp(dir=self._staging, suffix=".blob")
         digester = Digester.for_digest(info.digest) if info.digest else Digester()
         try:
@@ -270,20 +316,54 @@ class StorageDestination(DestinationBase):
                         break
                     digester.update(chunk)
                     out.write(chunk)
-            actual = digester.digest()
-            if info.digest:
-                verify_digest(info.digest, actual, what=f"blob {info.digest}")
-            if info.size >= 0 and digester.size != info.size:
-                raise InvalidArgument(
-                    f"blob {actual}: {digester.size} bytes where {info.size} were announced; "
-                    "it was not stored"
-                )
+            actual = _check_blob(info, digester)
         except BaseException:
             os.unlink(path)
             raise
         with self._lock:
             self._blobs[actual] = path
         return BlobInfo(digest=actual, size=digester.size, media_type=info.media_type)
+
+    def _stage_layer(self, stream: BinaryIO, info: BlobInfo) -> BlobInfo:
+        """Apply a layer blob as it arrives; its digest is checked at the end of the stream
+        and, when the blob is not even a layer tar, before its tar errors are reported."""
+        digester: Digester | None = None
+        if info.digest and algorithm_of(info.digest) != "sha256":
+            digester = Digester.for_digest(info.digest)
+            stream = cast(BinaryIO, _Counted(stream, digester))
+        reader = HashingReader(stream)  # the store's own digest (sha256) of the blob
+        try:
+            staged = self._store.stage_layer(cast(BinaryIO, reader))
+        except StorageError:
+            try:
+                reader.drain()
+            except (OSError, PypodError):
+                pass
+            else:
+                self._check_blob(info, reader, digester)
+            raise
+        try:
+            actual = self._check_blob(info, reader, digester)
+        except BaseException:
+            self._store.drop_staged(staged)
+            raise
+        with self._lock:
+            self._layers.setdefault(actual, []).append(staged)
+        return BlobInfo(digest=actual, size=reader.size, media_type=info.media_type)
+
+    @staticmethod
+    def _check_blob(info: BlobInfo, reader: HashingReader, digester: Digester | None) -> Digest:
+        if digester is not None:
+            return _check_blob(info, digester)
+        actual = Digest(reader.digest)
+        if info.digest:
+            verify_digest(info.digest, actual, what=f"blob {info.digest}")
+        if info.size >= 0 and reader.size != info.size:
+            raise InvalidArgument(
+                f"blob {actual}: {reader.size} bytes where {info.size} were announced; "
+                "it was not stored"
+            )
+        return actual
 
     def put_manifest(
         self, manifest: bytes, media_type: str, instance_digest: Digest | None = None
@@ -350,31 +430,28 @@ class StorageDestination(DestinationBase):
             return self._store.layer(want).id
         except LayerNotFound:
             pass
+        staged = self._layers.get(digest) or self._layers.get(diff_id)
+        if staged:
+            layer = staged.pop()
+            if layer.diff_id != diff_id:
+                self._store.drop_staged(layer)
+                raise DigestMismatch(
+                    f"layer {digest} has diff id {layer.diff_id}, but the image configuration "
+                    f"says {diff_id}: the image is corrupt, nothing was stored",
+                    expected=diff_id,
+                    actual=layer.diff_id,
+                )
+            stored, new = self._store.commit_staged(layer, parent)
+            if new:
+                created.append(stored.id)
+            return stored.id
         path = self._blobs.get(digest) or self._blobs.get(diff_id)
         if path is None:
             path = self._export_known(digest, diff_id)
-        # the tar's layout is recorded while the layer is applied (both read the blob)
-        recorded: list[bool] = []
-        recorder = threading.Thread(target=self._record, args=(want, path, recorded))
-        recorder.start()
-        try:
-            with open(path, "rb") as f:
-                layer = self._store.put_layer(parent, f, diff_id=diff_id)
-        except BaseException:
-            recorder.join()
-            if recorded:
-                _remove_tar_split(self._store, want)
-            raise
-        recorder.join()
-        created.append(layer.id)
-        return layer.id
-
-    def _record(self, layer_id: str, path: str, recorded: list[bool]) -> None:
-        try:
-            write_tar_split(self._store, layer_id, path)
-            recorded.append(True)
-        except (OSError, PypodError) as e:  # without it, a push rewrites the layer
-            log.warning("cannot record the tar layout of layer %s: %s", layer_id, e)
+        with open(path, "rb") as f:
+            stored = self._store.put_layer(parent, f, diff_id=diff_id)
+        created.append(stored.id)
+        return stored.id
 
     def _export_known(self, digest: str, diff_id: str) -> str:
         """The content of a layer stored elsewhere in the store (reused blob, other parent)."""
@@ -385,10 +462,14 @@ class StorageDestination(DestinationBase):
             raise InvalidArgument(f"layer {digest} was neither written nor stored; nothing stored")
         path = os.path.join(self._staging, f"export-{found[0].id}.tar")
         with open(path, "wb") as out:
-            _export_layer(self._store, found[0], out)
+            self._store.layer_tar(found[0], out)
         return path
 
     def close(self) -> None:
+        for staged in self._layers.values():
+            for layer in staged:
+                self._store.drop_staged(layer)
+        self._layers.clear()
         shutil.rmtree(self._staging, ignore_errors=True)
         self._store.close()
 
@@ -427,217 +508,9 @@ def _diff_ids(config: bytes) -> list[str]:
     return ids
 
 
-def _export_layer(store: Store, layer: Layer, out: BinaryIO) -> str:
-    """Write the layer's tar to `out`; its diff id.  The tar it was stored from when its
-    layout was recorded (`write_tar_split`) and the files rebuild it exactly, else a new tar
-    of the layer's files (reproducible, `storage.archive.export`)."""
-    if layer.diff_id is not None and _rebuild_tar(store, layer, out) == layer.diff_id:
-        return layer.diff_id
-    from pypod.storage.archive.export import export_changes
-
-    out.seek(0)
-    out.truncate()
-    changes = store.driver.changes(layer.id, layer.parent)
-    return export_changes(store.driver.diff_path(layer.id), changes, out).diff_id
-
-
-# --- tar-split: a layer's tar rebuilt byte for byte from its files -------------------------
-# As containers/storage keeps `<layer>.tar-split.gz`: the bytes of the tar that are not file
-# content (headers, padding, the end blocks) and, in between, which file's content follows.
-# Rebuilt from the layer's directory, the tar has the layer's diff id again, so a pushed image
-# keeps its config and image id.  The record is named by the chain id, which fixes the diff id
-# and so the tar bytes: a record left by a removed layer is still right if the layer returns.
-_TAR_SPLIT_DIR = "tar-split"
-
-
-def _tar_split_path(store: Store, layer_id: str) -> str:
-    return os.path.join(store.graphroot, _TAR_SPLIT_DIR, f"{layer_id}.gz")
-
-
 def sweep_tar_split(store: Store) -> None:
     """Remove the recorded tar layouts of layers no longer stored (after rmi, prune)."""
-    directory = os.path.join(store.graphroot, _TAR_SPLIT_DIR)
-    try:
-        names = os.listdir(directory)
-    except OSError:
-        return
-    known = {layer.id for layer in store.layers()}
-    for name in names:
-        if name.endswith(".gz") and name[:-3] not in known:
-            _remove_tar_split(store, name[:-3])
-
-
-def _remove_tar_split(store: Store, layer_id: str) -> None:
-    try:
-        os.unlink(_tar_split_path(store, layer_id))
-    except OSError:
-        pass
-
-
-def write_tar_split(store: Store, layer_id: str, blob_path: str) -> None:
-    """Record the layout of the layer tar (plain, gzip or zstd) at `blob_path`."""
-    import gzip
-
-    from pypod.storage.archive.stream import TarStream
-
-    with open(blob_path, "rb") as f:
-        entries, raw = _scan_tar(TarStream(f))
-    directory = os.path.join(store.graphroot, _TAR_SPLIT_DIR)
-    os.makedirs(directory, mode=0o700, exist_ok=True)
-    final = _tar_split_path(store, layer_id)
-    with replacing(final, sync=False) as tmp, gzip.open(tmp, "wb", compresslevel=1) as out:
-        out.write(json.dumps({"version": 1, "entries": entries}).encode() + b"\n")
-        out.write(raw)
-
-
-def _read_exact(stream: Any, n: int) -> bytes:
-    parts: list[bytes] = []
-    while n > 0:
-        data = stream.read(min(n, _CHUNK))
-        if not data:
-            raise InvalidArgument("truncated layer tar")
-        parts.append(data)
-        n -= len(data)
-    return b"".join(parts)
-
-
-def _tar_number(field: bytes) -> int:
-    if field[:1] and field[0] & 0x80:  # base-256 (GNU)
-        return int.from_bytes(field[1:], "big")
-    text = field.rstrip(b"\0 ").lstrip(b" ")
-    return int(text, 8) if text else 0
-
-
-def _pax_records(data: bytes) -> dict[str, str]:
-    out: dict[str, str] = {}
-    i = 0
-    while i < len(data):
-        space = data.find(b" ", i)
-        if space < 0 or not data[i:space].isdigit():
-            break
-        length = int(data[i:space])
-        if length <= 0:
-            break
-        key, _, value = data[space + 1 : i + length - 1].partition(b"=")
-        out[key.decode("utf-8", "surrogateescape")] = value.decode("utf-8", "surrogateescape")
-        i += length
-    return out
-
-
-def _scan_tar(stream: Any) -> tuple[list[tuple[int, str | None, int]], bytes]:
-    """[(raw bytes, file name, content bytes)] and the raw bytes: everything of the tar but
-    the content of regular files, which is read and dropped."""
-    entries: list[tuple[int, str | None, int]] = []
-    raw = bytearray()
-    start = 0
-    long_name: str | None = None
-    pax: dict[str, str] = {}
-    while True:
-        block = stream.read(512)
-        if not block:
-            break
-        if len(block) < 512:
-            block += _read_exact(stream, 512 - len(block))
-        raw += block
-        if block == bytes(512):  # end of archive: the rest is raw as it is
-            while data := stream.read(_CHUNK):
-                raw += data
-            break
-        kind = block[156:157]
-        size = _tar_number(block[124:136])
-        if "size" in pax and kind not in (b"x", b"g"):
-            size = int(pax["size"])
-        padded = (size + 511) // 512 * 512
-        if kind in (b"x", b"g", b"L", b"K"):
-            data = _read_exact(stream, padded)
-            raw += data
-            if kind == b"x":
-                pax.update(_pax_records(data[:size]))
-            elif kind == b"L":
-                long_name = data[:size].rstrip(b"\0").decode("utf-8", "surrogateescape")
-            continue
-        if kind == b"S":
-            raise NotSupported("sparse files in a layer tar: its layout is not recorded")
-        name = block[:100].rstrip(b"\0").decode("utf-8", "surrogateescape")
-        if block[257:263] == b"ustar\0" and block[345:500].strip(b"\0"):
-            prefix = block[345:500].rstrip(b"\0").decode("utf-8", "surrogateescape")
-            name = f"{prefix}/{name}"
-        name = pax.get("path") or long_name or name
-        pax, long_name = {}, None
-        if kind in (b"0", b"\0", b"7") and size > 0:
-            entries.append((len(raw) - start, name, size))
-            left = size
-            while left > 0:
-                data = stream.read(min(left, _CHUNK))
-                if not data:
-                    raise InvalidArgument("truncated layer tar")
-                left -= len(data)
-            start = len(raw)
-            raw += _read_exact(stream, padded - size)
-        elif padded:
-            raw += _read_exact(stream, padded)
-    entries.append((len(raw) - start, None, 0))
-    return entries, bytes(raw)
-
-
-def _open_below(root: str, rel: str) -> int:
-    """A file below `root` opened without following any symlink (layer content is untrusted)."""
-    parts = [p for p in rel.split("/") if p]
-    if not parts:
-        raise IsADirectoryError(root)
-    fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        for part in parts[:-1]:
-            nfd = os.open(part, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC,
-                          dir_fd=fd)  # fmt: skip
-            os.close(fd)
-            fd = nfd
-        return os.open(parts[-1], os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=fd)
-    finally:
-        os.close(fd)
-
-
-def _rebuild_tar(store: Store, layer: Layer, out: BinaryIO) -> str | None:
-    """Write the layer's original tar from its recorded layout and its files; the digest of
-    what was written, None when there is no record or a file is missing."""
-    import gzip
-    import hashlib
-
-    from pypod.storage.archive import clean_path
-
-    try:
-        with gzip.open(_tar_split_path(store, layer.id), "rb") as f:
-            index = json.loads(f.readline())
-            raw = f.read()
-    except (OSError, ValueError, EOFError):
-        return None
-    root = store.driver.diff_path(layer.id)
-    digest = hashlib.sha256()
-    pos = 0
-    try:
-        for raw_len, name, size in index["entries"]:
-            chunk = raw[pos : pos + raw_len]
-            pos += raw_len
-            out.write(chunk)
-            digest.update(chunk)
-            if name is None:
-                continue
-            rel = clean_path(name)
-            if rel is None:
-                return None
-            fd = _open_below(root, rel)
-            with os.fdopen(fd, "rb") as content:
-                left = size
-                while left > 0:
-                    data = content.read(min(left, _CHUNK))
-                    if not data:
-                        return None
-                    out.write(data)
-                    digest.update(data)
-                    left -= len(data)
-    except (OSError, KeyError, TypeError, ValueError):
-        return None
-    return "sha256:" + digest.hexdigest()
+    store.sweep_layouts()
 
 
 # --- source -------------------------------------------------------------------------------
@@ -684,7 +557,7 @@ class StorageSource:
         for layer in chain:
             path = os.path.join(self._staging, f"{layer.id}.tar")
             with open(path, "wb") as out:
-                diff_id = _export_layer(self._store, layer, out)
+                diff_id = self._store.layer_tar(layer, out)
             self._blobs[diff_id] = path
             exported.append((diff_id, diff_id, os.path.getsize(path)))
         doc = _json(stored, "stored manifest")

@@ -19,10 +19,9 @@ import tempfile
 from collections.abc import Sequence
 from typing import Any, BinaryIO
 
-from pypod.atomic import replacing
 from pypod.errors import InvalidArgument, NotFound, NotSupported, from_oserror
 from pypod.image.reference import Reference, parse_normalized
-from pypod.image.transports._common import CHUNK, verified, write_blob
+from pypod.image.transports._common import CHUNK, archive_output, verified, write_blob
 from pypod.image.types import BlobInfo, ImageDestination, ImageSource, SystemContext
 from pypod.oci.digest import Digest, Digester, digest_bytes, encoded_of
 from pypod.oci.image_spec import (
@@ -37,14 +36,22 @@ DOCKER_LAYER_UNCOMPRESSED = "application/vnd.docker.image.rootfs.diff.tar"
 
 
 class DockerArchiveReference:
-    __slots__ = ("docker_reference", "index", "path", "writer")
+    __slots__ = ("docker_reference", "index", "path", "tags", "writer")
 
-    def __init__(self, path: str, ref: Reference | None, index: int = -1,
-                 writer: ArchiveWriter | None = None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        path: str,
+        ref: Reference | None,
+        index: int = -1,
+        writer: ArchiveWriter | None = None,
+        tags: Sequence[Reference] = (),
+    ) -> None:
         self.path = path
         self.docker_reference = ref
         self.index = index
         self.writer = writer
+        #: more names for the image written (RepoTags), before `ref`'s
+        self.tags = tuple(tags)
 
     @property
     def transport_name(self) -> str:
@@ -252,9 +259,12 @@ class ArchiveWriter:
         self.blobs = tempfile.mkdtemp(prefix="docker-archive-", dir=tmpdir)
         self.items: list[dict[str, Any]] = []
 
-    def reference(self, ref: Reference | None) -> DockerArchiveReference:
-        """A reference whose destination adds its image to this archive."""
-        return DockerArchiveReference(self.path, ref, writer=self)
+    def reference(
+        self, ref: Reference | None, tags: Sequence[Reference] = ()
+    ) -> DockerArchiveReference:
+        """A reference whose destination adds its image to this archive, named `tags` (then
+        `ref`)."""
+        return DockerArchiveReference(self.path, ref, writer=self, tags=tags)
 
     def blob_path(self, digest: Digest) -> str:
         return os.path.join(self.blobs, encoded_of(digest))
@@ -270,9 +280,8 @@ class ArchiveWriter:
 
     def finish(self) -> None:
         with (
-            replacing(os.path.abspath(self.path), sync=False) as tmp,
-            open(tmp, "wb") as f,
-            tarfile.open(fileobj=f, mode="w", format=tarfile.PAX_FORMAT) as tar,
+            archive_output(self.path) as f,
+            tarfile.open(fileobj=f, mode="w|", format=tarfile.PAX_FORMAT) as tar,
         ):
             written: set[str] = set()
             repositories: dict[str, dict[str, str]] = {}
@@ -355,7 +364,9 @@ class DockerArchiveDestination:
             raise NotFound(f"docker-archive:{self._ref.path}: no manifest was written")
         m = parse_manifest(self._manifest)
         ref = self._ref.docker_reference
-        tags = [ref.familiar()] if ref is not None else []
+        names = [*self._ref.tags, *([ref] if ref is not None else [])]
+        # full names, as containers/image writes them (docker normalises them alike)
+        tags = list(dict.fromkeys(f"{r.name}:{r.tag or 'latest'}" for r in names))
         self._writer.add_image(m.config.digest, [d.digest for d in m.layers], tags)
         if self._own:
             self._writer.finish()

@@ -15,8 +15,8 @@ import tarfile
 import tempfile
 from typing import BinaryIO
 
-from pypod.atomic import replacing
 from pypod.errors import InvalidArgument, NotSupported, from_oserror
+from pypod.image.transports._common import archive_output
 from pypod.image.transports.oci_layout import (
     LayoutReference,
     OCILayoutDestination,
@@ -63,11 +63,10 @@ def extract_layout(archive: str, dest: str) -> None:
 
 
 def tar_layout(layout: str, archive: str) -> None:
-    """Tar the layout directory `layout` into `archive` (atomically: temporary file, rename)."""
+    """Tar the layout directory `layout` into `archive` (see `archive_output`)."""
     with (
-        replacing(os.path.abspath(archive), sync=False) as tmp,
-        open(tmp, "wb") as f,
-        tarfile.open(fileobj=f, mode="w", format=tarfile.PAX_FORMAT) as tar,
+        archive_output(archive) as f,
+        tarfile.open(fileobj=f, mode="w|", format=tarfile.PAX_FORMAT) as tar,
     ):
         for root, dirs, files in os.walk(layout):
             dirs.sort()

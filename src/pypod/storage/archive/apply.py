@@ -26,7 +26,7 @@ import os
 import shutil
 import stat
 import tarfile
-from typing import IO, Any, BinaryIO, Self, cast
+from typing import Any, BinaryIO, cast
 
 from pypod.errors import StorageError
 from pypod.log import get_logger
@@ -43,25 +43,19 @@ from pypod.storage.archive import (
     WhiteoutFormat,
     clean_path,
 )
-from pypod.storage.archive.stream import TarStream
+from pypod.storage.archive.stream import LayoutRecorder, ReadAhead, TarInput, TarStream
+from pypod.storage.archive.tarread import LayerReader, check_end
 
 log = get_logger(__name__)
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _FILE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
-#: tarfile's read-ahead; small, because its stream copies what is left of it on every read
-_TAR_BUFSIZE = 16 * 1024
 _COPY_CHUNK = 1 << 20
 #: directory fds kept open (trimmed between entries, never while one is in use)
 _MAX_OPEN_DIRS = 512
 _XATTR_PAX = "SCHILY.xattr."
 #: deeper paths are refused: no real layer comes near, and removing such a tree would recurse
 _MAX_DEPTH = 256
-#: why tarfile stopped reading headers (its private classes; stopping is silent otherwise)
-_tarfile_private: Any = tarfile
-_EOF_HEADER: type[Exception] = _tarfile_private.EOFHeaderError
-_TRUNCATED_HEADER: type[Exception] = _tarfile_private.TruncatedHeaderError
-_INVALID_HEADER: type[Exception] = _tarfile_private.InvalidHeaderError
 
 
 @record
@@ -302,15 +296,18 @@ class _Applier:
             self.tree.remove(pfd, base, rel)
             fd = os.open(base, _FILE_FLAGS, 0o600, dir_fd=pfd)
         try:
-            _copy_data(tf, member, fd)
-            self._chown(fd, self._owner(member.uid, member.gid), None)
-            os.fchmod(fd, self._mode(member))
-            self._xattrs(member, fd)
-            mtime = _pax_ns(member, "mtime", member.mtime)
-            atime = max(_pax_ns(member, "atime", member.mtime), mtime)
-            os.utime(fd, ns=(atime, mtime))
+            _copy_data(tf, member, fd, rel)
+            self._file_attrs(member, fd)
         finally:
             os.close(fd)
+
+    def _file_attrs(self, member: tarfile.TarInfo, fd: int) -> None:
+        self._chown(fd, self._owner(member.uid, member.gid), None)
+        os.fchmod(fd, self._mode(member))
+        self._xattrs(member, fd)
+        mtime = _pax_ns(member, "mtime", member.mtime)
+        atime = max(_pax_ns(member, "atime", member.mtime), mtime)
+        os.utime(fd, ns=(atime, mtime))
 
     def _dir(self, member: tarfile.TarInfo, pfd: int, base: str, rel: str) -> None:
         try:
@@ -430,45 +427,20 @@ class _Applier:
             os.utime(fd, ns=(atime, mtime))
 
 
-def _copy_data(tf: tarfile.TarFile, member: tarfile.TarInfo, fd: int) -> None:
+def _copy_data(tf: tarfile.TarFile, member: tarfile.TarInfo, fd: int, rel: str) -> None:
     if member.sparse is not None:
         src = tf.extractfile(member)
         assert src is not None
         while chunk := src.read(_COPY_CHUNK):
             _write_all(fd, chunk)
         return
-    stream = cast(IO[bytes], tf.fileobj)
-    stream.seek(member.offset_data)
-    remaining = member.size
-    while remaining:
-        chunk = stream.read(min(remaining, _COPY_CHUNK))
-        if not chunk:
-            raise tarfile.ReadError(f"unexpected end of data ({remaining} bytes missing)")
-        _write_all(fd, chunk)
-        remaining -= len(chunk)
+    cast(TarInput, tf.fileobj).copy_to(fd, member.offset_data, member.size, rel)
 
 
 def _write_all(fd: int, data: bytes) -> None:
     view = memoryview(data)
     while view:
         view = view[os.write(fd, view) :]
-
-
-def _check_end(tf: tarfile.TarFile, end: list[Exception]) -> None:
-    """The tar must end with a zero block (or exactly at a block boundary), not garbage.
-
-    tarfile stops quietly at a bad or cut header in the middle of an archive; a layer whose
-    entries stop there is broken, and applying half of it as if complete would be wrong.
-    """
-    why = end[-1] if end else None
-    if isinstance(why, _EOF_HEADER):
-        nxt = cast(IO[bytes], tf.fileobj).read(tarfile.BLOCKSIZE)
-        if nxt.strip(b"\0"):
-            raise tarfile.ReadError(f"a zero block then data at offset {tf.offset}")
-    elif isinstance(why, _TRUNCATED_HEADER):
-        raise tarfile.ReadError(f"truncated header at offset {tf.offset}")
-    elif isinstance(why, _INVALID_HEADER):
-        raise tarfile.ReadError(f"invalid header at offset {tf.offset}: {why}")
 
 
 def apply_layer(
@@ -479,61 +451,44 @@ def apply_layer(
     id_map: IdMap | None = None,
     rootless: bool = False,
     max_size: int | None = None,
+    layout: LayoutRecorder | None = None,
 ) -> ApplyResult:
     """Apply the layer tar read (once) from `stream` to the directory `dest`.
 
     `whiteouts`: OVERLAY when `dest` is an overlay layer directory, VFS when it is a full copy
     of the layers below.  `id_map` maps the tar's owners to the host (a store with shifted
     ids); `rootless` (or not being root) skips owners without a map, device nodes, setuid
-    bits and trusted xattrs.  `max_size` bounds the uncompressed size.
+    bits and trusted xattrs.  `max_size` bounds the uncompressed size.  `layout` records the
+    tar's layout in the same pass (to rebuild the tar byte for byte from the files later).
 
-    On error, `dest` may hold part of the layer: the caller removes it (the store marks a
-    layer incomplete until it is applied).  Nothing outside `dest` is ever touched.
+    The stream is read and decompressed by a thread of its own while this one writes the
+    files (more threads writing files cost more in thread switches than they save: measured).
+    On error, `dest` may hold part of the layer: the caller removes it (the store marks a layer
+    incomplete until it is applied).  Nothing outside `dest` is ever touched.
     """
     privileged = os.geteuid() == 0 and not rootless
     source = TarStream(stream, max_size=max_size)
-    end: list[Exception] = []
-
-    class _Member(tarfile.TarInfo):
-        @classmethod
-        def fromtarfile(cls, tarfile_: tarfile.TarFile) -> Self:
-            try:
-                return super().fromtarfile(tarfile_)
-            except tarfile.HeaderError as e:
-                end.append(e)
-                raise
-
     try:
         applier = _Applier(dest, whiteouts, id_map, privileged)
     except OSError as e:
         raise StorageError(f"apply layer to {dest}: {e.strerror}") from e
+    ahead = ReadAhead(source)
+    tar_input = TarInput(ahead, layout)
     member: tarfile.TarInfo | None = None
     try:
-        try:
-            tf = tarfile.open(
-                fileobj=cast(IO[bytes], source),
-                mode="r|",
-                bufsize=_TAR_BUFSIZE,
-                tarinfo=_Member,
-                encoding="utf-8",
-                errors="surrogateescape",
-            )
-        except tarfile.ReadError:
-            if source.size != 0:
-                raise
-            tf = None  # an empty stream: an empty layer, as Go's archive/tar reads it
+        reader = LayerReader(tar_input)
+        tf = reader.tf
         while tf is not None:
-            member = tf.next()
+            member = reader.next()
             if member is None:
                 break
-            cast(Any, tf).members.clear()  # stream mode keeps every member otherwise
             applier.tree.trim()
             applier.entry(tf, member)
         member = None
         if tf is not None:
-            _check_end(tf, end)
+            check_end(tf, reader.end)
         applier.finish()
-        source.drain()
+        tar_input.drain()
     except _Refused as e:
         assert member is not None
         raise StorageError(f"apply layer to {dest}: entry {member.name!r}: {e}") from None
@@ -546,9 +501,10 @@ def apply_layer(
     except OSError as e:
         what = f"entry {member.name!r}" if member is not None else "finishing directories"
         err = StorageError(f"apply layer to {dest}: {what}: {e.strerror or e}")
-        err.errno = e.errno  # type: ignore[attr-defined]
+        err.errno = e.errno
         raise err from e
     finally:
+        ahead.close()
         applier.tree.close()
     return ApplyResult(
         diff_id=source.digest,

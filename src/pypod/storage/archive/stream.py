@@ -11,8 +11,10 @@ truncated compressed stream is an error, never a short tar taken as complete.
 from __future__ import annotations
 
 import hashlib
+import queue
+import threading
 import zlib
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Protocol
 
 from pypod.errors import StorageError
 
@@ -24,7 +26,7 @@ XZ_MAGIC = b"\xfd7zXZ\x00"
 BZIP2_MAGIC = b"BZh"
 
 #: how much compressed input is read at a time
-_RAW_CHUNK = 64 * 1024
+_RAW_CHUNK = 256 * 1024
 #: zstd input slice: its worst ratio (~32000:1) keeps one slice's output below ~128 MiB
 _ZSTD_SLICE = 4096
 
@@ -84,14 +86,27 @@ class _Plain:
         return self._raw.read(n)
 
 
+def _inflate_module() -> Any:
+    """zlib, or ISA-L's drop-in (the `isal` package) when it is installed: it inflates about
+    twice as fast, and gzip inflation is most of a pull's user time.  Both check the gzip
+    trailer (CRC and length) and release the GIL while they work."""
+    import importlib
+
+    try:
+        return importlib.import_module("isal.isal_zlib")
+    except ImportError:
+        return zlib
+
+
 class _Gzip:
     """gzip, several members in a row (pigz, concatenated blobs), zero padding at the end."""
 
-    __slots__ = ("_d", "_in", "_raw")
+    __slots__ = ("_d", "_in", "_mod", "_raw")
 
     def __init__(self, raw: _Raw) -> None:
         self._raw = raw
-        self._d = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        self._mod = _inflate_module()
+        self._d = self._mod.decompressobj(16 + zlib.MAX_WBITS)
         self._in = b""
 
     def read(self, n: int) -> bytes:
@@ -104,15 +119,15 @@ class _Gzip:
                     if not more:
                         return b""
                     rest = more.lstrip(b"\0")
-                self._d = zlib.decompressobj(16 + zlib.MAX_WBITS)
+                self._d = self._mod.decompressobj(16 + zlib.MAX_WBITS)
                 self._in = rest
             if not self._in:
                 self._in = self._raw.read(_RAW_CHUNK)
                 if not self._in:
                     raise StorageError("the gzip stream is truncated (no end of stream)")
             try:
-                out = self._d.decompress(self._in, n)
-            except zlib.error as e:
+                out: bytes = self._d.decompress(self._in, n)
+            except self._mod.error as e:
                 raise StorageError(f"invalid gzip data: {e}") from None
             self._in = self._d.unconsumed_tail
             if out:
@@ -122,7 +137,7 @@ class _Gzip:
 class _Zstd:
     """zstd, any number of frames, skippable frames (zstd:chunked metadata) included."""
 
-    __slots__ = ("_d", "_in", "_mod", "_out", "_raw")
+    __slots__ = ("_at", "_d", "_in", "_mod", "_out", "_raw")
 
     def __init__(self, raw: _Raw) -> None:
         try:
@@ -133,23 +148,25 @@ class _Zstd:
         self._raw = raw
         self._d: Any = zstandard.ZstdDecompressor().decompressobj()
         self._in = b""
+        self._at = 0  # what of `_in` was given to the decompressor
         self._out = b""
 
     def read(self, n: int) -> bytes:
         while not self._out:
             if self._d.eof:
-                rest = self._d.unused_data + self._in
+                rest = self._d.unused_data + self._in[self._at :]
                 if not rest:
                     rest = self._raw.read(_RAW_CHUNK)
                     if not rest:
                         return b""
                 self._d = self._mod.ZstdDecompressor().decompressobj()
-                self._in = rest
-            if not self._in:
-                self._in = self._raw.read(_RAW_CHUNK)
+                self._in, self._at = rest, 0
+            if self._at >= len(self._in):
+                self._in, self._at = self._raw.read(_RAW_CHUNK), 0
                 if not self._in:
                     raise StorageError("the zstd stream is truncated (frame not complete)")
-            piece, self._in = self._in[:_ZSTD_SLICE], self._in[_ZSTD_SLICE:]
+            piece = self._in[self._at : self._at + _ZSTD_SLICE]
+            self._at += len(piece)
             try:
                 self._out = self._d.decompress(piece)
             except self._mod.ZstdError as e:
@@ -201,3 +218,234 @@ class TarStream:
         """Read (and hash) everything left, up to the end of the compressed stream."""
         while self.read(1 << 20):
             pass
+
+
+class Chunks(Protocol):
+    """Where TarInput takes the uncompressed tar from, a chunk at a time (b"" at the end)."""
+
+    def read(self, n: int = -1) -> bytes: ...
+
+
+class ReadAhead:
+    """A TarStream read by a thread of its own, a few chunks ahead of the consumer: receiving,
+    checking and decompressing a blob (zlib, zstd and hashlib release the GIL on big buffers)
+    run beside the consumer applying the tar.  An error of the reader is raised by `read`."""
+
+    __slots__ = ("_chunk", "_done", "_queue", "_source", "_stop", "_thread")
+
+    def __init__(self, source: TarStream, *, chunk: int = 1 << 20, depth: int = 4) -> None:
+        self._source = source
+        self._chunk = chunk
+        self._queue: queue.Queue[bytes | BaseException] = queue.Queue(maxsize=depth)
+        self._stop = threading.Event()
+        self._done = False
+        self._thread = threading.Thread(target=self._run, name="pypod-layer-read", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            while not self._stop.is_set():
+                data = self._source.read(self._chunk)
+                self._put(data)
+                if not data:
+                    return
+        except BaseException as e:  # handed to the consumer, raised there
+            self._put(e)
+
+    def _put(self, item: bytes | BaseException) -> None:
+        while not self._stop.is_set():
+            try:
+                self._queue.put(item, timeout=0.05)
+                return
+            except queue.Full:
+                continue
+
+    def read(self, n: int = -1) -> bytes:
+        """The next chunk (whatever its size); b"" at the end of the stream."""
+        if self._done:
+            return b""
+        item = self._queue.get()
+        if isinstance(item, BaseException):
+            self._done = True
+            self._thread.join()
+            raise item
+        if not item:
+            self._done = True
+            self._thread.join()
+        return item
+
+    def close(self) -> None:
+        """Stop the reader (when the consumer gives up early) and wait for it."""
+        self._stop.set()
+        while self._thread.is_alive():
+            try:
+                self._queue.get(timeout=0.05)
+            except queue.Empty:
+                pass
+        self._thread.join()
+
+
+class LayoutRecorder:
+    """The layout of a layer tar as it is read (containers/storage's tar-split): every byte that
+    is not the content of a regular file, and which file's content comes where.
+
+    `entries` are (raw bytes, file, content bytes): that many bytes of `raw`, then the content
+    of that file (a path relative to the layer root); the last entry has no file.  Recording
+    stops (`complete` is False) when the raw bytes pass `limit` (a tar that is mostly headers
+    or trailing data); the layer is then exported anew when it is read back.
+    """
+
+    __slots__ = ("_since", "complete", "entries", "limit", "raw")
+
+    def __init__(self, *, limit: int = 64 << 20) -> None:
+        self.raw = bytearray()
+        self.entries: list[tuple[int, str | None, int]] = []
+        self.limit = limit
+        self.complete = True
+        self._since = 0
+
+    def add_raw(self, data: bytes | memoryview) -> None:
+        if not self.complete:
+            return
+        if len(self.raw) + len(data) > self.limit:
+            self.complete = False
+            self.raw = bytearray()
+            self.entries = []
+            return
+        self.raw += data
+        self._since += len(data)
+
+    def add_content(self, name: str, size: int) -> None:
+        if self.complete:
+            self.entries.append((self._since, name, size))
+            self._since = 0
+
+    def finish(self) -> list[tuple[int, str | None, int]]:
+        """The entries, the trailing raw bytes last."""
+        return [*self.entries, (self._since, None, 0)]
+
+
+class TarInput:
+    """The uncompressed tar as tarfile reads it (`read`, `tell`, forward `seek`), taken from
+    `source` in big chunks, with file contents copied to their files without going through
+    Python objects (`copy_to`) and, with a `layout`, the tar's layout recorded in passing.
+
+    Seeking backwards is possible within the current chunk only (tarfile steps back one byte
+    to check that data follows an entry); further back is an error, as on a pipe.
+    """
+
+    __slots__ = ("_base", "_buf", "_eof", "_layout", "_pos", "_recorded", "_source")
+
+    def __init__(self, source: Chunks, layout: LayoutRecorder | None = None) -> None:
+        self._source = source
+        self._layout = layout
+        self._buf = memoryview(b"")
+        self._pos = 0  # in _buf
+        self._base = 0  # offset in the tar of _buf[0]
+        self._eof = False
+        self._recorded = 0  # the layout has every byte before this offset
+
+    def tell(self) -> int:
+        return self._base + self._pos
+
+    def _fill(self) -> bool:
+        """The next chunk (the current one is used up); False at the end."""
+        if self._eof:
+            return False
+        data = self._source.read(1 << 20)
+        if not data:
+            self._eof = True
+            return False
+        self._base += len(self._buf)
+        self._buf = memoryview(data)
+        self._pos = 0
+        return True
+
+    def _note(self, start: int, data: bytes | memoryview) -> None:
+        """Bytes read from `start` on are part of the layout (except what it has already)."""
+        end = start + len(data)
+        if self._layout is not None and end > self._recorded:
+            self._layout.add_raw(data[max(0, self._recorded - start) :])
+            self._recorded = end
+
+    def read(self, n: int = -1) -> bytes:
+        start = self.tell()
+        parts: list[memoryview] = []
+        left = n if n >= 0 else 1 << 62
+        while left > 0:
+            avail = len(self._buf) - self._pos
+            if avail == 0:
+                if not self._fill():
+                    break
+                continue
+            take = min(left, avail)
+            parts.append(self._buf[self._pos : self._pos + take])
+            self._pos += take
+            left -= take
+        data = bytes(parts[0]) if len(parts) == 1 else b"".join(parts)
+        self._note(start, data)
+        return data
+
+    def peek(self, n: int) -> bytes:
+        """The next `n` bytes (fewer at the end), left to be read."""
+        while len(self._buf) - self._pos < n and not self._eof:
+            data = self._source.read(1 << 20)
+            if not data:
+                self._eof = True
+                break
+            rest = self._buf[self._pos :]  # joined with the next chunk: one copy a chunk
+            self._base += self._pos
+            self._buf = memoryview(b"".join((rest, data)))
+            self._pos = 0
+        return bytes(self._buf[self._pos : self._pos + n])
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        if whence != 0:
+            raise OSError("TarInput seeks to absolute offsets only")
+        if offset < self._base:
+            raise OSError(f"cannot seek back to offset {offset} in a layer stream")
+        while offset > self._base + len(self._buf):
+            self._skip_chunk()
+            if not self._fill():
+                return self.tell()  # past the end: the next read gives b""
+        start = self.tell()
+        if offset > start:
+            self._note(start, self._buf[self._pos : offset - self._base])
+        self._pos = offset - self._base
+        return offset
+
+    def _skip_chunk(self) -> None:
+        start = self.tell()
+        self._note(start, self._buf[self._pos :])
+        self._pos = len(self._buf)
+
+    def copy_to(self, fd: int, offset: int, size: int, name: str) -> None:
+        """Write `size` bytes of file content at `offset` to `fd`; the layout names `name`."""
+        import os
+
+        self.seek(offset)
+        if self._layout is not None and size:
+            if self._recorded != offset:
+                raise OSError(f"content of {name!r} at offset {offset} was read before")
+            self._layout.add_content(name, size)
+            self._recorded = offset + size
+        left = size
+        while left > 0:
+            avail = len(self._buf) - self._pos
+            if avail == 0:
+                if not self._fill():
+                    raise EOFError(f"unexpected end of data ({left} bytes missing)")
+                continue
+            view = self._buf[self._pos : self._pos + min(left, avail)]
+            while view:
+                written = os.write(fd, view)
+                self._pos += written
+                left -= written
+                view = view[written:]
+
+    def drain(self) -> None:
+        """Read (and record) everything left."""
+        while True:
+            self._skip_chunk()
+            if not self._fill():
+                return

@@ -19,6 +19,7 @@ from pypod.errors import InvalidArgument
 if TYPE_CHECKING:
     from pypod.storage.archive.apply import ApplyResult
     from pypod.storage.archive.changes import Change
+    from pypod.storage.archive.stream import LayoutRecorder
 
 #: driver name -> "module:class"; imported only when the driver is used
 _REGISTRY: tuple[tuple[str, str], ...] = (
@@ -36,6 +37,10 @@ class Driver(Protocol):
     name: str
     #: `<graphroot>/<name>`: the layer directories
     home: str
+    #: whether a layer's files can be applied before its parent is known (`create` with no
+    #: parent, `apply_diff`, then `set_parent`): overlay, whose layers hold only their own
+    #: files, can; vfs, whose layers are copies of their parents, cannot
+    independent_layers: bool
 
     def create(self, layer_id: str, parent_id: str | None) -> None:
         """An empty layer on top of `parent_id` (vfs: a copy of the parent's files)."""
@@ -44,8 +49,15 @@ class Driver(Protocol):
         """Give a layer that has no child and is not mounted a new id (a staged layer becomes
         its chain id once its content, hence its diff id, is known)."""
 
-    def apply_diff(self, layer_id: str, stream: BinaryIO) -> ApplyResult:
-        """Apply a layer tar (plain, gzip or zstd) to the layer, through `storage.archive`."""
+    def set_parent(self, layer_id: str, parent_id: str) -> None:
+        """Put a layer created with no parent on top of `parent_id` (before it is used); only
+        for `independent_layers` drivers."""
+
+    def apply_diff(
+        self, layer_id: str, stream: BinaryIO, *, layout: LayoutRecorder | None = None
+    ) -> ApplyResult:
+        """Apply a layer tar (plain, gzip or zstd) to the layer, through `storage.archive`;
+        `layout` records the tar's layout in the same pass."""
 
     def mount(self, layer_id: str, *, mount_label: str | None = None) -> str:
         """Mount the layer over its parents (read-write: the layer is the upper directory) and

@@ -43,6 +43,7 @@ from pypod.storage.drivers.mountstate import MountCounts, mount_points
 if TYPE_CHECKING:
     from pypod.storage.archive.apply import ApplyResult
     from pypod.storage.archive.changes import Change
+    from pypod.storage.archive.stream import LayoutRecorder
 
 log = get_logger(__name__)
 
@@ -64,6 +65,7 @@ def _read(path: str) -> str:
 
 class OverlayDriver:
     name = "overlay"
+    independent_layers = True
 
     def __init__(self, home: str, run_home: str) -> None:
         self.home = home
@@ -97,18 +99,7 @@ class OverlayDriver:
     # --- create, rename, remove -----------------------------------------------------------
     def create(self, layer_id: str, parent_id: str | None) -> None:
         d = self._dir(layer_id)
-        lower = ""
-        if parent_id is not None:
-            if not self.exists(parent_id):
-                raise NotFound(f"parent layer {parent_id} has no directory in {self.home}")
-            parent_link = _read(os.path.join(self._dir(parent_id), "link"))
-            lowers = [f"l/{parent_link}", *self._lowers(parent_id)]
-            if len(lowers) >= MAX_DEPTH:
-                raise StorageError(
-                    f"cannot add a layer on top of {parent_id}: overlayfs stacks at most "
-                    f"{MAX_DEPTH} layers; squash the image"
-                )
-            lower = ":".join(lowers)
+        lower = self._lower_of(parent_id) if parent_id is not None else ""
         os.mkdir(d, 0o700)
         os.mkdir(os.path.join(d, "diff"), 0o755)
         os.mkdir(os.path.join(d, "work"), 0o700)
@@ -118,6 +109,22 @@ class OverlayDriver:
         write_atomic(os.path.join(d, "link"), short.encode())
         if lower:
             write_atomic(os.path.join(d, "lower"), lower.encode())
+
+    def _lower_of(self, parent_id: str) -> str:
+        """The `lower` of a layer on top of `parent_id`: its chain as short links."""
+        if not self.exists(parent_id):
+            raise NotFound(f"parent layer {parent_id} has no directory in {self.home}")
+        parent_link = _read(os.path.join(self._dir(parent_id), "link"))
+        lowers = [f"l/{parent_link}", *self._lowers(parent_id)]
+        if len(lowers) >= MAX_DEPTH:
+            raise StorageError(
+                f"cannot add a layer on top of {parent_id}: overlayfs stacks at most "
+                f"{MAX_DEPTH} layers; squash the image"
+            )
+        return ":".join(lowers)
+
+    def set_parent(self, layer_id: str, parent_id: str) -> None:
+        write_atomic(os.path.join(self._dir(layer_id), "lower"), self._lower_of(parent_id).encode())
 
     def rename(self, old_id: str, new_id: str) -> None:
         old, new = self._dir(old_id), self._dir(new_id)
@@ -151,11 +158,13 @@ class OverlayDriver:
             shutil.rmtree(d)
 
     # --- content ----------------------------------------------------------------------------
-    def apply_diff(self, layer_id: str, stream: BinaryIO) -> ApplyResult:
+    def apply_diff(
+        self, layer_id: str, stream: BinaryIO, *, layout: LayoutRecorder | None = None
+    ) -> ApplyResult:
         from pypod.storage.archive import OVERLAY
         from pypod.storage.archive.apply import apply_layer
 
-        return apply_layer(stream, self.diff_path(layer_id), whiteouts=OVERLAY)
+        return apply_layer(stream, self.diff_path(layer_id), whiteouts=OVERLAY, layout=layout)
 
     def changes(self, layer_id: str, parent_id: str | None) -> list[Change]:
         from pypod.storage.archive.changes import changes

@@ -13,16 +13,18 @@ import os
 import shutil
 from typing import TYPE_CHECKING, BinaryIO
 
-from pypod.errors import NotFound, StorageError
+from pypod.errors import NotFound, NotSupported, StorageError
 from pypod.storage.drivers.mountstate import MountCounts
 
 if TYPE_CHECKING:
     from pypod.storage.archive.apply import ApplyResult
     from pypod.storage.archive.changes import Change
+    from pypod.storage.archive.stream import LayoutRecorder
 
 
 class VfsDriver:
     name = "vfs"
+    independent_layers = False
 
     def __init__(self, home: str, run_home: str) -> None:
         self.home = home
@@ -64,11 +66,19 @@ class VfsDriver:
         if os.path.lexists(path):
             shutil.rmtree(path)
 
-    def apply_diff(self, layer_id: str, stream: BinaryIO) -> ApplyResult:
+    def set_parent(self, layer_id: str, parent_id: str) -> None:
+        raise NotSupported(
+            "the vfs driver keeps each layer as a copy of its parent: a layer cannot be given "
+            "a parent after its files are applied"
+        )
+
+    def apply_diff(
+        self, layer_id: str, stream: BinaryIO, *, layout: LayoutRecorder | None = None
+    ) -> ApplyResult:
         from pypod.storage.archive import VFS
         from pypod.storage.archive.apply import apply_layer
 
-        return apply_layer(stream, self.diff_path(layer_id), whiteouts=VFS)
+        return apply_layer(stream, self.diff_path(layer_id), whiteouts=VFS, layout=layout)
 
     def changes(self, layer_id: str, parent_id: str | None) -> list[Change]:
         from pypod.storage.archive.changes import changes_between
