@@ -35,6 +35,7 @@ from pypod.engine.state import (
     exited_state,
     process_alive,
     read_exit_file,
+    shown_status,
 )
 from pypod.errors import (
     AlreadyExists,
@@ -192,8 +193,12 @@ class Engine:
         return open_runtime(name, self.paths.runtime_root(name))
 
     # --- create ---------------------------------------------------------------------------------
-    def create(self, cfg: ContainerConfig, *, replace_existing: bool = False) -> Container:
-        """A new container (status `configured`): its read-write layer and its DB row."""
+    def create(self, cfg: ContainerConfig, *, replace_existing: bool = False,
+               create_command: tuple[str, ...] = ()) -> Container:  # fmt: skip
+        """A new container (status `configured`): its read-write layer and its DB row.
+
+        `create_command`: the command line that created it (inspect's Config.CreateCommand).
+        """
         name = cfg.name or self._free_name()
         check_name(name)
         if replace_existing:
@@ -209,23 +214,25 @@ class Engine:
             cfg = replace(cfg, name=name, mounts=self._resolve_volumes(cid, cfg))
             os.makedirs(self.paths.userdata(cid), mode=0o700, exist_ok=True)
             now = time.time()
+            state: dict[str, Any] = {"status": "configured"}
+            if create_command:
+                state["create_command"] = list(create_command)
             with self.db.transaction():
                 if self.db.query("SELECT 1 FROM containers WHERE name = ?", (name,)):
                     raise AlreadyExists(self._name_in_use(name))
                 self.db.execute(
                     "INSERT INTO containers (id, name, config, state, created) "
                     "VALUES (?, ?, ?, ?, ?)",
-                    (cid, name, self.db.dumps(to_json(cfg)),
-                     self.db.dumps({"status": "configured"}), now),
+                    (cid, name, self.db.dumps(to_json(cfg)), self.db.dumps(state), now),
                 )  # fmt: skip
-                self.event("container", "create", cid, name, {"image": cfg.image})
+                self.event("container", "create", cid, name,
+                           {"image": cfg.image, "labels": dict(cfg.labels)})  # fmt: skip
         except BaseException:
             with contextlib.suppress(PypodError, OSError):
                 self.store.delete_container(cid)
             self._remove_files(cid)
             raise
-        return Container(id=cid, name=name, config=cfg, state={"status": "configured"},
-                         created=now)  # fmt: skip
+        return Container(id=cid, name=name, config=cfg, state=state, created=now)
 
     def _image_config(self, image_id: str) -> dict[str, Any]:
         from pypod.image.local import image_config
@@ -323,10 +330,13 @@ class Engine:
         return tuple(out)
 
     # --- start ----------------------------------------------------------------------------------
-    def init(self, cid: str) -> Any:
+    def init(self, cid: str, *, console_size: tuple[int, int] | None = None) -> Any:
         """Set the container up to the `created` state: root mounted, config.json, monitor.
 
-        Returns the monitor's `Pending` handle (start it, or release it to stay created).
+        `console_size` (rows, columns): the terminal's size from the start, for a container
+        with a terminal run in the foreground (the runtime sets it before the process runs,
+        so `stty size` is right at once).  Returns the monitor's `Pending` handle (start it,
+        or release it to stay created).
         """
         c = self._row(cid)
         if c is None:
@@ -355,6 +365,9 @@ class Engine:
             config = image_config(self.store, image).get("config") or {}
             spec = build_spec(self._shared_namespaces(c.config), config, container_id=c.id,
                               rootfs=rootfs, userdata=userdata, netns=netns)  # fmt: skip
+            process = spec.get("process") or {}
+            if console_size and process.get("terminal") and min(console_size) > 0:
+                process["consoleSize"] = {"height": console_size[0], "width": console_size[1]}
             write_atomic(os.path.join(userdata, "config.json"), json.dumps(spec).encode())
             from pypod.engine.health import as_state, effective
 
@@ -388,7 +401,7 @@ class Engine:
         }
         with self.db.transaction():
             self.save_state(c)
-            self.event("container", "init", c.id, c.name, {"image": c.config.image})
+            self.container_event(c, "init")
         return pending
 
     def _make_netns(self, c: Container) -> str:
@@ -479,9 +492,10 @@ class Engine:
         return prefix
 
     def start(self, id_or_name: str, *, before_start: Callable[[Container], None] | None = None,
-              ) -> Container:  # fmt: skip
+              console_size: tuple[int, int] | None = None) -> Container:  # fmt: skip
         """Start a container (set it up first unless `init` did); `before_start` runs when the
-        container is created but not yet started (foreground runs attach there)."""
+        container is created but not yet started (foreground runs attach there);
+        `console_size` as for `init`."""
         c = self.lookup(id_or_name)
         with self.locked(c.id):
             c = self.lookup(c.id)
@@ -494,7 +508,7 @@ class Engine:
                     before_start(c)
                 self.runtime(c).start(c.id)
             else:
-                pending = self.init(c.id)
+                pending = self.init(c.id, console_size=console_size)
                 c = self.lookup(c.id)
                 try:
                     if before_start is not None:
@@ -510,7 +524,7 @@ class Engine:
                 c.state["started_at"] = time.time()
                 with self.db.transaction():
                     self.save_state(c)
-                    self.event("container", "start", c.id, c.name, {"image": c.config.image})
+                    self.container_event(c, "start")
             return c
 
     def _kill_and_forget(self, c: Container) -> None:
@@ -530,8 +544,7 @@ class Engine:
             )
         self.runtime(c).kill(c.id, sig, all_processes=False)
         with self.db.transaction():
-            self.event("container", "kill", c.id, c.name,
-                       {"image": c.config.image, "signal": str(sig)})  # fmt: skip
+            self.container_event(c, "kill", {"signal": str(sig)})
         return c
 
     def stop(self, id_or_name: str, *, timeout: int | None = None) -> Container:
@@ -570,7 +583,7 @@ class Engine:
             c = self.lookup(c.id)
             self._cleanup(c, from_monitor=False)
             with self.db.transaction():
-                self.event("container", "stop", c.id, c.name, {"image": c.config.image})
+                self.container_event(c, "stop")
         return self.lookup(c.id)
 
     def _wait_exit(self, c: Container, seconds: float) -> bool:
@@ -630,10 +643,10 @@ class Engine:
         c.state["cleaned"] = True
         with self.db.transaction():
             self.save_state(c)
-            if from_monitor:
-                info = {"image": c.config.image,
-                        "containerExitCode": str(c.state.get("exit_code"))}  # fmt: skip
-                self.event("container", "died", c.id, c.name, info)
+            if c.status == "exited":  # it ran: podman's died and cleanup events, once each
+                code = c.state.get("exit_code")
+                self.container_event(c, "died", {"containerExitCode": str(code)})
+                self.container_event(c, "cleanup")
 
     def _cleanup_runtime(self, c: Container) -> None:
         """Forget the runtime's state of an ended container (so its ID can be created again)."""
@@ -666,7 +679,7 @@ class Engine:
         anonymous = [m.volume for m in c.config.mounts if m.volume]
         with self.db.transaction():
             self.db.execute("DELETE FROM containers WHERE id = ?", (c.id,))
-            self.event("container", "remove", c.id, c.name, {"image": c.config.image})
+            self.container_event(c, "remove")
         if volumes and anonymous:
             from pypod.engine.volumes import Volumes
 
@@ -708,13 +721,15 @@ class Engine:
     # --- pause / rename -------------------------------------------------------------------------
     def pause(self, id_or_name: str) -> Container:
         c = self.lookup(id_or_name)
+        if c.status == "paused":
+            raise InvalidState(f'"{c.id}" is already paused: container state improper')
         if c.status != "running":
             raise InvalidState(f'"{c.id}" is not running, can\'t pause: container state improper')
         self.runtime(c).pause(c.id)
         c.state["status"] = "paused"
         with self.db.transaction():
             self.save_state(c)
-            self.event("container", "pause", c.id, c.name, {"image": c.config.image})
+            self.container_event(c, "pause")
         return c
 
     def unpause(self, id_or_name: str) -> Container:
@@ -725,7 +740,7 @@ class Engine:
         c.state["status"] = "running"
         with self.db.transaction():
             self.save_state(c)
-            self.event("container", "unpause", c.id, c.name, {"image": c.config.image})
+            self.container_event(c, "unpause")
         return c
 
     def rename(self, id_or_name: str, new: str) -> Container:
@@ -733,17 +748,31 @@ class Engine:
         c = self.lookup(id_or_name)
         with self.db.transaction():
             if self.db.query("SELECT 1 FROM containers WHERE name = ?", (new,)):
-                raise AlreadyExists(self._name_in_use(new))
+                raise AlreadyExists(
+                    f"renaming container {c.id}: name {new} already in use, cannot rename "
+                    f"container {c.id}: container already exists"
+                )
             cfg = replace(c.config, name=new)
             self.db.execute("UPDATE containers SET name = ?, config = ? WHERE id = ?",
                             (new, self.db.dumps(to_json(cfg)), c.id))  # fmt: skip
-            self.event("container", "rename", c.id, new, {"image": c.config.image})
+            self.container_event(replace(c, name=new), "rename")
         return replace(c, name=new, config=cfg)
 
     # --- events ---------------------------------------------------------------------------------
+    def container_event(self, c: Container, action: str,
+                        extra: dict[str, str] | None = None) -> None:  # fmt: skip
+        """Record `action` on container `c` (in the caller's transaction)."""
+        attributes: dict[str, Any] = {"image": c.config.image, "labels": dict(c.config.labels)}
+        self.event("container", action, c.id, c.name, {**attributes, **(extra or {})})
+
     def event(self, type_: str, action: str, oid: str, name: str,
-              attributes: dict[str, str] | None = None) -> None:  # fmt: skip
-        """Record an event (in the caller's transaction)."""
+              attributes: dict[str, Any] | None = None) -> None:  # fmt: skip
+        """Record an event (in the caller's transaction).  A container's event carries its
+        image and labels (`image`, `labels`) as podman's do."""
+        if type_ == "container" and attributes is not None and "labels" not in attributes:
+            rows = self.db.query("SELECT config FROM containers WHERE id = ?", (oid,))
+            labels = json.loads(rows[0][0]).get("labels") if rows else None
+            attributes = {**attributes, "labels": labels or {}}
         self.db.execute(
             "INSERT INTO events (time, type, action, id, name, attributes) "
             "VALUES (?, ?, ?, ?, ?, ?)",
@@ -753,17 +782,17 @@ class Engine:
 
 _CONDITIONS = {
     "stopped": "exited", "exited": "exited", "running": "running", "paused": "paused",
-    "created": "created", "configured": "created", "removing": "removing",
-    "stopping": "stopping",
+    "created": "created", "configured": "created", "initialized": "initialized",
+    "removing": "removing", "stopping": "stopping",
 }  # fmt: skip
 
 
 def _condition(c: Container) -> str:
-    return "created" if c.status == "configured" else c.status
+    return shown_status(c.status)
 
 
 def _shown(c: Container) -> str:
-    return {"configured": "created"}.get(c.status, c.status)
+    return shown_status(c.status)
 
 
 def _container(row: tuple[Any, ...]) -> Container:

@@ -39,6 +39,8 @@ class ExecOptions:
     output_fd: int | None = None
     #: seconds; then the process is killed (health checks' --health-timeout)
     timeout: float | None = None
+    #: (rows, columns) of the caller's terminal, set on the session's terminal from the start
+    console_size: tuple[int, int] | None = None
 
 
 @record
@@ -55,6 +57,8 @@ def exec_process(eng: Engine, c: Container, opts: ExecOptions) -> dict[str, Any]
     proc["args"] = list(opts.command)
     proc["terminal"] = opts.tty
     proc.pop("consoleSize", None)
+    if opts.tty and opts.console_size and min(opts.console_size) > 0:
+        proc["consoleSize"] = {"height": opts.console_size[0], "width": opts.console_size[1]}
     env = {k: v for k, _, v in (e.partition("=") for e in proc.get("env", []))}
     for item in opts.env:
         key, eq, value = item.partition("=")

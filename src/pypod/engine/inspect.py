@@ -12,7 +12,7 @@ import os
 from typing import Any
 
 from pypod.engine.containers import Engine
-from pypod.engine.state import Container
+from pypod.engine.state import Container, shown_status
 from pypod.errors import PypodError
 
 #: Go's zero time.Time, as podman prints unset times
@@ -29,6 +29,16 @@ def go_time(t: float | None) -> str:
     text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole))
     frac = f"{t - whole:.9f}"[2:].rstrip("0")
     return text + ("." + frac if frac else "") + "Z"
+
+
+def go_time_string(t: float) -> str:
+    """Go's time.Time.String() in local time: `2006-01-02 15:04:05.999999999 -0700 MST`."""
+    import time
+
+    local = time.localtime(t)
+    frac = f"{t - int(t):.9f}"[2:].rstrip("0")
+    stamp = time.strftime("%Y-%m-%d %H:%M:%S", local) + (f".{frac}" if frac else "")
+    return f"{stamp} {time.strftime('%z %Z', local)}"
 
 
 def _propagation(options: tuple[str, ...], kind: str) -> str:
@@ -52,7 +62,7 @@ def inspect_container(eng: Engine, c: Container, *, size: bool = False) -> dict[
     proc = spec.get("process") or {}
     cfg = c.config
     st = c.state
-    status = "created" if c.status == "configured" else c.status
+    status = shown_status(c.status)
     args = list(proc.get("args") or [*(cfg.entrypoint or ()), *cfg.command])
     caps = proc.get("capabilities") or {}
     userdata = eng.paths.userdata(c.id)
@@ -82,6 +92,10 @@ def inspect_container(eng: Engine, c: Container, *, size: bool = False) -> dict[
         for m in cfg.mounts
     ]  # fmt: skip
     res = cfg.resources
+    limits = (spec.get("linux") or {}).get("resources") or {}
+    cpu = limits.get("cpu") or {}
+    memory = limits.get("memory") or {}
+    blkio = limits.get("blockIO") or {}
     out: dict[str, Any] = {
         "Id": c.id,
         "Created": go_time(c.created),
@@ -238,10 +252,24 @@ def inspect_container(eng: Engine, c: Container, *, size: bool = False) -> dict[
             "Memory": res.memory or 0,
             "NanoCpus": int((res.cpus or 0) * 1e9),
             "CgroupParent": cfg.cgroup_parent or "",
+            "BlkioWeight": int(blkio.get("weight") or 0),
+            "BlkioWeightDevice": None,
+            "BlkioDeviceReadBps": None,
+            "BlkioDeviceWriteBps": None,
+            "BlkioDeviceReadIOps": None,
+            "BlkioDeviceWriteIOps": None,
+            "CpuPeriod": int(cpu.get("period") or 0),
+            "CpuQuota": int(cpu.get("quota") or 0),
+            "CpuRealtimePeriod": int(cpu.get("realtimePeriod") or 0),
+            "CpuRealtimeRuntime": int(cpu.get("realtimeRuntime") or 0),
             "CpusetCpus": res.cpuset_cpus or "",
+            "CpusetMems": str(cpu.get("mems") or ""),
             "Devices": [],
+            "DiskQuota": 0,
+            "KernelMemory": 0,
             "MemoryReservation": res.memory_reservation or 0,
             "MemorySwap": res.memory_swap or 0,
+            "MemorySwappiness": int(memory.get("swappiness") or 0),
             "OomKillDisable": False,
             "PidsLimit": res.pids_limit if res.pids_limit is not None else 2048,
             "Ulimits": [
@@ -252,6 +280,11 @@ def inspect_container(eng: Engine, c: Container, *, size: bool = False) -> dict[
                 }
                 for r in proc.get("rlimits") or []
             ],  # fmt: skip
+            "CpuCount": 0,
+            "CpuPercent": 0,
+            "IOMaximumIOps": 0,
+            "IOMaximumBandwidth": 0,
+            "CgroupConf": None,
         },
     }
     if size:

@@ -92,19 +92,28 @@ def read_entries(
     path: str, *, since: float | None = None, until: float | None = None, tail: int = -1
 ) -> list[LogEntry]:
     """The entries of the log at `path` (none when it does not exist yet)."""
+    return read_log(path, since=since, until=until, tail=tail)[0]
+
+
+def read_log(
+    path: str, *, since: float | None = None, until: float | None = None, tail: int = -1
+) -> tuple[list[LogEntry], int]:
+    """The entries of the log's complete lines, and the offset after them (where `follow`
+    goes on: a line being written is read there, not twice and not never)."""
     try:
         with open(path, "rb") as f:
             data = f.read()
     except FileNotFoundError:
-        return []
-    entries = [e for e in map(parse_line, data.splitlines()) if e is not None]
+        return [], 0
+    end = data.rfind(b"\n") + 1
+    entries = [e for e in map(parse_line, data[:end].splitlines()) if e is not None]
     if since is not None:
         entries = [e for e in entries if e.time >= since]
     if until is not None:
         entries = [e for e in entries if e.time <= until]
     if tail >= 0:
         entries = _last_lines(entries, tail)
-    return entries
+    return entries, end
 
 
 def _last_lines(entries: list[LogEntry], n: int) -> list[LogEntry]:
@@ -120,34 +129,56 @@ def _last_lines(entries: list[LogEntry], n: int) -> list[LogEntry]:
     return entries
 
 
+class _Tail:
+    """The new complete lines of one log file, read from an offset on."""
+
+    def __init__(self, path: str, start: int) -> None:
+        self.path = path
+        self.offset = start
+        self.pending = b""
+
+    def read(self) -> list[LogEntry]:
+        try:
+            with open(self.path, "rb") as f:
+                size = os.fstat(f.fileno()).st_size
+                if size < self.offset:  # truncated (max-size): start again at its beginning
+                    self.offset = 0
+                    self.pending = b""
+                f.seek(self.offset)
+                data = f.read()
+        except FileNotFoundError:
+            data = b""
+        self.offset += len(data)
+        lines = (self.pending + data).split(b"\n")
+        self.pending = lines.pop()
+        return [e for e in map(parse_line, lines) if e is not None]
+
+
 def follow(
     path: str, running: Callable[[], bool], *, start: int, poll: float = 0.1
 ) -> Iterator[LogEntry]:
     """Entries written after byte offset `start`, until the container stops running."""
-    offset = start
-    pending = b""
-    while True:
-        alive = running()
-        try:
-            with open(path, "rb") as f:
-                size = os.fstat(f.fileno()).st_size
-                if size < offset:  # truncated (max-size): start again at its beginning
-                    offset = 0
-                f.seek(offset)
-                data = f.read()
-        except FileNotFoundError:
-            data = b""
-        offset += len(data)
-        data = pending + data
-        lines = data.split(b"\n")
-        pending = lines.pop()
-        for line in lines:
-            entry = parse_line(line)
-            if entry is not None:
-                yield entry
-        if not alive:
-            return
-        time.sleep(poll)
+    for _key, entry in follow_many([("", path, running, start)], poll=poll):
+        yield entry
+
+
+def follow_many(
+    sources: list[tuple[str, str, Callable[[], bool], int]], *, poll: float = 0.1
+) -> Iterator[tuple[str, LogEntry]]:
+    """(key, entry) for the entries written to several logs after their offsets, each
+    until its container stops running; sources are (key, path, running, start)."""
+    live = [(key, _Tail(path, start), running) for key, path, running, start in sources]
+    while live:
+        still = []
+        for key, tail, running in live:
+            alive = running()  # before reading: what it wrote before it stopped is read
+            for entry in tail.read():
+                yield key, entry
+            if alive:
+                still.append((key, tail, running))
+        live = still
+        if live:
+            time.sleep(poll)
 
 
 def log_size(path: str) -> int:

@@ -26,6 +26,10 @@ DESCRIPTORS = {
 DEFAULT_DESCRIPTORS = ("user", "pid", "ppid", "pcpu", "etime", "tty", "time", "args")
 
 
+class UnknownDescriptor(InvalidArgument):
+    """A `top` descriptor that is not one of DESCRIPTORS (podman then runs ps(1) inside)."""
+
+
 def cgroup_paths(pid: int) -> dict[str, str]:
     """controller -> directory of `pid`'s cgroups (v1 controllers, or "" for a v2 unified one)."""
     from pypod.linux.cgroups.paths import parse_mountinfo, parse_proc_cgroup
@@ -100,7 +104,8 @@ def _read(pid: int) -> _Proc | None:
     rest = stat[stat.rindex(")") + 2 :].split()
     uids = status.get("Uid", "0 0").split()
     gids = status.get("Gid", "0 0").split()
-    args = " ".join(a.decode(errors="replace") for a in cmdline.split(b"\0") if a) or comm
+    # psgo joins the NUL-separated fields with spaces, the empty one after the last NUL too
+    args = cmdline.decode(errors="replace").replace("\0", " ") if cmdline else comm
     nspid = int(status.get("NSpid", str(pid)).split()[-1])
     return _Proc(
         pid=pid, ppid=int(rest[1]), state=rest[0], ruid=int(uids[0]), uid=int(uids[1]),
@@ -133,29 +138,46 @@ def _clock(seconds: float) -> str:
 
 
 def _elapsed(seconds: float) -> str:
-    """Go's time.Duration text, as podman's top prints ELAPSED (e.g. 2m3.5s)."""
-    whole = int(seconds)
-    h, rest = divmod(whole, 3600)
-    m, s = divmod(rest, 60)
-    frac = f"{seconds - whole:.9f}"[1:].rstrip("0").rstrip(".")
-    text = f"{s}{frac}s"
-    if m or h:
-        text = f"{m}m" + text
+    """Go's time.Duration text, as podman's top prints ELAPSED (963.798314ms, 2m3.5s)."""
+    return go_duration(int(round(seconds * 1e9)))
+
+
+def go_duration(ns: int) -> str:
+    """Go's time.Duration.String() of `ns` nanoseconds."""
+    if ns == 0:
+        return "0s"
+    sign, ns = ("-", -ns) if ns < 0 else ("", ns)
+    if ns < 1000:
+        return f"{sign}{ns}ns"
+
+    def frac(value: int, digits: int) -> str:
+        whole, rest = divmod(value, 10**digits)
+        tail = f"{rest:0{digits}d}".rstrip("0")
+        return f"{whole}.{tail}" if tail else str(whole)
+
+    if ns < 1_000_000:
+        return f"{sign}{frac(ns, 3)}µs"
+    if ns < 1_000_000_000:
+        return f"{sign}{frac(ns, 6)}ms"
+    h, rest = divmod(ns, 3600 * 10**9)
+    m, rest = divmod(rest, 60 * 10**9)
+    text = f"{frac(rest, 9)}s"
     if h:
-        text = f"{h}h" + text
-    return text
+        return f"{sign}{h}h{m}m{text}"
+    if m:
+        return f"{sign}{m}m{text}"
+    return sign + text
 
 
 def top(c: Container, descriptors: tuple[str, ...] = DEFAULT_DESCRIPTORS) -> list[list[str]]:
     """The header and one row per process, like podman's `top` (ps descriptors)."""
     for d in descriptors:
         if d not in DESCRIPTORS:
-            raise InvalidArgument(
+            raise UnknownDescriptor(
                 f"unknown descriptor: {d}: supported ones are {', '.join(sorted(DESCRIPTORS))}"
             )
     hz = os.sysconf("SC_CLK_TCK")
-    with open("/proc/uptime") as f:
-        uptime = float(f.read().split()[0])
+    uptime = time.clock_gettime(time.CLOCK_BOOTTIME)  # ns resolution, as Go's time.Since
     rows = [[DESCRIPTORS[d] for d in descriptors]]
     root = str(c.state.get("mountpoint") or "/nonexistent")
     users, groups = _names(root, "passwd"), _names(root, "group")
@@ -177,6 +199,26 @@ def top(c: Container, descriptors: tuple[str, ...] = DEFAULT_DESCRIPTORS) -> lis
         }  # fmt: skip
         rows.append([values[d] for d in descriptors])
     return rows
+
+
+def ps_in_container(eng: Engine, c: Container, args: tuple[str, ...]) -> list[str]:
+    """podman's fallback for descriptors psgo does not know: `ps ARGS` run in the container;
+    its output lines, without the lines of that ps command itself."""
+    import tempfile
+
+    from pypod.engine.exec import ExecOptions, run_exec
+
+    with tempfile.TemporaryFile() as out:
+        result = run_exec(eng, c, ExecOptions(command=("ps", *args), output_fd=out.fileno()))
+        out.seek(0)
+        text = out.read().decode(errors="replace")
+    if result.exit_code != 0:
+        raise InvalidArgument(
+            f"error executing ps(1) in the container: ps exited with {result.exit_code}: "
+            f"{text.strip()}"
+        )
+    cmd = " ".join(args)
+    return [line for line in text.splitlines() if cmd not in line]
 
 
 def stats(eng: Engine, c: Container) -> dict[str, Any]:

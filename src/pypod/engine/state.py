@@ -21,6 +21,16 @@ from pypod.runtime.state import proc_start_time
 #: statuses in which something may be alive (the monitor, the container's processes)
 LIVE = ("created", "running", "paused", "stopping")
 
+#: the status podman shows for ours (libpod's ContainerStatus.String(): a `configured`
+#: container is "created", a `created` one, set up and not started, is "initialized")
+_SHOWN = {"configured": "created", "created": "initialized"}
+
+
+def shown_status(status: str) -> str:
+    """What `ps`, `inspect` and the status filter call `status`."""
+    return _SHOWN.get(status, status)
+
+
 #: podman's exit code when the real one cannot be known (the monitor died without writing it)
 UNKNOWN_EXIT_CODE = -1
 

@@ -306,11 +306,13 @@ def _terminal(stdin_fd: int | None, conn: Connection) -> Iterator[None]:
 
     def send_size() -> None:
         with contextlib.suppress(OSError):
-            rows, cols = os.get_terminal_size(stdin_fd)
-            conn.resize(rows, cols)
+            size = os.get_terminal_size(stdin_fd)  # (columns, lines)
+            conn.resize(size.lines, size.columns)
 
     saved = termios.tcgetattr(stdin_fd)
-    tty.setraw(stdin_fd)
+    # TCSANOW, not setraw's default TCSAFLUSH: what the user typed before we got here (a line
+    # typed right after `pypod attach`) is kept and sent, as podman (Go's term.MakeRaw) does
+    tty.setraw(stdin_fd, termios.TCSANOW)
     send_size()
     old = None
     if threading.current_thread() is threading.main_thread():

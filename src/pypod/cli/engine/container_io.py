@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import functools
 import sys
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from pypod.cli.engine.containers import _cmd, _err, _f, engine
+from pypod.cli.engine.containers import _cmd, _err, _f, _terminal_size, engine, proxy_signals
 from pypod.cli.engine.main import Command, Globals
 from pypod.cli.flags import Parsed
-from pypod.errors import InvalidArgument, PypodError
+from pypod.errors import InvalidArgument, InvalidState, PypodError
 
 if TYPE_CHECKING:
+    from pypod.engine.containers import Engine
     from pypod.engine.logs import LogEntry
 
 
@@ -49,25 +52,28 @@ def cmd_logs(g: Globals, opts: Parsed) -> int:
     for c in found:
         if c.config.log_driver == "none":
             raise InvalidArgument(
-                f'failed to obtain logs for Container "{c.name}": this container is using '
-                'the "none" log driver, cannot read logs: this container is not logging output'
+                "this container is using the 'none' log driver, cannot read logs: this "
+                "container is not logging output"
             )
+    sources: list[tuple[str, str, Callable[[], bool], int]] = []
     for c in found:
         path = eng.paths.log_path(c.id)
         prefix = f"{c.id[:12]} " if several else ""
-        start = logs.log_size(path)
-        for entry in logs.read_entries(path, since=since, until=until, tail=tail):
+        entries, end = logs.read_log(path, since=since, until=until, tail=tail)
+        for entry in entries:
             _write(entry, timestamps=timestamps, prefix=prefix)
-        if opts.flag("follow") and not several:
 
-            def running(cid: str = c.id) -> bool:
-                return eng.lookup(cid).status in ("created", "running", "paused", "stopping")
-
-            for entry in logs.follow(path, running, start=start):
-                if until is not None and entry.time > until:
-                    break
-                _write(entry, timestamps=timestamps, prefix=prefix)
+        sources.append((prefix, path, functools.partial(_running, eng, c.id), end))
+    if opts.flag("follow"):
+        for prefix, entry in logs.follow_many(sources):
+            if until is not None and entry.time > until:
+                continue
+            _write(entry, timestamps=timestamps, prefix=prefix)
     return 0
+
+
+def _running(eng: Engine, cid: str) -> bool:
+    return eng.lookup(cid).status in ("created", "running", "paused", "stopping")
 
 
 def cmd_attach(g: Globals, opts: Parsed) -> int:
@@ -84,15 +90,19 @@ def cmd_attach(g: Globals, opts: Parsed) -> int:
         raise InvalidArgument("you can only attach to running containers: container state improper")
     keys = opts.text("detach-keys")
     sock = protocol.connect(eng.paths.rundir(c.id))
-    detached = protocol.stream(
-        sock,
-        stdin=not opts.flag("no-stdin") and c.config.stdin,
-        tty=c.config.tty,
-        detach_keys=keys if keys is not None else c.config.detach_keys,
-    )
-    if detached:
-        return 0
-    code = eng.wait(c.id)
+    proxied = c if opts.values.get("sig-proxy") not in ("false", False) else None
+    with proxy_signals(proxied):
+        with eng.db.transaction():
+            eng.container_event(c, "attach")
+        detached = protocol.stream(
+            sock,
+            stdin=not opts.flag("no-stdin") and c.config.stdin,
+            tty=c.config.tty,
+            detach_keys=keys if keys is not None else c.config.detach_keys,
+        )
+        if detached:
+            return 0
+        code = eng.wait(c.id)
     return code if code >= 0 else 125
 
 
@@ -124,9 +134,14 @@ def cmd_exec(g: Globals, opts: Parsed) -> int:
         workdir=flags["workdir"],
         privileged=flags["privileged"],
         detach_keys=flags["detach_keys"],
+        console_size=_terminal_size() if flags["tty"] else None,
     )
     try:
         result = run_exec(eng, c, options)
+    except InvalidState as e:
+        # podman 4.3: the session's exit code is -1 when it could not be made (255)
+        _err(str(e))
+        return 255
     except PypodError as e:
         _err(str(e))
         return e.engine_exit_code
@@ -161,9 +176,13 @@ def _parse_exec(args: list[str]) -> dict[str, Any]:
 
 
 def cmd_top(g: Globals, opts: Parsed) -> int:
+    from pypod.cli.flags import parse
     from pypod.cli.output import tabwrite
-    from pypod.engine.processes import DEFAULT_DESCRIPTORS, top
+    from pypod.engine.processes import DEFAULT_DESCRIPTORS, UnknownDescriptor, ps_in_container, top
 
+    # flags stop at the container (podman: SetInterspersed(false)): what follows are ps
+    # descriptors or ps(1) options such as `-o pid,args`
+    opts = parse(opts.args, (_LATEST,))
     eng = engine(g)
     args = list(opts.args)
     if opts.flag("latest"):
@@ -173,7 +192,13 @@ def cmd_top(g: Globals, opts: Parsed) -> int:
             raise InvalidArgument("you must provide the name or id of a running container")
         c = eng.lookup(args.pop(0))
     descriptors = tuple(d for a in args for d in a.split(",") if d) or DEFAULT_DESCRIPTORS
-    rows = top(c, descriptors)
+    try:
+        rows = top(c, descriptors)
+    except UnknownDescriptor:
+        # as podman: not ps descriptors it knows, so ps(1) options for the container's own ps
+        for line in ps_in_container(eng, c, tuple(args)):
+            print(line)
+        return 0
     sys.stdout.write(tabwrite(rows, minwidth=12, padding=2))
     return 0
 
@@ -186,23 +211,13 @@ def _size_si(n: float) -> str:
     return f"{n}B"
 
 
-def _go_duration(ns: int) -> str:
-    if ns < 1000:
-        return f"{ns}ns"
-    if ns < 1_000_000:
-        return f"{ns / 1000:g}µs"
-    if ns < 1_000_000_000:
-        return f"{ns / 1_000_000:g}ms"
-    return f"{ns / 1e9:g}s"
-
-
 def cmd_stats(g: Globals, opts: Parsed) -> int:
     import json
     import time
 
     from pypod.cli.engine.formats import is_json, render_rows
     from pypod.cli.gotemplate import Struct
-    from pypod.engine.processes import stats
+    from pypod.engine.processes import go_duration, stats
 
     eng = engine(g)
     if opts.flag("latest"):
@@ -217,23 +232,30 @@ def cmd_stats(g: Globals, opts: Parsed) -> int:
             raise InvalidArgument(f"container {c.name} is not running: container state improper")
     fmt = opts.text("format")
     stream = not opts.flag("no-stream")
-    before = {c.id: stats(eng, c) for c in found}
+    before: dict[str, dict[str, Any]] = {}
+    interval = float(opts.number("interval", 5)) if opts.text("interval") else 5.0
+    first = True
     while True:
-        time.sleep(0.1 if not stream else 1.0)
+        if not first:
+            time.sleep(interval)
+        first = False
         rows = []
         for c in found:
             now = stats(eng, c)
-            prev = before[c.id]
-            dt = max(now["CPUSystemNano"] - prev["CPUSystemNano"], 1)
-            cpu = 100.0 * (now["CPUNano"] - prev["CPUNano"]) / dt
+            prev = before.get(c.id)
+            if prev is None:  # podman's first figure: the average since the container started
+                cpu = float(now["AvgCPU"])
+            else:
+                dt = max(now["CPUSystemNano"] - prev["CPUSystemNano"], 1)
+                cpu = 100.0 * (now["CPUNano"] - prev["CPUNano"]) / dt
             before[c.id] = now
             rows.append(Struct(
                 ID=c.id[:12], Name=c.name, CPUPerc=f"{cpu:.2f}%",
                 MemUsage=f"{_size_si(now['MemUsage'])} / {_size_si(now['MemLimit'])}",
                 MemPerc=f"{now['MemPerc']:.2f}%", NetIO="0B / 0B", BlockIO="0B / 0B",
-                PIDS=str(now["PIDs"]), CPU=_go_duration(now["CPUNano"]),
+                PIDS=str(now["PIDs"]), CPU=go_duration(now["CPUNano"]),
                 AVGCPU=f"{now['AvgCPU']:.2f}%", MemUsageBytes=str(now["MemUsage"]),
-                UpTime=_go_duration(int(now["UpTime"] * 1e9)),
+                UpTime=go_duration(int(now["UpTime"] * 1e9)),
             ))  # fmt: skip
         if is_json(fmt):
             keys = {"ID": "id", "Name": "name", "CPU": "cpu_time", "CPUPerc": "cpu_percent",
@@ -299,6 +321,7 @@ COMMANDS: dict[str, Command] = {
         (_LATEST,),
         "Display the running processes of a container",
         "[options] CONTAINER [FORMAT-DESCRIPTORS|ARGS...]",
+        raw=True,
     ),  # fmt: skip
     "stats": _cmd(
         cmd_stats,

@@ -6,18 +6,14 @@ container exists, container cleanup (the monitor's exit command), container prun
 
 from __future__ import annotations
 
-import json
+import contextlib
 import os
 import sys
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
-from pypod.cli.engine.formats import is_json, render_rows
 from pypod.cli.engine.main import Command, Globals
-from pypod.cli.engine.units import since
 from pypod.cli.flags import Flag, Parsed
-from pypod.cli.gotemplate import Struct
 from pypod.engine.containers import Engine
 from pypod.errors import (
     EXIT_ENGINE_ERROR,
@@ -155,7 +151,8 @@ def _create(g: Globals, cfg: ContainerConfig, extras: Any) -> tuple[Engine, Cont
     eng = engine(g)
     image_id = _resolve_image(g, eng, cfg.image, extras)
     cfg = replace(cfg, image_id=image_id, image=_image_name(eng, cfg.image, image_id))
-    c = eng.create(cfg, replace_existing=bool(getattr(extras, "replace", False)))
+    c = eng.create(cfg, replace_existing=bool(getattr(extras, "replace", False)),
+                   create_command=(os.path.basename(sys.argv[0]), *sys.argv[1:]))  # fmt: skip
     cidfile = getattr(extras, "cidfile", None)
     if cidfile:
         from pypod.atomic import write_atomic
@@ -193,7 +190,7 @@ def cmd_run(g: Globals, opts: Parsed) -> int:
             raise
         print(c.id)
         return 0
-    return _foreground(eng, c, stdin=c.config.stdin)
+    return _foreground(eng, c, stdin=c.config.stdin, sig_proxy=getattr(extras, "sig_proxy", True))
 
 
 def _remove_quietly(eng: Engine, cid: str) -> None:
@@ -203,29 +200,89 @@ def _remove_quietly(eng: Engine, cid: str) -> None:
         pass
 
 
-def _foreground(eng: Engine, c: Container, *, stdin: bool) -> int:
-    """Attach, start, stream until the container ends (or the user detaches); its exit code."""
+def _foreground(eng: Engine, c: Container, *, stdin: bool, sig_proxy: bool = True) -> int:
+    """Attach, start, stream until the container ends (or the user detaches); its exit code.
+    With `sig_proxy`, the signals pypod gets meanwhile go to the container (podman's)."""
     from pypod.engine import attach as protocol
 
     conn: list[Any] = []
+    with contextlib.ExitStack() as stack:
 
-    def attach(started: Container) -> None:
-        conn.append(protocol.connect(eng.paths.rundir(started.id)))
+        def attach(created: Container) -> None:
+            conn.append(protocol.connect(eng.paths.rundir(created.id)))
+            # from now on (the process exists, it has not started): signals go to it
+            stack.enter_context(proxy_signals(created if sig_proxy else None))
+            with eng.db.transaction():
+                eng.container_event(created, "attach")
 
+        try:
+            eng.start(
+                c.id, before_start=attach, console_size=_terminal_size() if c.config.tty else None
+            )
+        except PypodError:
+            for sock in conn:
+                sock.close()
+            if c.config.remove:
+                _remove_quietly(eng, c.id)
+            raise
+        detached = protocol.stream(
+            conn[0], stdin=stdin, tty=c.config.tty, detach_keys=c.config.detach_keys
+        )
+        if detached:
+            return 0
+        return _exit_code_after(eng, c)
+
+
+#: what podman's --sig-proxy forwards (not SIGCHLD, SIGPIPE, SIGURG, SIGWINCH, nor the ones
+#: that stop or continue pypod itself)
+_PROXIED = ("SIGHUP", "SIGINT", "SIGQUIT", "SIGUSR1", "SIGUSR2", "SIGTERM", "SIGALRM")
+
+
+@contextlib.contextmanager
+def proxy_signals(c: Container | None) -> Iterator[None]:
+    """While attached: the signals pypod receives are sent to the container's process (None:
+    nothing is proxied)."""
+    import signal
+
+    from pypod.engine.state import process_alive
+
+    pid = int(c.state.get("pid", 0)) if c is not None else 0
+    start = int(c.state.get("pid_start", 0)) if c is not None else 0
+    if pid <= 0 or not _in_main_thread():
+        yield
+        return
+
+    def forward(sig: int, _frame: object) -> None:
+        if process_alive(pid, start):
+            with contextlib.suppress(OSError):
+                os.kill(pid, sig)
+
+    saved = {}
+    for name in _PROXIED:
+        num = getattr(signal, name)
+        if signal.getsignal(num) is signal.SIG_IGN:
+            continue  # ignored by whoever started us (a shell's `&`): as podman, keep it so
+        saved[num] = signal.signal(num, forward)
     try:
-        eng.start(c.id, before_start=attach)
-    except PypodError:
-        for sock in conn:
-            sock.close()
-        if c.config.remove:
-            _remove_quietly(eng, c.id)
-        raise
-    detached = protocol.stream(
-        conn[0], stdin=stdin, tty=c.config.tty, detach_keys=c.config.detach_keys
-    )
-    if detached:
-        return 0
-    return _exit_code_after(eng, c)
+        yield
+    finally:
+        for num, old in saved.items():
+            signal.signal(num, old)
+
+
+def _in_main_thread() -> bool:
+    import threading
+
+    return threading.current_thread() is threading.main_thread()
+
+
+def _terminal_size() -> tuple[int, int] | None:
+    """(rows, columns) of the terminal on our stdin, if there is one."""
+    try:
+        size = os.get_terminal_size(0)
+    except OSError:
+        return None
+    return size.lines, size.columns
 
 
 def _exit_code_after(eng: Engine, c: Container) -> int:
@@ -240,18 +297,42 @@ def _exit_code_after(eng: Engine, c: Container) -> int:
 # --- start / stop / kill / restart / rm -----------------------------------------------------
 def cmd_start(g: Globals, opts: Parsed) -> int:
     eng = engine(g)
-    names = _targets(eng, opts)
+    if opts.texts("filter"):
+        from pypod.cli.engine.container_filters import matcher
+
+        match = matcher(eng, _filters(opts))
+        pool = [eng.lookup(n) for n in opts.args] if opts.args else eng.containers()
+        names = [c.id for c in pool if match(c)]
+    else:
+        names = _targets(eng, opts)
     if opts.flag("attach") or opts.flag("interactive"):
         if len(names) != 1:
             raise InvalidArgument("you cannot start and attach multiple containers at once")
         c = eng.lookup(names[0])
-        return _foreground(eng, c, stdin=opts.flag("interactive"))
+        with _start_failure(c.id, quoted=False):
+            return _foreground(eng, c, stdin=opts.flag("interactive"),
+                               sig_proxy=opts.values.get("sig-proxy") is not False)  # fmt: skip
 
     def start(name: str) -> str:
-        eng.start(name)
+        c = eng.lookup(name)
+        with _start_failure(c.id, quoted=True):
+            eng.start(c.id)
         return name
 
     return _each(names, start)
+
+
+@contextlib.contextmanager
+def _start_failure(cid: str, *, quoted: bool) -> Iterator[None]:
+    """podman's `start`: a process that cannot be run is the engine's error (125), not 126/127
+    as with `run`, and says which container."""
+    from pypod.errors import CannotInvoke, CommandNotFound, RuntimeError_
+
+    try:
+        yield
+    except (CannotInvoke, CommandNotFound, RuntimeError_) as e:
+        shown = f'"{cid}"' if quoted else cid
+        raise RuntimeError_(f"unable to start container {shown}: {e}") from e
 
 
 def cmd_stop(g: Globals, opts: Parsed) -> int:
@@ -261,8 +342,13 @@ def cmd_stop(g: Globals, opts: Parsed) -> int:
     if opts.flag("all"):
         names = [c.id for c in eng.containers() if c.status in ("running", "paused", "created")]
 
-    def stop(name: str) -> str:
-        eng.stop(name, timeout=timeout)
+    def stop(name: str) -> str | None:
+        try:
+            eng.stop(name, timeout=timeout)
+        except ContainerNotFound:
+            if opts.flag("ignore"):
+                return None
+            raise
         return name
 
     return _each(names, stop)
@@ -318,7 +404,32 @@ def cmd_rm(g: Globals, opts: Parsed) -> int:
 
     if opts.flag("depend"):
         names = [*_dependents(eng, names), *names]
-    return _each(names, rm)
+    return _rm_exit_code(names, rm)
+
+
+def _rm_exit_code(names: Sequence[str], action: Callable[[str], str | None]) -> int:
+    """`_each` with podman rm's exit codes: 1 when a container did not exist (this wins), 2
+    when one is running or paused, else 125."""
+    from pypod.errors import InvalidState
+
+    code = 0
+    for name in names:
+        try:
+            out = action(name)
+        except PypodError as e:
+            _err(str(e))
+            if code == 1:
+                continue
+            if isinstance(e, ContainerNotFound):
+                code = 1
+            elif isinstance(e, InvalidState):
+                code = 2
+            elif not code:
+                code = EXIT_ENGINE_ERROR
+            continue
+        if out is not None:
+            print(out, flush=True)
+    return code
 
 
 def _dependents(eng: Engine, names: Sequence[str]) -> list[str]:
@@ -388,7 +499,7 @@ def cmd_init(g: Globals, opts: Parsed) -> int:
         c = eng.lookup(name)
         pending = eng.init(c.id)
         pending.release()
-        return c.id
+        return name
 
     return _each(_targets(eng, opts), init)
 
@@ -420,9 +531,11 @@ def cmd_prune(g: Globals, opts: Parsed) -> int:
         sys.stdout.flush()
         if sys.stdin.readline().strip().lower() not in ("y", "yes"):
             return 0
-    filters = _filters(opts)
+    from pypod.cli.engine.container_filters import matcher
+
+    match = matcher(eng, _filters(opts), prune=True)
     for c in eng.containers():
-        if c.status in ("exited", "configured") and _match(eng, c, filters, prune=True):
+        if c.status in ("exited", "configured") and match(c):
             try:
                 print(eng.remove(c.id))
             except PypodError as e:
@@ -430,242 +543,17 @@ def cmd_prune(g: Globals, opts: Parsed) -> int:
     return 0
 
 
-# --- ps -------------------------------------------------------------------------------------
-_PS_HEADERS = {
-    "ID": "CONTAINER ID", "Image": "IMAGE", "Command": "COMMAND", "CreatedHuman": "CREATED",
-    "Created": "CREATED", "CreatedAt": "CREATED AT", "RunningFor": "CREATED",
-    "Status": "STATUS", "Ports": "PORTS", "Names": "NAMES", "Size": "SIZE",
-    "Labels": "LABELS", "Mounts": "MOUNTS", "State": "STATE", "ImageID": "IMAGE ID",
-    "Pid": "PID", "ExitCode": "EXIT CODE", "Networks": "NETWORKS", "Pod": "POD ID",
-    "PodName": "PODNAME",
-}  # fmt: skip
-_PS_DEFAULT = (
-    "table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.CreatedHuman}}\t{{.Status}}\t{{.Ports}}\t"
-    "{{.Names}}"
-)
+# --- ps (container_ps.py) -------------------------------------------------------------------
+def _filters(opts: Parsed) -> dict[str, list[str]]:
+    from pypod.cli.engine import container_filters
 
-
-def _filters(opts: Parsed) -> list[tuple[str, str]]:
-    out = []
-    for f in opts.texts("filter"):
-        key, eq, value = f.partition("=")
-        if not eq:
-            raise InvalidArgument(f'invalid filter "{f}": use KEY=VALUE')
-        out.append((key, value))
-    return out
-
-
-def _match(eng: Engine, c: Container, filters: list[tuple[str, str]], *, prune: bool = False
-           ) -> bool:  # fmt: skip
-    import re
-
-    by_key: dict[str, list[str]] = {}
-    for key, value in filters:
-        by_key.setdefault(key, []).append(value)
-    for key, values in by_key.items():
-        if key == "name":
-            ok = any(re.search(v, c.name) for v in values)
-        elif key == "id":
-            ok = any(c.id.startswith(v) for v in values)
-        elif key == "status":
-            for v in values:
-                if v not in ("created", "running", "paused", "exited", "stopped", "unknown",
-                             "stopping", "removing", "configured"):  # fmt: skip
-                    raise InvalidArgument(f"{v} is not a valid status")
-            ok = _shown_status(c) in values or (c.status == "exited" and "stopped" in values)
-        elif key == "label":
-            ok = all(_label_match(c.config.labels, v) for v in values)
-        elif key == "label!":
-            ok = not any(_label_match(c.config.labels, v) for v in values)
-        elif key == "ancestor":
-            ok = any(_ancestor(eng, c, v) for v in values)
-        elif key == "exited":
-            ok = c.status == "exited" and str(c.state.get("exit_code")) in values
-        elif key == "until" and prune:
-            ok = all(c.created < _until(v) for v in values)
-        else:
-            raise InvalidArgument(f"{key} is an invalid filter")
-        if not ok:
-            return False
-    return True
-
-
-def _until(value: str) -> float:
-    try:
-        return time.time() - _duration(value)
-    except InvalidArgument:
-        pass
-    try:
-        return float(value)
-    except ValueError:
-        raise InvalidArgument(f'invalid until filter "{value}"') from None
-
-
-def _label_match(labels: dict[str, str], want: str) -> bool:
-    key, eq, value = want.partition("=")
-    return key in labels and (not eq or labels[key] == value)
-
-
-def _ancestor(eng: Engine, c: Container, want: str) -> bool:
-    if c.config.image_id.startswith(want) or c.config.image == want:
-        return True
-    from pypod.errors import ImageNotFound
-    from pypod.image.local import find_image
-
-    try:
-        return find_image(eng.store, want).id == c.config.image_id
-    except (ImageNotFound, InvalidArgument):
-        return False
-
-
-def _shown_status(c: Container) -> str:
-    return "created" if c.status == "configured" else c.status
-
-
-def _command(c: Container, image_cmd: Sequence[str] | None = None) -> list[str]:
-    args = list(c.state.get("args") or ())
-    if args:
-        return args
-    return list(c.config.entrypoint or ()) + list(c.config.command)
-
-
-def _status_text(c: Container, now: float) -> str:
-    s = c.status
-    if s == "running":
-        health = (c.state.get("health") or {}).get("status")
-        up = f"Up {since(float(c.state.get('started_at', now)), now)}"
-        return f"{up} ({health})" if health else up
-    if s == "paused":
-        return "Paused"
-    if s == "exited":
-        code = c.state.get("exit_code")
-        return f"Exited ({code}) {since(float(c.state.get('finished_at', now)), now)}"
-    if s == "stopping":
-        return "Stopping"
-    return "Created"
-
-
-def _ps_struct(c: Container, now: float, *, no_trunc: bool, size: dict[str, int] | None) -> Struct:
-    cmd = " ".join(_command(c))
-    if not no_trunc and len(cmd) > 20:
-        cmd = cmd[:17] + "..."
-    started = float(c.state.get("started_at", 0))
-    finished = float(c.state.get("finished_at", 0))
-    return Struct(
-        ID=c.id if no_trunc else c.id[:12],
-        Id=c.id,
-        Image=c.config.image,
-        ImageID=c.config.image_id,
-        Command=cmd,
-        CreatedHuman=since(c.created, now),
-        RunningFor=since(c.created, now),
-        Created=int(c.created),
-        CreatedAt=time.strftime("%Y-%m-%d %H:%M:%S %z %Z", time.localtime(c.created)),
-        Status=_status_text(c, now),
-        State=_shown_status(c),
-        Ports="",
-        Names=c.name,
-        Labels=dict(c.config.labels) or None,
-        Mounts=[m.destination for m in c.config.mounts],
-        Pid=int(c.state.get("pid", 0)) if c.status in ("running", "paused") else 0,
-        ExitCode=int(c.state.get("exit_code") or 0),
-        Exited=c.status == "exited",
-        ExitedAt=int(finished) if finished else -62135596800,
-        StartedAt=int(started) if started else -62135596800,
-        AutoRemove=c.config.remove,
-        Networks=[],
-        Pod="",
-        PodName="",
-        Size=size,
-        IsInfra=False,
-    )
-
-
-def _ps_json(s: Struct, c: Container) -> dict[str, Any]:
-    return {
-        "AutoRemove": s["AutoRemove"],
-        "Command": _command(c),
-        "CreatedAt": s["CreatedHuman"],
-        "Exited": s["Exited"],
-        "ExitedAt": s["ExitedAt"],
-        "ExitCode": s["ExitCode"],
-        "Id": c.id,
-        "Image": s["Image"],
-        "ImageID": c.config.image_id,
-        "IsInfra": False,
-        "Labels": s["Labels"],
-        "Mounts": s["Mounts"],
-        "Names": [c.name],
-        "Namespaces": {},
-        "Networks": [],
-        "Pid": s["Pid"],
-        "Pod": "",
-        "PodName": "",
-        "Ports": None,
-        "Size": s["Size"],
-        "StartedAt": s["StartedAt"],
-        "State": s["State"],
-        "Status": s["Status"],
-        "Created": s["Created"],
-    }
+    return container_filters.parse(opts.texts("filter"))
 
 
 def cmd_ps(g: Globals, opts: Parsed) -> int:
-    eng = engine(g)
-    found = eng.containers()
-    if not opts.flag("all") and not opts.flag("latest") and opts.text("last") is None:
-        found = [c for c in found if c.status in ("running", "paused", "stopping")]
-    if opts.texts("filter"):
-        filters = _filters(opts)
-        found = [c for c in found if _match(eng, c, filters)]
-    found.sort(key=lambda c: c.created, reverse=True)
-    if opts.flag("latest"):
-        found = found[:1]
-    last = opts.number("last", -1)
-    if last >= 0:
-        found = found[:last]
-    found.sort(key=lambda c: c.created)
-    now = time.time()
-    sizes = {c.id: _size(eng, c) for c in found} if opts.flag("size") else {}
-    structs = [
-        _ps_struct(c, now, no_trunc=opts.flag("no-trunc"), size=sizes.get(c.id)) for c in found
-    ]
-    fmt = opts.text("format")
-    if opts.flag("quiet"):
-        fmt = "{{.ID}}"
-    if is_json(fmt):
-        print(json.dumps([_ps_json(s, c) for s, c in zip(structs, found, strict=True)],
-                         indent=4))  # fmt: skip
-        return 0
-    if fmt is None:
-        fmt = _PS_DEFAULT
-        if opts.flag("size"):
-            fmt += "\t{{.Size}}"
-            for s in structs:
-                s["Size"] = _size_text(s["Size"])
-    sys.stdout.write(render_rows(fmt, structs, _PS_HEADERS))
-    return 0
+    from pypod.cli.engine.container_ps import cmd_ps as ps
 
-
-def _size(eng: Engine, c: Container) -> dict[str, int]:
-    from pypod.image.local import image_size
-
-    rw = 0
-    try:
-        storage = eng.store.container(c.id)
-        rw = eng.store.layer_size(storage.layer_id) if hasattr(eng.store, "layer_size") else 0
-        root = image_size(eng.store, eng.store.image(c.config.image_id))
-    except PypodError:
-        root = 0
-    return {"RwSize": rw, "RootFsSize": root + rw}
-
-
-def _size_text(size: dict[str, int] | None) -> str:
-    from pypod.cli.engine.units import human_size
-
-    if not size:
-        return ""
-    return f"{human_size(size['RwSize'])} (virtual {human_size(size['RootFsSize'])})"
+    return ps(g, opts)
 
 
 def _f(*names: str, value: bool = False, multiple: bool = False, help: str = "") -> Flag:
@@ -704,7 +592,14 @@ COMMANDS: dict[str, Command] = {
             _f("interactive", "i", help="keep STDIN open even if not attached"),
             _f("detach-keys", value=True, help="key sequence for detaching a container"),
             _f("sig-proxy", value=False, help="proxy received signals to the process"),
-            _ALL,
+            _f("all", help="start all containers regardless of their state or configuration"),
+            _f(
+                "filter",
+                "f",
+                value=True,
+                multiple=True,
+                help="filter output based on conditions given",
+            ),
             _LATEST,
         ),
         "Start one or more containers",

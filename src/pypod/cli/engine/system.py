@@ -11,7 +11,8 @@ import time
 from typing import Any
 
 import pypod
-from pypod.cli.engine.containers import _cmd, _err, _f, _label_match, engine
+from pypod.cli.engine.container_filters import label_match as _label_match
+from pypod.cli.engine.containers import _cmd, _err, _f, engine
 from pypod.cli.engine.formats import is_json, render_rows
 from pypod.cli.engine.main import Command, Globals
 from pypod.cli.flags import Parsed
@@ -22,6 +23,20 @@ from pypod.errors import InvalidArgument, PypodError
 def _struct(value: Any) -> Any:
     if isinstance(value, dict):
         return Struct({k: _struct(v) for k, v in value.items()})
+    return value
+
+
+#: Go field names of podman's info structs whose JSON names are not just lower-cased
+_GO_NAMES = {"ociRuntime": "OCIRuntime", "cgroupVersion": "CgroupsVersion", "cpus": "CPUs",
+             "os": "OS", "seccompEnabled": "SECCOMPEnabled"}  # fmt: skip
+
+
+def _go_struct(value: Any) -> Any:
+    """podman's info for a Go template: the struct field names (`{{.Host.OCIRuntime.Name}}`),
+    not the JSON keys (`host.ociRuntime.name`)."""
+    if isinstance(value, dict):
+        return Struct({_GO_NAMES.get(k, k[:1].upper() + k[1:]): _go_struct(v)
+                       for k, v in value.items()})  # fmt: skip
     return value
 
 
@@ -45,7 +60,7 @@ def cmd_version(g: Globals, opts: Parsed) -> int:
     }
     fmt = opts.text("format")
     if is_json(fmt):
-        print(json.dumps(info, indent=2))
+        print(json.dumps(info, separators=(",", ":")))  # podman: one line
         return 0
     if fmt:
         sys.stdout.write(render_rows(fmt, [_struct(info)], {}))
@@ -125,7 +140,7 @@ def cmd_info(g: Globals, opts: Parsed) -> int:
     if is_json(fmt):
         print(json.dumps(info, indent=2))
     elif fmt:
-        sys.stdout.write(render_rows(fmt, [_struct(info)], {}))
+        sys.stdout.write(render_rows(fmt, [_go_struct(info)], {}))
     else:
         sys.stdout.write(_yaml(info))
     return 0
@@ -144,9 +159,18 @@ def _yaml(value: Any, indent: int = 0) -> str:
 
 # --- events ---------------------------------------------------------------------------------
 def _event_time(t: float) -> str:
-    whole = int(t)
-    frac = f"{t - whole:.9f}"[2:]
-    return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(whole)) + f".{frac} +0000 UTC"
+    """Go's time.Time.String() (podman's events text): nanoseconds without trailing zeros."""
+    from pypod.engine.inspect import go_time_string
+
+    return go_time_string(t)
+
+
+def _labels(attributes: dict[str, Any]) -> dict[str, str]:
+    """A container event's labels (older events kept them as plain attributes)."""
+    labels = attributes.get("labels")
+    if isinstance(labels, dict):
+        return labels
+    return {k: v for k, v in attributes.items() if k not in ("image", "containerExitCode")}
 
 
 def _event_matches(row: tuple[Any, ...], filters: list[tuple[str, str]]) -> bool:
@@ -162,7 +186,7 @@ def _event_matches(row: tuple[Any, ...], filters: list[tuple[str, str]]) -> bool
         elif key == "type":
             ok = type_ in values
         elif key == "label":
-            ok = any(_label_match(json.loads(attrs), x) for x in values)
+            ok = any(_label_match(_labels(json.loads(attrs)), x) for x in values)
         else:
             raise InvalidArgument(f'"{key}" is not a valid event filter')
         if not ok:
@@ -173,21 +197,32 @@ def _event_matches(row: tuple[Any, ...], filters: list[tuple[str, str]]) -> bool
 def _print_event(row: tuple[Any, ...], fmt: str | None) -> None:
     _seq, t, type_, action, oid, name, attrs = row
     attributes = json.loads(attrs)
+    image = str(attributes.get("image", ""))
+    code = attributes.get("containerExitCode")
+    exit_code = int(code) if code not in (None, "None", "") else 0
+    labels = _labels(attributes) if type_ == "container" else {}
     if is_json(fmt):
-        doc: dict[str, Any] = {"ID": oid, "Name": name, "Status": action,
-                               "Time": _iso(t), "Type": type_}  # fmt: skip
-        if "image" in attributes:
-            doc["Image"] = attributes["image"]
-        doc["Attributes"] = attributes or None
+        doc: dict[str, Any] = {}
+        if exit_code:
+            doc["ContainerExitCode"] = exit_code
+        doc.update({"ID": oid, "Image": image, "Name": name, "Status": action, "Time": _iso(t),
+                    "Type": type_, "Attributes": labels})  # fmt: skip
+        if type_ != "container":
+            doc = {"ID": oid, "Name": name, "Status": action, "Time": _iso(t), "Type": type_,
+                   "Attributes": attributes or None}  # fmt: skip
         print(json.dumps(doc, separators=(",", ":")), flush=True)
         return
     if fmt:
-        s = Struct(ID=oid, Name=name, Status=action, Time=_iso(t), Type=type_,
-                   Image=attributes.get("image", ""), Attributes=attributes)  # fmt: skip
+        s = Struct(ID=oid, Name=name, Status=action, Time=_iso(t), Type=type_, Image=image,
+                   Attributes=labels, ContainerExitCode=exit_code)  # fmt: skip
         sys.stdout.write(render_rows(fmt, [s], {}))
         sys.stdout.flush()
         return
-    details = ", ".join(f"{k}={v}" for k, v in sorted({**attributes, "name": name}.items()))
+    if type_ == "container":
+        details = ", ".join([f"image={image}", f"name={name}",
+                             *(f"{k}={v}" for k, v in sorted(labels.items()))])  # fmt: skip
+    else:
+        details = ", ".join(f"{k}={v}" for k, v in sorted({**attributes, "name": name}.items()))
     print(f"{_event_time(t)} {type_} {action} {oid} ({details})", flush=True)
 
 
@@ -245,6 +280,8 @@ def cmd_system_prune(g: Globals, opts: Parsed) -> int:
     if not _confirm(warning, opts.flag("force")):
         return 0
     eng = engine(g)
+    before = eng.store.disk_usage()
+    rw_sizes = dict(before.containers)
     removed = []
     for c in eng.containers():
         if c.status in ("exited", "configured"):
@@ -252,21 +289,28 @@ def cmd_system_prune(g: Globals, opts: Parsed) -> int:
                 removed.append(eng.remove(c.id))
             except PypodError as e:
                 _err(str(e))
-    print("Deleted Containers")
-    for cid in removed:
-        print(cid)
+    # podman prints a heading only above a list that is not empty
+    _print_section("Deleted Containers", removed)
     if opts.flag("volumes"):
         from pypod.engine.volumes import Volumes
 
-        print("Deleted Volumes")
-        for name in Volumes(eng.db, eng.paths.graphroot).prune({}):
-            print(name)
+        _print_section("Deleted Volumes", Volumes(eng.db, eng.paths.graphroot).prune({}))
     from pypod.image.local import prune_images
 
-    print("Deleted Images")
-    for image_id in prune_images(eng.store, all_images=opts.flag("all")):
-        print(image_id)
+    _print_section("Deleted Images", prune_images(eng.store, all_images=opts.flag("all")))
+    from pypod.cli.engine.units import human_size
+
+    freed = sum(rw_sizes.get(cid, 0) for cid in removed)
+    freed += max(0, before.layers_size - eng.store.disk_usage().layers_size)
+    print(f"Total reclaimed space: {human_size(freed)}")
     return 0
+
+
+def _print_section(heading: str, items: list[str]) -> None:
+    if items:
+        print(heading)
+        for item in items:
+            print(item)
 
 
 def cmd_system_reset(g: Globals, opts: Parsed) -> int:
