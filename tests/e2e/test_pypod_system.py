@@ -102,11 +102,6 @@ def test_rename_and_exists(pypod: Pypod) -> None:
     pypod.ok("rm", other)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the storage container keeps its old name: rename needs a storage call to rename "
-    "it (Store has none yet; reported to the lead)",
-)
 def test_rename_frees_the_old_name(pypod: Pypod) -> None:
     pypod.sleeper("--name", "old-name")
     pypod.ok("rename", "old-name", "new-name")

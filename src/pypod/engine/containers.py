@@ -753,9 +753,14 @@ class Engine:
                     f"container {c.id}: container already exists"
                 )
             cfg = replace(c.config, name=new)
-            self.db.execute("UPDATE containers SET name = ?, config = ? WHERE id = ?",
-                            (new, self.db.dumps(to_json(cfg)), c.id))  # fmt: skip
-            self.container_event(replace(c, name=new), "rename")
+            self.store.set_container_names(c.id, [new])  # the old name is free again
+            try:
+                self.db.execute("UPDATE containers SET name = ?, config = ? WHERE id = ?",
+                                (new, self.db.dumps(to_json(cfg)), c.id))  # fmt: skip
+                self.container_event(replace(c, name=new), "rename")
+            except BaseException:
+                self.store.set_container_names(c.id, [c.name])
+                raise
         return replace(c, name=new, config=cfg)
 
     # --- events ---------------------------------------------------------------------------------

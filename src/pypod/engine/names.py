@@ -51,6 +51,4 @@ def check_name(name: str) -> None:
     from pypod.errors import InvalidArgument
 
     if not NAME_PATTERN.match(name):
-        raise InvalidArgument(
-            f"names must match [a-zA-Z0-9][a-zA-Z0-9_.-]*: invalid argument: {name!r}"
-        )
+        raise InvalidArgument("names must match [a-zA-Z0-9][a-zA-Z0-9_.-]*: invalid argument")

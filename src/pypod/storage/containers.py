@@ -127,6 +127,25 @@ class ContainerStore(ImageStore):
                     "or choose another name"
                 )
 
+    def set_container_names(self, id_or_name: str, names: Sequence[str]) -> None:
+        """Replace the container's names (`rename`): the old ones are free again."""
+        with self._lock:
+            cid = self.container(id_or_name).id
+            names = list(dict.fromkeys(names))
+            for name in names:
+                taken = self._q("SELECT container_id FROM container_names WHERE name = ?", (name,))
+                if taken and taken[0][0] != cid:
+                    raise AlreadyExists(
+                        f"the container name {name!r} is already in use; remove that container "
+                        "or choose another name"
+                    )
+            with self._txn() as db:
+                db.execute("DELETE FROM container_names WHERE container_id = ?", (cid,))
+                db.executemany(
+                    "INSERT INTO container_names (name, container_id) VALUES (?, ?)",
+                    [(n, cid) for n in names],
+                )
+
     def set_container_metadata(self, id_or_name: str, metadata: str) -> None:
         with self._lock:
             cid = self.container(id_or_name).id

@@ -8,6 +8,7 @@ command (`images`, `image ls`, `system df` ...), and turns errors into podman's
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -130,14 +131,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     except PypodError as e:
         print(f"Error: {e}", file=sys.stderr)
         return e.engine_exit_code
+    except BrokenPipeError:  # `pypod ps | head`: the reader went away, as podman: quietly
+        with contextlib.suppress(OSError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except OSError as e:
         where = f": {e.filename}" if e.filename else ""
         print(f"Error: {e.strerror or e}{where}", file=sys.stderr)
         return EXIT_ENGINE_ERROR
     except KeyboardInterrupt:
         return 130
-    except BrokenPipeError:
-        return 0
 
 
 def _run(args: list[str]) -> int:
