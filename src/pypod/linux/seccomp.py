@@ -14,13 +14,15 @@ context; :meth:`Filter.load` installs it in the calling process.  The semantics 
 * a syscall name libseccomp does not know is skipped (debug log); a rule whose action is the
   default action is skipped; several conditions on one argument become one rule each;
 * more than 32 syscall rules turn on libseccomp's binary-tree optimisation;
-* on load, unless the default action is permissive (allow, log, trace), a stub is put in front
-  of libseccomp's program so that system calls newer than any the profile names (per
-  architecture listed in the profile) fail with ``ENOSYS`` instead of the default action; this
-  is what lets glibc fall back from ``clone3`` and friends.  The program is installed with
-  seccomp(2) (or prctl(2) without flags), as runc does.
+* unless the default action is permissive (allow, log, trace), a stub is put in front of
+  libseccomp's program so that system calls newer than any the profile names (per architecture
+  listed in the profile) fail with ``ENOSYS`` instead of the default action; this is what lets
+  glibc fall back from ``clone3`` and friends.  The program is installed with seccomp(2) (or
+  prctl(2) without flags), as runc does.
 
-Loading a filter without no_new_privs needs CAP_SYS_ADMIN; the caller orders that.
+:meth:`Filter.compile` gives the finished :class:`Program` (plain bytes: it can be kept, see
+``seccomp_cache``); :meth:`Program.load` installs it without libseccomp.  Loading a filter
+without no_new_privs needs CAP_SYS_ADMIN; the caller orders that.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from typing import TYPE_CHECKING
 from pypod.errors import InvalidArgument, InvalidState, NotSupported, OSLevelError
 from pypod.linux import syscalls
 from pypod.log import get_logger
+from pypod.record import record
 
 log = get_logger(__name__)
 
@@ -220,6 +223,28 @@ def version() -> tuple[int, int, int]:
     return (v.major, v.minor, v.micro)
 
 
+class _DlInfo(ctypes.Structure):
+    _fields_ = [
+        ("dli_fname", ctypes.c_char_p),
+        ("dli_fbase", ctypes.c_void_p),
+        ("dli_sname", ctypes.c_char_p),
+        ("dli_saddr", ctypes.c_void_p),
+    ]
+
+
+def library() -> tuple[tuple[int, int, int], int, str]:
+    """The libseccomp in use: its version, its API level (what it found the kernel can do:
+    seccomp_api_get) and the file it was loaded from ("" if unknown)."""
+    lib = _libseccomp()
+    v = lib.seccomp_version().contents
+    info = _DlInfo()
+    found = syscalls.LIBC.dladdr(
+        ctypes.cast(lib.seccomp_version, ctypes.c_void_p), ctypes.byref(info)
+    )
+    path = os.fsdecode(info.dli_fname) if found and info.dli_fname else ""
+    return (v.major, v.minor, v.micro), int(lib.seccomp_api_get()), path
+
+
 # --- OCI names -> libseccomp values ----------------------------------------------------------
 
 
@@ -277,6 +302,8 @@ class Filter:
         self.kernel_flags = kernel_flags
         #: audit arch -> {libseccomp arch token: largest syscall number the profile names}
         self.last_syscalls: dict[int, dict[int, int]] = {}
+        #: warnings logged while building (a cached program logs them again when used)
+        self.warnings: list[str] = []
 
     # context handling
     def __enter__(self) -> Filter:
@@ -344,19 +371,65 @@ class Filter:
         """The program :meth:`load` installs: the -ENOSYS stub then libseccomp's program."""
         return self.enosys_stub() + self.export_bpf()
 
+    def compile(self) -> Program:
+        """The finished program, checked against the kernel's size limit."""
+        kernel_flags = self.kernel_flags
+        nr = int(self._lib.seccomp_syscall_resolve_name(b"seccomp")) if kernel_flags else -1
+        prog = Program(code=self.program(), kernel_flags=kernel_flags, syscall_nr=nr)
+        prog.check()
+        return prog
+
     def load(self) -> None:
         """Install the filter in the calling process (without setting no_new_privs).
 
         Needs CAP_SYS_ADMIN unless no_new_privs is already set.
         """
-        prog = self.program()
-        count = len(prog) // _INSN.size
+        self.compile().load()
+
+
+@record
+class Program:
+    """A compiled seccomp filter: the -ENOSYS stub then libseccomp's program (host order).
+
+    Plain data: it is built in the runtime (or read from its cache) and installed in the
+    container's init, which needs neither libseccomp nor any import for that.
+    """
+
+    code: bytes
+    #: seccomp(2) flags the profile asked for (SECCOMP_FILTER_FLAG_LOG, _SPEC_ALLOW); with none
+    #: the program is installed with prctl(2), as runc does
+    kernel_flags: int = 0
+    #: the number of seccomp(2) on this architecture (needed when kernel_flags is set)
+    syscall_nr: int = -1
+
+    @property
+    def instructions(self) -> int:
+        return len(self.code) // _INSN.size
+
+    def check(self) -> None:
+        """Refuse what the kernel would: a program too long, or not made of instructions."""
+        count = self.instructions
+        if not self.code or len(self.code) % _INSN.size:
+            raise InvalidArgument(
+                f"seccomp: a BPF program of {len(self.code)} bytes is not a sequence of "
+                f"{_INSN.size}-byte instructions"
+            )
         if count > _BPF_MAXINSNS:
             raise InvalidArgument(
                 f"seccomp: the filter has {count} BPF instructions, the kernel takes at most "
                 f"{_BPF_MAXINSNS}: simplify the profile"
             )
-        buf = ctypes.create_string_buffer(prog, len(prog))
+        if self.kernel_flags and self.syscall_nr < 0:
+            raise InvalidArgument("seccomp: the number of the seccomp system call is unknown")
+
+    def load(self) -> None:
+        """Install the program in the calling process (without setting no_new_privs).
+
+        Needs CAP_SYS_ADMIN unless no_new_privs is already set.  Imports nothing.
+        """
+        self.check()
+        count = self.instructions
+        buf = ctypes.create_string_buffer(self.code, len(self.code))
         fprog = _SockFprog(count, ctypes.addressof(buf))
         libc = syscalls.LIBC
         if self.kernel_flags == 0:
@@ -368,9 +441,8 @@ class Filter:
                 ctypes.c_ulong(0),
             )
         else:
-            nr = int(self._lib.seccomp_syscall_resolve_name(b"seccomp"))
             ret = libc.syscall(
-                ctypes.c_long(nr),
+                ctypes.c_long(self.syscall_nr),
                 ctypes.c_uint(_SECCOMP_SET_MODE_FILTER),
                 ctypes.c_uint(self.kernel_flags),
                 ctypes.byref(fprog),
@@ -434,7 +506,7 @@ def build_filter(seccomp: LinuxSeccompLike) -> Filter:
         _check(lib.seccomp_attr_set(ctx, SCMP_FLTATR_CTL_NNP, 0), "clear the no_new_privs bit")
         for call, act in rules:
             _add_rules(lib, ctx, call, act, default)
-        filt.last_syscalls = _last_syscalls(lib, tokens, seccomp.syscalls)
+        filt.last_syscalls = _last_syscalls(lib, tokens, seccomp.syscalls, filt.warnings)
     except BaseException:
         filt.release()
         raise
@@ -497,7 +569,10 @@ def _audit_arch(token: int) -> int:
 
 
 def _last_syscalls(
-    lib: ctypes.CDLL, tokens: Sequence[int], syscalls: Sequence[SyscallLike]
+    lib: ctypes.CDLL,
+    tokens: Sequence[int],
+    syscalls: Sequence[SyscallLike],
+    warnings: list[str],
 ) -> dict[int, dict[int, int]]:
     """Per architecture listed in the profile, the largest syscall number the profile names."""
     out: dict[int, dict[int, int]] = {}
@@ -508,7 +583,8 @@ def _last_syscalls(
             nr = int(lib.seccomp_syscall_resolve_name_arch(token, name))
             largest = max(largest, nr)  # negative: unknown or pseudo syscall on this arch
         if largest == 0:
-            log.warning("seccomp: could not find any syscalls for architecture %#x", token)
+            warnings.append(f"seccomp: could not find any syscalls for architecture {token:#x}")
+            log.warning("%s", warnings[-1])
             continue
         out.setdefault(_audit_arch(token), {})[token] = largest
     return out

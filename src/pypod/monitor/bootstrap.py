@@ -30,7 +30,6 @@ from typing import Any, NoReturn
 
 from pypod.errors import PypodError, RuntimeError_, from_oserror
 from pypod.linux import unixsock
-from pypod.monitor import loop as loop_mod
 from pypod.monitor import sync
 from pypod.monitor.config import FILE_LOG_DRIVERS, MonitorConfig
 from pypod.monitor.sync import Msg
@@ -240,6 +239,8 @@ class Bootstrap:
 
     # -- the loop --------------------------------------------------------------------------------
     def become_loop(self) -> NoReturn:
+        from pypod.monitor import loop as loop_mod  # after STARTED: off the caller's path
+
         assert self.listener is not None
         fds = {
             "stdout": self.out_r,

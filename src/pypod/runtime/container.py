@@ -37,7 +37,15 @@ from pypod.oci.runtime_spec import (
 from pypod.record import record, replace
 from pypod.runtime.process import init as init_mod
 from pypod.runtime.process import parent
-from pypod.runtime.state import ContainerRecord, StateDir, Status, now_rfc3339, proc_start_time
+from pypod.runtime.state import (
+    SECCOMP_CACHE_DIR,
+    ContainerRecord,
+    StateDir,
+    Status,
+    now_rfc3339,
+    proc_start_time,
+    validate_id,
+)
 
 if TYPE_CHECKING:
     from pypod.runtime.exec_process import ExecRequest
@@ -114,12 +122,8 @@ class Runtime:
             fifo = os.path.join(path, "exec.fifo")
             os.mkfifo(fifo, 0o622)
             manager = self._cgroup(spec, container_id)
-            start = proc_start_time(os.getpid())
-            self.states.mark_creating(  # if we are killed now, the next command cleans up
-                container_id,
-                {"pid": os.getpid(), "start": start[0] if start else 0,
-                 "cgroup": manager.to_state()},
-            )  # fmt: skip
+            # if we are killed from now on, the next command removes the cgroup too
+            self.states.mark_cgroup(container_id, manager.to_state())
             plan, ns_paths = self._plan(
                 spec, spec.process, bundle, rootfs, fifo, opts, tuple(manager.paths.values())
             )
@@ -311,8 +315,16 @@ class Runtime:
             raise InvalidState("container not running") from None
 
     def delete(self, container_id: str, *, force: bool = False) -> None:
+        validate_id(container_id)
         try:
             record = self.states.load(container_id)
+        except InvalidArgument:
+            # an unreadable state.json (cut short by a crash of the machine: state is not
+            # fsynced): nothing to stop, its processes are gone with the crash
+            if not force:
+                raise
+            self.states.remove(container_id)
+            return
         except ContainerNotFound:
             if os.path.isdir(self.states.path(container_id)) and self.states.remove_incomplete(
                 container_id, self._clean_up_incomplete
@@ -441,6 +453,7 @@ class Runtime:
             in_userns="user" in record.namespace_paths,
             rootless=self.rootless,
             hook_state={},
+            seccomp_cache=self._seccomp_cache(),
         )
         if not opts.detach:
             parent.become_subreaper()
@@ -462,6 +475,10 @@ class Runtime:
         return parent.wait_foreground(launched.pid, launched.console_fd)
 
     # --- helpers ------------------------------------------------------------------------------
+    def _seccomp_cache(self) -> str:
+        """Where compiled seccomp programs are kept: in the state root, which is ours only."""
+        return os.path.join(self.states.root, SECCOMP_CACHE_DIR)
+
     def _manager(self, record: ContainerRecord) -> Any:
         from pypod.linux.cgroups import manager_from_state
 
@@ -518,6 +535,7 @@ class Runtime:
             in_userns=in_userns,
             rootless=self.rootless,
             hook_state=hook_state,
+            seccomp_cache=self._seccomp_cache(),
         )
         return plan, ns_paths
 

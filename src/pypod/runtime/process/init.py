@@ -6,7 +6,10 @@ namespace, reports the init's pid and exits.
 
 init: sets up the rootfs (create only), then the process (console, rlimits, user, capabilities,
 no_new_privs, seccomp), reports READY, waits for `start` on the exec fifo (create only) and
-execs the container's program through the sealed helper.
+execs the container's program through the sealed helper.  The parent moves it into its cgroup
+meanwhile (the first move into a cgroup v1 hierarchy waits for an RCU grace period, ~10 ms):
+the init waits for that only where it matters, before hooks and the cgroup namespace when
+there are any, else once its seccomp filter is installed, before its credentials change.
 
 Nothing here returns to the caller: each function ends in exec or os._exit, and every failure is
 reported to the parent as an ERROR message first.
@@ -70,6 +73,26 @@ class Plan:
     hook_state: dict[str, object]
     #: the runtime runs without root: supplementary groups are left as the caller's (runc)
     rootless: bool = False
+    #: where compiled seccomp programs are kept (see pypod.linux.seccomp_cache); None: nowhere
+    seccomp_cache: str | None = None
+
+
+def runtime_hooks(plan: Plan) -> bool:
+    """Whether the parent runs hooks for this process (prestart, createRuntime): then the init
+    asks for them (RUN_HOOKS) once its namespaces and mounts are ready, before pivot_root."""
+    hooks = plan.spec.hooks
+    return plan.is_init and hooks is not None and bool(hooks.prestart or hooks.create_runtime)
+
+
+def _cgroup_first(plan: Plan) -> bool:
+    """Whether the init needs its cgroup before pivot_root: for hooks (they see the container
+    in its cgroup, as with runc) and for a cgroup namespace of its own."""
+    hooks = plan.spec.hooks
+    return bool(
+        plan.unshare_flags & sc.CLONE_NEWCGROUP
+        or runtime_hooks(plan)
+        or (plan.is_init and hooks is not None and hooks.create_container)
+    )
 
 
 @record(kw_only=False)
@@ -81,7 +104,8 @@ class Prepared:
     """
 
     helper_fd: int
-    seccomp_filter: Any
+    #: pypod.linux.seccomp.Program, compiled (or taken from the cache) by the parent
+    seccomp_program: Any
     run_hooks: Any
     #: the exec fifo, opened for reading by the runtime: the init may run as a mapped user
     #: that could not open it by path (as runc passes it)
@@ -106,11 +130,11 @@ class Prepared:
             for names in (caps.bounding, caps.effective, caps.permitted, caps.inheritable):
                 capabilities.to_mask(names)  # parent: the init cannot log once it pivoted
         seccomp = plan.spec.linux.seccomp if plan.spec.linux is not None else None
-        flt = None
+        program = None
         if seccomp is not None:
-            from pypod.linux import seccomp as seccomp_mod
+            from pypod.linux import seccomp_cache
 
-            flt = seccomp_mod.build_filter(seccomp)
+            program = seccomp_cache.program_for(seccomp, plan.seccomp_cache)
         hooks = None
         if plan.spec.hooks is not None and (
             plan.spec.hooks.create_container or plan.spec.hooks.start_container
@@ -124,7 +148,7 @@ class Prepared:
         if plan.fifo_path is not None:
             fifo_fd = os.open(plan.fifo_path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
             hold_fd = os.open(plan.fifo_path, os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-        return cls(exec_helper.sealed_helper_fd(), flt, hooks, fifo_fd, hold_fd)
+        return cls(exec_helper.sealed_helper_fd(), program, hooks, fifo_fd, hold_fd)
 
 
 def _report(chan: Channel, exc: BaseException) -> NoReturn:
@@ -262,13 +286,16 @@ def init(chan: Channel, plan: Plan, prep: Prepared) -> NoReturn:
                 spec, plan.rootfs, plan.bundle, userns=plan.in_userns, cgroups=plan.cgroup_dirs
             )
         # the parent moves us into the cgroup meanwhile (the first move into a v1 hierarchy
-        # waits for an RCU grace period: overlapping it with the mounts saves that time)
-        chan.expect(Msg.CGROUP_JOINED)
+        # waits for an RCU grace period: overlapping it with our set-up saves that time)
+        in_cgroup = _cgroup_first(plan)
+        if in_cgroup:
+            chan.expect(Msg.CGROUP_JOINED)
         if plan.unshare_flags & sc.CLONE_NEWCGROUP:
             sc.unshare(sc.CLONE_NEWCGROUP)
         if plan.is_init:
-            chan.send(Msg.RUN_HOOKS)
-            chan.expect(Msg.HOOKS_DONE)
+            if runtime_hooks(plan):
+                chan.send(Msg.RUN_HOOKS)
+                chan.expect(Msg.HOOKS_DONE)
             if spec.hooks is not None and spec.hooks.create_container:
                 state = _hook_state(plan.hook_state, "creating")
                 prep.run_hooks("createContainer", spec.hooks.create_container, state, fatal=True)
@@ -283,8 +310,13 @@ def init(chan: Channel, plan: Plan, prep: Prepared) -> NoReturn:
         _oom_score_adj(proc)
         _rlimits(proc)
         _personality(spec)
-        if prep.seccomp_filter is not None and not proc.no_new_privileges:
-            prep.seccomp_filter.load()  # needs CAP_SYS_ADMIN: before the capabilities drop
+        if prep.seccomp_program is not None and not proc.no_new_privileges:
+            prep.seccomp_program.load()  # needs CAP_SYS_ADMIN: before the capabilities drop
+        if not in_cgroup:
+            # with read(2) alone (the filter may deny recvmsg; it must allow read for the exec
+            # fifo), and before our credentials change: a cgroup v1 move by a user who is not
+            # root needs the moved process to have that user's uid
+            chan.expect_read(Msg.CGROUP_JOINED)
         _user_and_capabilities(proc, in_userns=plan.in_userns, rootless=plan.rootless)
         _chdir(proc.cwd)
         env = _environment(proc)
@@ -300,8 +332,8 @@ def init(chan: Channel, plan: Plan, prep: Prepared) -> NoReturn:
             if spec.hooks is not None and spec.hooks.start_container:
                 state = _hook_state(plan.hook_state, "created")  # as runc passes it
                 prep.run_hooks("startContainer", spec.hooks.start_container, state, fatal=True)
-        if prep.seccomp_filter is not None and proc.no_new_privileges:
-            prep.seccomp_filter.load()  # as close to execve as it can be
+        if prep.seccomp_program is not None and proc.no_new_privileges:
+            prep.seccomp_program.load()  # as close to execve as it can be
         os.umask(proc.user.umask if proc.user.umask is not None else 0o022)
         sc.set_cloexec_from(3 + plan.preserve_fds)
         for fd in range(3, 3 + plan.preserve_fds):
@@ -309,7 +341,7 @@ def init(chan: Channel, plan: Plan, prep: Prepared) -> NoReturn:
         try:
             exec_helper.exec_through_helper(prep.helper_fd, path, list(proc.args), env)
         except OSLevelError as e:  # after READY nobody reads the channel any more
-            _exec_failed(path, e, seccomp=prep.seccomp_filter is not None)
+            _exec_failed(path, e, seccomp=prep.seccomp_program is not None)
     except BaseException as e:
         _report(chan, e)
     os._exit(1)  # unreachable: exec_through_helper raises on failure

@@ -44,6 +44,12 @@ def launch(
         os.close(fd)
     pid = 0
     try:
+        if _stage1_in_cgroup(plan):
+            # as runc does: stage-1 joins the cgroup first, so that the slow first move (see
+            # init.py) overlaps with its namespaces and the init's mounts; the init, forked by
+            # it, is born there.  The init's own move below stays the one that counts.
+            with contextlib.suppress(OSError, PypodError):
+                add_to_cgroup(stage1_pid)
         msg = parent_end.expect(Msg.MAP_IDS, Msg.PID)
         if msg.type is Msg.MAP_IDS:
             linux = plan.spec.linux
@@ -61,7 +67,7 @@ def launch(
             _raise_reported_error(parent_end)
             raise
         _reap(stage1_pid)
-        if plan.is_init:
+        if init_mod.runtime_hooks(plan):
             parent_end.expect(Msg.RUN_HOOKS)
             if run_hooks is not None:
                 run_hooks(pid)
@@ -85,12 +91,25 @@ def launch(
         parent_end.close()
 
 
+def _stage1_in_cgroup(plan: init_mod.Plan) -> bool:
+    """Whether stage-1 may join the new container's cgroup: not when the container's pids
+    limit leaves no room for stage-1 and the init at once (stage-1 could not fork it)."""
+    if not plan.is_init:
+        return False  # exec: the container's cgroup may be at its pids limit already
+    linux = plan.spec.linux
+    pids = linux.resources.pids if linux is not None and linux.resources is not None else None
+    limit = pids.limit if pids is not None else None
+    return limit is None or limit <= 0 or limit >= 2
+
+
 def _raise_reported_error(chan: Channel) -> None:
     """Raise the child's ERROR (or its exit) if it already sent one; never blocks."""
     import select
 
-    if select.select([chan.fileno()], [], [], 0)[0]:
-        chan.expect()
+    while select.select([chan.fileno()], [], [], 0)[0]:
+        msg = chan.expect(*Msg)  # raises for an ERROR, or at EOF
+        for fd in msg.fds:  # a pty master the init sent before it waited for its cgroup
+            os.close(fd)
 
 
 def _reap(pid: int) -> None:

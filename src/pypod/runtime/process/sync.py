@@ -7,19 +7,27 @@ this order (the parent checks it):
   stage-1 -> parent   MAP_IDS                        unshared a user namespace, please map it
   parent -> stage-1   IDS_MAPPED
   stage-1 -> parent   PID {pid}                      forked the init (pid in the parent's ns)
-  parent -> init      CGROUP_JOINED                  the init is in its cgroup (it prepares
-                                                     its mounts meanwhile, then waits for this)
-  init -> parent      RUN_HOOKS                      namespaces and mounts are ready
+  parent -> init      CGROUP_JOINED                  the init is in its cgroup (it sets itself
+                                                     up meanwhile and waits for this before
+                                                     hooks or a cgroup namespace if it has
+                                                     any, else after installing seccomp,
+                                                     reading it with read(2) alone)
+  init -> parent      RUN_HOOKS                      namespaces and mounts are ready (only with
+                                                     prestart or createRuntime hooks)
   parent -> init      HOOKS_DONE                     prestart/createRuntime hooks have run
   init -> parent      CONSOLE + fd                   pty master, when process.terminal
   init -> parent      READY                          about to wait for `start` (or exec)
   any child -> parent ERROR {message, exit_code}     the step failed; the child exits
+
+The parent reads CONSOLE and READY after it sent CGROUP_JOINED (and HOOKS_DONE); the init may
+send CONSOLE earlier, the socket keeps it until then.
 """
 
 from __future__ import annotations
 
 import enum
 import json
+import os
 from typing import Any
 
 from pypod.errors import RuntimeError_
@@ -77,11 +85,7 @@ class Channel:
             # the peer exited with our last message unread: the kernel reports that once,
             # ahead of what the peer sent before (its ERROR), which is still queued
             raw, fds = unixsock.recv_fds(self.sock, _MAX, 4)
-        if not raw:
-            raise EOFError("the container process closed the sync socket")
-        obj = json.loads(raw)
-        type_ = Msg(obj.pop("type"))
-        return Message(type_, obj, tuple(fds))
+        return _decode(raw, tuple(fds))
 
     def expect(self, *types: Msg) -> Message:
         """Receive the next message; an ERROR becomes an exception, anything unexpected too."""
@@ -91,17 +95,42 @@ class Channel:
             raise RuntimeError_(
                 "container init exited before it was ready (see the errors above)"
             ) from None
-        if msg.type is Msg.ERROR:
-            raise ChildError(
-                "unable to start container process: " + msg.data.get("message", "unknown error"),
-                msg.data.get("exit_code", 1),
-            )
-        if msg.type not in types:
-            raise RuntimeError_(f"sync: expected {'/'.join(types)}, got {msg.type}")
-        return msg
+        return _checked(msg, types)
+
+    def expect_read(self, *types: Msg) -> Message:
+        """expect() a message without descriptors through read(2) alone: what the init calls
+        once its seccomp filter is installed (it needs read(2) anyway, for the exec fifo)."""
+        try:
+            raw = os.read(self.sock.fileno(), _MAX)
+        except ConnectionResetError:
+            raw = b""
+        try:
+            msg = _decode(raw, ())
+        except EOFError:
+            raise RuntimeError_("the runtime closed the sync socket") from None
+        return _checked(msg, types)
 
     def close(self) -> None:
         self.sock.close()
+
+
+def _decode(raw: bytes, fds: tuple[int, ...]) -> Message:
+    if not raw:
+        raise EOFError("the container process closed the sync socket")
+    obj = json.loads(raw)
+    type_ = Msg(obj.pop("type"))
+    return Message(type_, obj, fds)
+
+
+def _checked(msg: Message, types: tuple[Msg, ...]) -> Message:
+    if msg.type is Msg.ERROR:
+        raise ChildError(
+            "unable to start container process: " + msg.data.get("message", "unknown error"),
+            msg.data.get("exit_code", 1),
+        )
+    if msg.type not in types:
+        raise RuntimeError_(f"sync: expected {'/'.join(types)}, got {msg.type}")
+    return msg
 
 
 class ChildError(RuntimeError_):
