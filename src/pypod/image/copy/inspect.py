@@ -10,6 +10,8 @@ from pypod.errors import InvalidArgument
 from pypod.image.types import BlobInfo, ImageReference, ImageSource, SystemContext
 from pypod.oci.digest import Digest
 from pypod.oci.image_spec import (
+    DOCKER_SCHEMA1,
+    DOCKER_SCHEMA1_SIGNED,
     MANIFEST_LIST_TYPES,
     choose_platform,
     manifest_digest,
@@ -64,13 +66,13 @@ def inspect_image(
     with ref.new_source(ctx) as source:
         raw, media_type = source.get_manifest()
         image_raw = raw
+        image_type = media_type
         if media_type in MANIFEST_LIST_TYPES:
             chosen = choose_platform(parse_index(raw), ctx.os, ctx.arch, ctx.variant)
-            image_raw, _ = source.get_manifest(Digest(chosen.digest))
-        try:
-            config_raw, manifest = _read_config(source, image_raw)
-        except InvalidArgument:
-            raise
+            image_raw, image_type = source.get_manifest(Digest(chosen.digest))
+        if image_type in (DOCKER_SCHEMA1, DOCKER_SCHEMA1_SIGNED):
+            return _inspect_schema1(raw, media_type, image_raw, repo_tags, name)
+        config_raw, manifest = _read_config(source, image_raw)
     config = json.loads(config_raw)
     if not isinstance(config, dict):
         raise InvalidArgument("the image configuration is not a JSON object")
@@ -101,5 +103,37 @@ def inspect_image(
         manifest_type=media_type,
         image_manifest=image_raw,
         raw_config=config_raw,
+        document=doc,
+    )
+
+
+def _inspect_schema1(
+    raw: bytes, media_type: str, image_raw: bytes, repo_tags: list[str] | None, name: str | None
+) -> Inspection:
+    """skopeo inspect of a Docker schema 1 image: what its manifest says.  It has no config
+    blob; --config shows the OCI configuration a copy would write, with empty diff IDs (only
+    the layers' contents give them), as skopeo does."""
+    from pypod.image.copy.schema1 import (
+        inspect_document,
+        oci_config,
+        read_schema1,
+        schema1_layer_infos,
+    )
+
+    m = read_schema1(image_raw)
+    fields = inspect_document(m)
+    doc: dict[str, Any] = {}
+    if name:
+        doc["Name"] = name
+    if "Tag" in fields:
+        doc["Tag"] = fields.pop("Tag")
+    doc["Digest"] = manifest_digest(raw)
+    doc["RepoTags"] = repo_tags or []
+    doc.update(fields)
+    return Inspection(
+        raw_manifest=raw,
+        manifest_type=media_type,
+        image_manifest=image_raw,
+        raw_config=oci_config(m, [""] * sum(not e for _, e in schema1_layer_infos(m))),
         document=doc,
     )

@@ -24,10 +24,21 @@ from pypod.image.copy.convert import (
     wanted_compression,
 )
 from pypod.image.copy.options import CopyOptions, ProgressEvent
+from pypod.image.copy.schema1 import (
+    DiffIDReader,
+    manifest_bytes,
+    oci_config,
+    read_schema1,
+    schema1_layer_infos,
+    schema2_config,
+)
 from pypod.image.types import BlobInfo, ImageDestination, ImageReference, ImageSource
 from pypod.log import get_logger
-from pypod.oci.digest import Digest, DigestMismatch, encoded_of
+from pypod.oci.digest import Digest, DigestMismatch, digest_bytes, encoded_of
 from pypod.oci.image_spec import (
+    DOCKER_CONFIG,
+    DOCKER_LAYER,
+    DOCKER_MANIFEST,
     DOCKER_SCHEMA1,
     DOCKER_SCHEMA1_SIGNED,
     MANIFEST_LIST_TYPES,
@@ -86,10 +97,7 @@ class _Copier:
     def copy_image(self, raw: bytes, media_type: str, instance: Digest | None) -> tuple[bytes, str]:
         """Copy one image (not an index) whose manifest is `raw`; returns what was written."""
         if media_type in (DOCKER_SCHEMA1, DOCKER_SCHEMA1_SIGNED):
-            raise NotSupported(
-                "copying Docker schema 1 images is not supported; ask the registry for a "
-                "schema 2 or OCI manifest"
-            )
+            return self.copy_schema1(raw, instance)
         where = f"manifest {instance} of {self.name}" if instance else f"manifest of {self.name}"
         manifest = parse_manifest(raw, source=where)
         target = manifest_type_for(
@@ -134,7 +142,62 @@ class _Copier:
             ]
             return [f.result() for f in futures]
 
+    def copy_schema1(self, raw: bytes, instance: Digest | None) -> tuple[bytes, str]:
+        """A Docker schema 1 image, written as Docker schema 2 (or OCI when the destination or
+        the options want it): its non-empty layers are copied while their diff IDs are
+        computed, then the config is built from the manifest's v1Compatibility and them."""
+        where = f"manifest {instance} of {self.name}" if instance else f"manifest of {self.name}"
+        if self.options.preserve_digests:
+            raise InvalidArgument(
+                f"{where} is a Docker schema 1 manifest, which cannot be written: it must be "
+                "converted, which changes its digest; leave out --preserve-digests"
+            )
+        m = read_schema1(raw, source=where)
+        target = manifest_type_for(
+            DOCKER_MANIFEST, self.options.manifest_format, self.dest.supported_manifest_types()
+        )
+        blobs = [
+            Descriptor(media_type=DOCKER_LAYER, digest=d, size=-1)
+            for d, empty in schema1_layer_infos(m)
+            if not empty
+        ]
+        workers = max(1, min(self.options.max_parallel, len(blobs)))
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="pypod-copy") as pool:
+            copied = list(pool.map(lambda d: self._copy_layer_diff_id(d, target), blobs))
+        diff_ids = [diff_id for _, diff_id in copied]
+        config_type = config_type_for(target)
+        if config_type == DOCKER_CONFIG:
+            config = schema2_config(m, diff_ids)
+        else:
+            config = oci_config(m, diff_ids)
+        info = BlobInfo(digest=digest_bytes(config), size=len(config), media_type=config_type)
+        if self.dest.try_reusing_blob(info) is None:
+            self.dest.put_blob(io.BytesIO(config), info, is_config=True)
+        self.emit("config", f"Copying config {short(info.digest)} done", info.digest)
+        manifest = ImageManifest(
+            schema_version=2,
+            media_type=target,
+            config=Descriptor(media_type=config_type, digest=info.digest, size=len(config)),
+            layers=tuple(desc for desc, _ in copied),
+        )
+        out = manifest_bytes(manifest)
+        self.emit("manifest", "Writing manifest to image destination")
+        self.dest.put_manifest(out, target, manifest_digest(out) if instance else None)
+        return out, target
+
+    def _copy_layer_diff_id(self, desc: Descriptor, target: str) -> tuple[Descriptor, Digest]:
+        """Copy a layer whose diff ID nobody knows yet (schema 1): it is always read (never
+        reused unread), and decompressed on the side to digest it."""
+        out, diff_id = self._copy_layer_impl(desc, target, "", learn_diff_id=True)
+        assert diff_id is not None
+        return out, diff_id
+
     def _copy_layer(self, desc: Descriptor, target: str, diff_id: str) -> Descriptor:
+        return self._copy_layer_impl(desc, target, diff_id, learn_diff_id=False)[0]
+
+    def _copy_layer_impl(
+        self, desc: Descriptor, target: str, diff_id: str, *, learn_diff_id: bool
+    ) -> tuple[Descriptor, Digest | None]:
         info = BlobInfo(
             digest=desc.digest, size=desc.size, media_type=desc.media_type, urls=desc.urls,
             annotations=desc.annotations,
@@ -142,21 +205,31 @@ class _Copier:
         desired = self.dest.desired_layer_compression()
         requested = self.options.dest_compression
         declared = compression_of_media_type(desc.media_type)
-        if declared is not None and (
-            wanted_compression(declared, desired, requested, target) == declared
+        if (
+            not learn_diff_id
+            and declared is not None
+            and (wanted_compression(declared, desired, requested, target) == declared)
         ):
             reused = self.dest.try_reusing_blob(info)
             if reused is not None:
                 self.emit("blob-skipped", f"Copying blob {short(desc.digest)} skipped: already "
                           "exists", desc.digest)  # fmt: skip
-                return replace(desc, media_type=layer_type_for(target, desc.media_type, declared))
+                return replace(
+                    desc, media_type=layer_type_for(target, desc.media_type, declared)
+                ), None
         stream, _ = self.source.get_blob(info)
+        learner: DiffIDReader | None = None
         with stream:
+            if learn_diff_id:
+                learner = DiffIDReader(stream)
+                stream = learner  # type: ignore[assignment]
             peeked = Peeked(stream)
             current = peeked.compression
             wanted = wanted_compression(current, desired, requested, target)
             if wanted == current:
                 stored = self.dest.put_blob(peeked, info, is_config=False)  # type: ignore[arg-type]
+                if learner is not None:
+                    peeked.drain()  # the destination may stop at the tar's end
             else:
                 if self.options.preserve_digests:
                     raise InvalidArgument(
@@ -175,13 +248,14 @@ class _Copier:
                         expected=diff_id,
                         actual=stored.digest,
                     )
+            learned = learner.diff_id() if learner is not None else None  # before closing
         self.emit("blob", f"Copying blob {short(desc.digest)} done", desc.digest)
         return replace(
             desc,
             digest=stored.digest,
             size=stored.size,
             media_type=layer_type_for(target, desc.media_type, wanted),
-        )
+        ), learned
 
     def _read_config(self, desc: Descriptor) -> bytes:
         info = BlobInfo(digest=desc.digest, size=desc.size, media_type=desc.media_type)

@@ -43,6 +43,7 @@ from pypod.oci.image_spec import (
     OCI_INDEX,
     OCI_MANIFEST,
     detect_manifest_type,
+    schema1_payload,
 )
 from pypod.record import record
 
@@ -113,16 +114,21 @@ class RegistryClient(Session):
             not_found=ManifestUnknown,
         )
         data = reply.data
-        digest = digest_bytes(data, algorithm)
         where = f"manifest {ref} in {self.registry}/{repo}"
+        try:
+            media_type = detect_manifest_type(data, reply.header("Content-Type"))
+            # a signed schema 1 manifest is named by the digest of its payload (whether it is
+            # signed is read from the content, as containers/image's manifest.Digest does)
+            signed = media_type in (DOCKER_SCHEMA1, DOCKER_SCHEMA1_SIGNED) and (
+                detect_manifest_type(data) == DOCKER_SCHEMA1_SIGNED
+            )
+            digest = digest_bytes(schema1_payload(data) if signed else data, algorithm)
+        except InvalidArgument as e:
+            raise InvalidArgument(f"{where}: {e}") from None
         if is_digest(ref) and digest != ref:
             raise DigestMismatch(
                 f"{where} has digest {digest}: refused", expected=ref, actual=digest
             )
-        try:
-            media_type = detect_manifest_type(data, reply.header("Content-Type"))
-        except InvalidArgument as e:
-            raise InvalidArgument(f"{where}: {e}") from None
         return data, media_type, digest
 
     def head_manifest(
