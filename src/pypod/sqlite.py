@@ -10,16 +10,20 @@ import sqlite3
 from pypod.errors import StorageError
 
 
-def connect(path: str, schema: str, version: int, *, what: str) -> sqlite3.Connection:
+def connect(
+    path: str, schema: str, version: int, *, what: str, synchronous: str = "FULL"
+) -> sqlite3.Connection:
     """Open (creating when needed) the database at `path`; autocommit mode, callers run BEGIN.
 
     `schema` (`;`-separated statements) is applied once, when the file is new; a database
-    written by a newer pypod (a higher `user_version`) is refused.
+    written by a newer pypod (a higher `user_version`) is refused.  `synchronous` is SQLite's
+    pragma: FULL syncs every commit; NORMAL (in WAL mode) keeps every commit atomic and the
+    file consistent, but the last commits may be lost on a power failure.
     """
     try:
         db = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30)
         db.execute("PRAGMA journal_mode=WAL")
-        db.execute("PRAGMA synchronous=FULL")
+        db.execute(f"PRAGMA synchronous={synchronous}")
         db.execute("PRAGMA foreign_keys=ON")
         found = db.execute("PRAGMA user_version").fetchone()[0]
         if found == 0:

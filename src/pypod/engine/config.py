@@ -92,8 +92,7 @@ class ContainerConfig:
     sysctls: dict[str, str] = field(default_factory=dict)
     #: `--ulimit name=soft[:hard]` as given (validated)
     ulimits: tuple[str, ...] = ()
-    #: podman's default, 65536k
-    shm_size: int = 65536 * 1000
+    shm_size: int = 64 * 1024 * 1024
     oom_score_adj: int | None = None
     resources: Resources = field(default_factory=Resources)
     #: `--init`: run pypod's small init as PID 1

@@ -59,7 +59,11 @@ class EngineDB:
 
     def __init__(self, path: str) -> None:
         self.path = path
-        self._db = sqlite.connect(path, _SCHEMA, SCHEMA_VERSION, what="engine database")
+        # NORMAL: a power failure may lose the last state changes (as it loses the processes
+        # they describe; the next start refreshes states anyway), never corrupt the file
+        self._db = sqlite.connect(
+            path, _SCHEMA, SCHEMA_VERSION, what="engine database", synchronous="NORMAL"
+        )
         self._depth = 0
 
     def close(self) -> None:
