@@ -281,7 +281,6 @@ def test_diff_matches_podman(pypod: Tool, podman: Tool) -> None:
              for p in (tool("diff", "--format", "xx", "dd"), tool("diff", "nosuch"),
                        tool("diff"))],
         ))  # fmt: skip
-    assert outputs[0] == outputs[1]
     text = outputs[0][0]
     assert "D /bin/ls\n" in text and "A /hello\n" in text and "D /home\n" in text
     assert "/etc/hosts" not in text  # the engine's own files are not listed
@@ -289,6 +288,11 @@ def test_diff_matches_podman(pypod: Tool, podman: Tool) -> None:
     assert "D /bin/ls" in between and "A /d/e/f" in between and "A /home/new" in between
     reverse = outputs[0][5]
     assert "A /bin/ls" in reverse and "D /d" in reverse and "D /d/e" not in reverse
+    if "A /bin/busybox\n" in outputs[1][0]:
+        # seen once on a fresh clone: podman listed the whole image as added (its naive diff
+        # when it does not find the layer's parent), so there is nothing to compare with
+        pytest.skip("podman's diff listed the image's own files as added")
+    assert outputs[0] == outputs[1]
 
 
 @pytest.mark.compat
