@@ -21,26 +21,12 @@ import tempfile
 import time
 from pathlib import Path
 
+from images import CONTAINERS_CONF  # bench/images.py: podman's containers.conf for benches
+
 from pypod.testing import find_busybox, make_busybox_rootfs
 
 Row = tuple[str, float, float]
 
-CONTAINERS_CONF = """\
-[containers]
-default_ulimits = ["nofile=20000:20000", "nproc=30000:30000"]
-netns = "none"
-
-[network]
-network_backend = "cni"
-network_config_dir = "{conf}/networks"
-
-[engine]
-runtime = "runc"
-cgroup_manager = "cgroupfs"
-events_logger = "file"
-events_logfile_path = "{conf}/events.log"
-lock_type = "file"
-"""
 IMAGE = "localhost/busybox:latest"
 
 
