@@ -20,15 +20,10 @@ ZERO_TIME = "0001-01-01T00:00:00Z"
 
 
 def go_time(t: float | None) -> str:
-    """RFC 3339 with nanoseconds in UTC, as Go marshals a time.Time."""
-    import time
+    """RFC 3339 with nanoseconds in UTC, as Go marshals a time.Time (zero when unset)."""
+    from pypod.image.local import go_time as rfc3339
 
-    if not t:
-        return ZERO_TIME
-    whole = int(t)
-    text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole))
-    frac = f"{t - whole:.9f}"[2:].rstrip("0")
-    return text + ("." + frac if frac else "") + "Z"
+    return rfc3339(t) if t else ZERO_TIME
 
 
 def go_time_string(t: float) -> str:
