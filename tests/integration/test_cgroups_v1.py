@@ -292,6 +292,10 @@ def test_freeze_and_thaw(env: Env) -> None:
     assert _fresh_process(m.to_state(), "m.freezer_state()") == "FROZEN"
     m.thaw()
     assert m.freezer_state() == "THAWED"
+    # a thawed task is briefly runnable (R) before it sleeps again: poll for S
+    deadline = time.monotonic() + 5
+    while _state_letter(sleeper.pid) != "S" and time.monotonic() < deadline:
+        time.sleep(0.01)
     assert _state_letter(sleeper.pid) == "S"
     time.sleep(0.3)
     assert _cpu_ticks(busy.pid) > ticks
