@@ -22,13 +22,15 @@ from pathlib import Path
 
 import containers  # bench/containers.py: the script's directory is on sys.path
 import images
+import network  # bench/network.py
 
 from pypod.testing import make_bundle
 
 BIN = Path(sys.executable).parent
 TARGETS = (
     "targets: pull <= 0.50, copy <= 1.00, images <= 1.00, runtime run <= 1.00, "
-    "run --rm <= 0.50, 20 x run -d <= 0.50, ps -a <= 1.00"
+    "run --rm <= 0.50, 20 x run -d <= 0.50, ps -a <= 1.00, run --rm bridge <= 0.50, "
+    "published port time <= 1.00"
 )
 
 
@@ -84,7 +86,9 @@ def main() -> int:
     parser.add_argument("--slow-n", type=int, default=3, help="repetitions of pull and copy")
     parser.add_argument("--list-n", type=int, default=10, help="repetitions of `images`")
     parser.add_argument(
-        "--only", choices=("runtime", "images", "containers"), help="run only these measurements"
+        "--only",
+        choices=("runtime", "images", "containers", "network"),
+        help="run only these measurements",
     )
     parser.add_argument(
         "--synthetic", action="store_true", help="pull a synthetic image, not a debootstrap one"
@@ -99,11 +103,13 @@ def main() -> int:
             rows += bench_runtime_run_true(args.n, Path(tmp))
     if args.only in (None, "containers"):
         rows += containers.bench_all(BIN, args.list_n)
+    if args.only in (None, "network"):
+        rows += network.bench_all(BIN, args.list_n)
     if args.only in (None, "images"):
         rows += images.bench_all(BIN, args.slow_n, args.list_n, args.synthetic)
-    print(f"{'measurement':<48} {'pypod':>10} {'reference':>10} {'ratio':>7}")
+    print(f"{'measurement':<56} {'pypod':>10} {'reference':>10} {'ratio':>7}")
     for name, ours, ref in rows:
-        print(f"{name:<48} {ours * 1000:>8.1f}ms {ref * 1000:>8.1f}ms {ours / ref:>7.2f}")
+        print(f"{name:<56} {ours * 1000:>8.1f}ms {ref * 1000:>8.1f}ms {ours / ref:>7.2f}")
     print(TARGETS)
     return 0
 

@@ -15,6 +15,7 @@ POD=("$BIN/pypod" --root "$work/root" --runroot "$work/run")
 cleanup() {
   "$RT" --root "$state" delete --force demo-web >/dev/null 2>&1 || true
   "${POD[@]}" rm -a -f -t 0 >/dev/null 2>&1 || true
+  "${POD[@]}" network rm -f demo-net >/dev/null 2>&1 || true
   "${POD[@]}" system reset -f >/dev/null 2>&1 || true
   rm -rf "$work"
 }
@@ -41,6 +42,26 @@ say "pypod stop -t 2 web";                "${POD[@]}" stop -t 2 web
 say "pypod ps -a";                        "${POD[@]}" ps -a
 say "pypod rm web";                       "${POD[@]}" rm web
 say "pypod ps -a";                        "${POD[@]}" ps -a
+
+# --- pypod: networks, published ports, names ----------------------------------------------------
+mkdir -p "$work/site" && echo "hello from a pypod container" > "$work/site/index.html"
+port=$("$BIN/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+say "pypod run -d --name httpd -p $port:80 -v SITE:/www busybox httpd -f -p 80 -h /www"
+"${POD[@]}" run -d --name httpd -p "$port:80" -v "$work/site:/www:ro" localhost/busybox \
+  httpd -f -p 80 -h /www
+say "pypod port httpd";                   "${POD[@]}" port httpd
+say "curl http://127.0.0.1:$port/         # from the host, through the published port"
+for _ in $(seq 50); do curl -sf "http://127.0.0.1:$port/" && break; sleep 0.1; done
+say "pypod network create demo-net";     "${POD[@]}" network create demo-net
+say "pypod run -d --name web2 --network demo-net busybox httpd -f -p 80 -h /www"
+"${POD[@]}" run -d --name web2 --network demo-net -v "$work/site:/www:ro" localhost/busybox \
+  httpd -f -p 80 -h /www
+say "pypod run --rm --network demo-net busybox wget -q -O - http://web2/   # by name"
+"${POD[@]}" run --rm --network demo-net localhost/busybox sh -c \
+  'for i in $(seq 50); do wget -q -O - http://web2/ && break; sleep 0.1; done'
+say "pypod network ls";                   "${POD[@]}" network ls
+say "pypod rm -f -t 0 httpd web2";        "${POD[@]}" rm -f -t 0 httpd web2
+say "pypod network rm demo-net";          "${POD[@]}" network rm demo-net
 
 # --- pypod-runtime: an OCI bundle, as runc users run it -----------------------------------------
 mkdir -p "$work/bundle"

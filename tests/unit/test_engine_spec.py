@@ -198,8 +198,8 @@ def test_host_network(build: Builder, userdata: Path) -> None:
 
 
 def test_unsupported_network(build: Builder) -> None:
-    with pytest.raises(NotSupported, match="network mode 'bridge' is not supported yet"):
-        build(network="bridge")
+    with pytest.raises(NotSupported, match="network mode 'macvlan:x' is not supported yet"):
+        build(network="macvlan:x")
 
 
 def test_joined_network_namespace(build: Builder) -> None:

@@ -81,10 +81,10 @@ def test_every_podman_flag_is_known() -> None:
     names = {f.names[0] for f in RUN_FLAGS}
     for flag in ("publish", "dns", "add-host", "attach", "pod", "userns", "secret", "umask"):
         assert flag in names
-    with pytest.raises(NotSupported, match="'--publish' is not supported yet"):
-        parse_run(["-p", "8080:80", "busybox"])
-    with pytest.raises(NotSupported, match="'--dns' is not supported yet"):
-        parse_run(["--dns=1.1.1.1", "busybox"])
+    with pytest.raises(NotSupported, match="'--secret' is not supported yet"):
+        parse_run(["--secret", "s", "busybox"])
+    with pytest.raises(NotSupported, match="'--ip6' is not supported yet"):
+        parse_run(["--ip6=fd00::5", "busybox"])
     # a podman default value changes nothing and is accepted
     assert run("--systemd=false", "--cgroups=enabled", "--passwd", "busybox").image == "busybox"
     assert {f.names[0] for f in flags_for("create")} == names - {
@@ -443,7 +443,9 @@ def test_namespaces_network_tz_runtime() -> None:
     assert (cfg.pid, cfg.ipc, cfg.uts, cfg.network) == ("host", "container:db", "", "none")
     assert (cfg.tz, cfg.runtime, cfg.cgroup_parent) == ("local", "runc", "/x")
     assert run("busybox").network == ContainerConfig(image="", image_id="").network
-    assert run("--network", "mynet", "busybox").network == "mynet"
+    net = run("--network", "mynet", "--network", "other:ip=10.1.2.3,alias=a", "busybox")
+    assert (net.network, list(net.networks)) == ("bridge", ["mynet", "other"])
+    assert net.networks["other"] == {"static_ips": ["10.1.2.3"], "aliases": ["a"]}
     assert error("--pid", "foo", "busybox") == "unrecognized namespace mode foo passed"
     assert error("--ipc", "container:", "busybox") == (
         'must provide name or ID or a container when specifying "container:"'

@@ -106,8 +106,27 @@ class ContainerConfig:
     healthcheck: Healthcheck | None = None
     log_driver: str = "k8s-file"
     log_max_size: int = 0  # bytes, 0 = no limit
-    #: "none", "host" (bridge networks arrive with the networking issue)
-    network: str = "none"
+    #: "" (the default: bridge when root), "bridge" (the networks in `networks`), "none",
+    #: "host", "ns:PATH", "container:ID", "slirp4netns", "pasta"
+    network: str = ""
+    #: with "bridge": per network name, {"interface_name", "static_ips", "static_mac",
+    #: "aliases"} (the fields of pypod.network.types.PerNetworkOptions)
+    networks: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: `-p`/`-P`, each {"host_ip", "host_port", "container_port", "protocol", "range"}
+    #: (pypod.network.types.PortMapping); host ports chosen when the container is created
+    ports: tuple[dict[str, Any], ...] = ()
+    #: `--expose` as given ("80", "8000-8010/udp")
+    expose: tuple[str, ...] = ()
+    publish_all: bool = False
+    #: `--dns`, `--dns-search`, `--dns-option`
+    dns_servers: tuple[str, ...] = ()
+    dns_search: tuple[str, ...] = ()
+    dns_options: tuple[str, ...] = ()
+    #: `--add-host NAME:IP` as (name, ip) pairs
+    add_hosts: tuple[tuple[str, str], ...] = ()
+    no_hosts: bool = False
+    #: options after `slirp4netns:`/`pasta:`
+    network_options: tuple[str, ...] = ()
     #: `--tz`: "local" or a zone name
     tz: str | None = None
     #: namespaces shared with the host or another container: "" (private), "host",
@@ -120,6 +139,12 @@ class ContainerConfig:
     #: the OCI runtime: "pypod" (in-process) or a binary's name or path
     runtime: str = "pypod"
     cgroup_parent: str | None = None
+    #: `--userns` ("", "host", "keep-id"), `--uidmap`/`--gidmap` as given
+    userns: str = ""
+    uidmap: tuple[str, ...] = ()
+    gidmap: tuple[str, ...] = ()
+    #: `--requires`: containers (IDs once created) started before this one
+    requires: tuple[str, ...] = ()
 
 
 def to_json(cfg: ContainerConfig) -> dict[str, Any]:
@@ -140,9 +165,13 @@ def from_json(data: dict[str, Any]) -> ContainerConfig:
     known = {f.name for f in fields(ContainerConfig)}
     kw: dict[str, Any] = {k: v for k, v in data.items() if k in known}
     for name in ("command", "group_add", "volumes_from", "cap_add", "cap_drop", "mask",
-                 "unmask", "devices", "ulimits"):  # fmt: skip
+                 "unmask", "devices", "ulimits", "ports", "expose", "dns_servers",
+                 "dns_search", "dns_options", "network_options", "requires", "uidmap",
+                 "gidmap"):  # fmt: skip
         if name in kw:
             kw[name] = tuple(kw[name])
+    if "add_hosts" in kw:
+        kw["add_hosts"] = tuple(tuple(pair) for pair in kw["add_hosts"])
     if kw.get("entrypoint") is not None:
         kw["entrypoint"] = tuple(kw["entrypoint"])
     kw["mounts"] = tuple(

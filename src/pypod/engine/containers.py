@@ -161,15 +161,27 @@ class Engine:
                 return current or c
             c.state = new
             self.save_state(c)
+        if info is None:
+            # the monitor died with the container: nobody ran its cleanup (network, mounts)
+            with contextlib.suppress(PypodError, OSError):
+                self._cleanup(c, from_monitor=False)
         return c
 
     def _refresh(self) -> None:
-        """The run directory is new (a reboot, or --runroot emptied): nothing runs any more."""
+        """The run directory is new (a reboot, or --runroot emptied): nothing runs any more.
+
+        What a container's network left on the host is undone (after a reboot there is none
+        left; with only the run directory emptied, its veth, rules and leases still are)."""
+        from pypod.engine.networking import detach
+
         with self.db.transaction():
             for row in self.db.query("SELECT id, name, config, state, created FROM containers"):
                 c = _container(row)
                 if c.status in LIVE:
                     c.state = exited_state(c.state, None)
+                if c.state.get("networks") or c.state.get("netns"):
+                    with contextlib.suppress(PypodError, OSError):
+                        detach(self, c)
                 c.state["mountpoint"] = ""
                 c.state["monitor_pid"] = 0
                 c.state["pid"] = 0
@@ -208,6 +220,16 @@ class Engine:
             raise AlreadyExists(self._name_in_use(name))
         cfg = self._with_image_defaults(cfg)
         cfg = replace(cfg, mounts=self._volumes_from(cfg))
+        from pypod.engine.networking import resolve
+
+        cfg = resolve(self, cfg, self._image_config(cfg.image_id))
+        if cfg.requires:
+            cfg = replace(cfg, requires=tuple(self.lookup(r).id for r in cfg.requires))
+        for kind in ("uts", "ipc", "pid"):  # `container:NAME` kept as `container:ID`
+            value = getattr(cfg, kind)
+            if value.startswith("container:"):
+                other = self.lookup(value.partition(":")[2])
+                cfg = replace(cfg, **{kind: f"container:{other.id}"})
         storage = self.store.create_container(cfg.image_id, names=[name])
         cid = storage.id
         try:
@@ -357,14 +379,18 @@ class Engine:
             os.unlink(self.paths.exit_file(c.id))
         rootfs = self.store.mount_container(c.id)
         volumes = self._mount_volumes(c)
-        netns = None
+        from pypod.engine import networking
+
+        net_state: dict[str, Any] = {}
         try:
-            if c.config.network == "none":
-                netns = self._make_netns(c)
+            netns, net_state = networking.attach(self, c)
+            c.state.update(net_state)
             image = self.store.image(c.config.image_id)
             config = image_config(self.store, image).get("config") or {}
+            net_files = networking.etc_network(c, net_state.get("networks") or {})
             spec = build_spec(self._shared_namespaces(c.config), config, container_id=c.id,
-                              rootfs=rootfs, userdata=userdata, netns=netns)  # fmt: skip
+                              rootfs=rootfs, userdata=userdata, netns=netns,
+                              net_files=net_files)  # fmt: skip
             process = spec.get("process") or {}
             if console_size and process.get("terminal") and min(console_size) > 0:
                 process["consoleSize"] = {"height": console_size[0], "width": console_size[1]}
@@ -379,7 +405,9 @@ class Engine:
             with contextlib.suppress(PypodError, OSError):
                 self.store.unmount_container(c.id)
             self._unmount_volumes(volumes)
-            self._remove_netns(netns)
+            if net_state:
+                with contextlib.suppress(PypodError, OSError):
+                    networking.detach(self, c)
             raise
         from pypod.engine.state import start_time
 
@@ -395,7 +423,7 @@ class Engine:
             "cleaned": False,
             "stopped_by_user": False,
             "volumes_mounted": volumes,
-            "netns": netns,
+            **net_state,
             "healthcheck": as_state(check) if check else None,
             "health": {"status": "starting", "failing_streak": 0, "log": []} if check else None,
         }
@@ -403,23 +431,6 @@ class Engine:
             self.save_state(c)
             self.container_event(c, "init")
         return pending
-
-    def _make_netns(self, c: Container) -> str:
-        """`--network none`: a network namespace of the container's own, with lo up."""
-        from pypod.linux import netns
-
-        path = os.path.join(self.paths.runroot, "netns", f"pypod-{c.id}")
-        with contextlib.suppress(PypodError, OSError):
-            netns.remove(path)  # what a crashed start left
-        netns.create(path)
-        return path
-
-    def _remove_netns(self, path: str | None) -> None:
-        if path:
-            from pypod.linux import netns
-
-            with contextlib.suppress(PypodError, OSError):
-                netns.remove(path)
 
     def _mount_volumes(self, c: Container) -> list[str]:
         """Mount the volumes with a filesystem of their own (`-o type=...`); their names."""
@@ -492,15 +503,20 @@ class Engine:
         return prefix
 
     def start(self, id_or_name: str, *, before_start: Callable[[Container], None] | None = None,
-              console_size: tuple[int, int] | None = None) -> Container:  # fmt: skip
+              console_size: tuple[int, int] | None = None,
+              restarting: bool = False) -> Container:  # fmt: skip
         """Start a container (set it up first unless `init` did); `before_start` runs when the
         container is created but not yet started (foreground runs attach there);
         `console_size` as for `init`."""
         c = self.lookup(id_or_name)
+        for required in c.config.requires:  # `--requires`: those first
+            other = self.sync(self.lookup(required))
+            if other.status not in LIVE:
+                self.start(other.id)
         with self.locked(c.id):
             c = self.lookup(c.id)
-            if c.status == "running":
-                return c
+            if c.status == "running" or restarting and c.state.get("stopped_by_user"):
+                return c  # (a restart the user's `stop` cancelled)
             if c.status == "paused":
                 raise InvalidState(f"container {c.id} is paused: unpause it instead")
             if c.status == "created":
@@ -550,11 +566,17 @@ class Engine:
     def stop(self, id_or_name: str, *, timeout: int | None = None) -> Container:
         """Stop signal, then SIGKILL after `timeout` seconds (the container's --stop-timeout)."""
         c = self.lookup(id_or_name)
-        if c.status in ("exited", "configured"):
+        if c.status == "configured":
             return c
         with self.locked(c.id):
             c = self.lookup(c.id)
             if c.status not in LIVE:
+                if c.config.restart_policy not in ("", "no") and not c.state.get(
+                    "stopped_by_user"
+                ):  # ended, its restart maybe pending: it is not to come
+                    c.state["stopped_by_user"] = True
+                    with self.db.transaction():
+                        self.save_state(c)
                 return c
             c.state["stopped_by_user"] = True
             with self.db.transaction():
@@ -611,11 +633,14 @@ class Engine:
             if remove if remove is not None else c.config.remove:
                 self._remove(c, volumes=True)
                 return
-        if self._should_restart(c):
+        with self.locked(c.id):  # decided under the lock: a `stop` meanwhile cancels it
+            c = self.lookup(c.id)
+            if c.status in LIVE or not self._should_restart(c):
+                return
             c.state["restart_count"] = int(c.state.get("restart_count", 0)) + 1
             with self.db.transaction():
                 self.save_state(c)
-            self.start(c.id)
+        self.start(c.id, restarting=True)
 
     def _should_restart(self, c: Container) -> bool:
         policy = c.config.restart_policy
@@ -637,8 +662,9 @@ class Engine:
                 self.store.unmount_container(c.id)
         self._unmount_volumes(list(c.state.get("volumes_mounted") or ()))
         c.state["volumes_mounted"] = []
-        self._remove_netns(c.state.get("netns"))
-        c.state["netns"] = None
+        from pypod.engine.networking import detach
+
+        detach(self, c)
         c.state["mountpoint"] = ""
         c.state["cleaned"] = True
         with self.db.transaction():
@@ -658,6 +684,12 @@ class Engine:
     def remove(self, id_or_name: str, *, force: bool = False, volumes: bool = False,
                timeout: int | None = None) -> str:  # fmt: skip
         c = self.lookup(id_or_name)
+        dependents = self.dependents(c.id)
+        if dependents:
+            raise AlreadyExists(
+                f"container {c.id} has dependent containers which must be removed before it: "
+                f"{', '.join(dependents)}: container already exists"
+            )
         if c.status in LIVE:
             if not force:
                 raise InvalidState(
@@ -672,6 +704,16 @@ class Engine:
             self._cleanup(found, from_monitor=False)
             self._remove(found, volumes=volumes)
         return c.id
+
+    def dependents(self, cid: str) -> list[str]:
+        """The containers that need `cid`: `--requires` it or join one of its namespaces."""
+        out = []
+        for other in self.containers():
+            cfg = other.config
+            refs = (cfg.uts, cfg.ipc, cfg.pid, cfg.network, *cfg.requires)
+            if other.id != cid and any(r == cid or r.endswith(f":{cid}") for r in refs if r):
+                out.append(other.id)
+        return out
 
     def _remove(self, c: Container, *, volumes: bool) -> None:
         with contextlib.suppress(ContainerNotFound):

@@ -4,12 +4,15 @@ Each is written into the container's userdata directory and bind-mounted (the sp
 makes the mounts from :func:`write_etc_files`' answer):
 
 * `/etc/hostname`: the hostname and a newline;
-* `/etc/hosts`: the host's /etc/hosts entries, then `localhost` (127.0.0.1 and ::1) and
-  `host.containers.internal` (the host's address) for names not already there, then
-  "127.0.0.1 HOSTNAME NAME" when the container has a network namespace of its own
-  (containers/common's etchosts, "IP<TAB>names");
-* `/etc/resolv.conf`: with the host's network, a copy of the host's (podman writes none for
-  `--network none`: the image's own file stays);
+* `/etc/hosts`: `--add-host` entries, the host's /etc/hosts entries, then `localhost`
+  (127.0.0.1 and ::1) and `host.containers.internal` (the first network's gateway, else the
+  host's address) for names not already there, then "IP HOSTNAME NAME" when the container has
+  a network namespace of its own (IP: its first network's address, else 127.0.0.1)
+  (containers/common's etchosts, "IP<TAB>names"); none with `--no-hosts`;
+* `/etc/resolv.conf`: with the host's network, a copy of the host's; with a network of its
+  own, the host's without loopback resolvers, after the network's DNS server and search
+  domain (`dns.podman`) and `--dns*` (podman writes none for `--network none` without
+  `--dns*`: the image's own file stays);
 * `/run/.containerenv`: empty, or with `--privileged` the engine, name, id, image, imageid and
   rootless lines;
 * `/etc/localtime` (`--tz`): a copy of the zone's file from /usr/share/zoneinfo.
@@ -24,8 +27,17 @@ import stat
 import pypod
 from pypod.atomic import write_atomic
 from pypod.errors import InvalidArgument
+from pypod.record import record
 
-__all__ = ["ZONEINFO", "hosts_text", "host_address", "write_etc_files", "zone_file"]
+__all__ = [
+    "ZONEINFO",
+    "NetworkFiles",
+    "hosts_text",
+    "resolv_conf_text",
+    "host_address",
+    "write_etc_files",
+    "zone_file",
+]
 
 ZONEINFO = "/usr/share/zoneinfo"
 HOST_HOSTS = "/etc/hosts"
@@ -42,8 +54,7 @@ def write_etc_files(
     container_id: str,
     name: str,
     hostname: str,
-    own_network: bool,
-    host_network: bool,
+    net: NetworkFiles,
     privileged: bool,
     image: str,
     image_id: str,
@@ -52,8 +63,7 @@ def write_etc_files(
 ) -> dict[str, str]:
     """Write the files into `userdata`; returns {destination in the container: host file}.
 
-    `own_network`: the container gets a network namespace of its own (hosts then names it on
-    127.0.0.1); `host_network`: it shares the host's (then it gets the host's resolv.conf).
+    `net`: what the container's network puts in /etc/hosts and /etc/resolv.conf.
     `zone`: the host's zone file to copy for `--tz` (:func:`zone_file`).  Destinations in
     `skip` (the user mounts something there) are neither written nor returned.
     """
@@ -63,14 +73,18 @@ def write_etc_files(
         _containerenv(container_id, name, image, image_id) if privileged else b"",
     )
     files["/etc/hostname"] = ("hostname", (hostname + "\n").encode())
-    entries = [(hostname, name)] if own_network else []
-    base = _read_host_file(HOST_HOSTS)
-    files["/etc/hosts"] = ("hosts", hosts_text(base, entries, host_address()).encode())
-    if host_network:
-        files["/etc/resolv.conf"] = (
-            "resolv.conf",
-            (_read_host_file(HOST_RESOLV_CONF) or "").encode(),
-        )
+    if not net.no_hosts:
+        entries = [] if net.mode == "host" else [(hostname, name)]
+        base = _read_host_file(HOST_HOSTS)
+        host_ip = net.host_ip or host_address()
+        text = hosts_text(base, entries, host_ip, ip=net.ips[0] if net.ips else "127.0.0.1",
+                          extra=net.add_hosts)  # fmt: skip
+        files["/etc/hosts"] = ("hosts", text.encode())
+    if net.mode != "none" or net.nameservers or net.search or net.options:
+        host = _read_host_file(HOST_RESOLV_CONF) or ""
+        plain = net.mode == "host" and not (net.nameservers or net.search or net.options)
+        text = host if plain else resolv_conf_text(host, net)  # the host's own, as it is
+        files["/etc/resolv.conf"] = ("resolv.conf", text.encode())
     if zone:
         with open(zone, "rb") as f:
             files["/etc/localtime"] = ("localtime", f.read())
@@ -84,8 +98,68 @@ def write_etc_files(
     return out
 
 
+@record
+class NetworkFiles:
+    """What a container's network says in its /etc/hosts and /etc/resolv.conf."""
+
+    #: the network mode: "bridge", "none", "host", "container:ID", "pasta"...
+    mode: str
+    #: the container's address named by its hostname (its first network's), if any
+    ips: tuple[str, ...] = ()
+    #: host.containers.internal: the first network's gateway; None for the host's address
+    host_ip: str | None = None
+    nameservers: tuple[str, ...] = ()
+    #: `--dns` given: only `nameservers`; else they come before the host's
+    replace_servers: bool = False
+    search: tuple[str, ...] = ()
+    replace_search: bool = False
+    options: tuple[str, ...] = ()
+    add_hosts: tuple[tuple[str, str], ...] = ()
+    no_hosts: bool = False
+
+
+def resolv_conf_text(host: str, net: NetworkFiles) -> str:
+    """/etc/resolv.conf: the host's, with the network's servers and search domains first.
+
+    With a network namespace of its own the container cannot reach the host's loopback
+    resolvers (systemd-resolved's 127.0.0.53), so those are dropped, as podman does.
+    """
+    servers: list[str] = []
+    search: list[str] = []
+    options: list[str] = []
+    for raw in host.splitlines():
+        words = raw.split("#", 1)[0].split(";", 1)[0].split()
+        if len(words) < 2:
+            continue
+        if words[0] == "nameserver":
+            if net.mode == "host" or not _loopback(words[1]):
+                servers.append(words[1])
+        elif words[0] in ("search", "domain"):
+            search = words[1:]
+        elif words[0] == "options":
+            options.extend(words[1:])
+    servers = list(net.nameservers) if net.replace_servers else [*net.nameservers, *servers]
+    search = list(net.search) if net.replace_search else [*net.search, *search]
+    options = list(dict.fromkeys([*options, *net.options]))
+    if not servers and net.mode != "host":
+        servers = ["8.8.8.8", "8.8.4.4"]  # containers/common's defaults
+    lines = []
+    if search:
+        lines.append("search " + " ".join(dict.fromkeys(search)))
+    lines.extend(f"nameserver {s}" for s in dict.fromkeys(servers))
+    if options:
+        lines.append("options " + " ".join(options))
+    return "".join(line + "\n" for line in lines)
+
+
+def _loopback(address: str) -> bool:
+    return address.startswith("127.") or address == "::1"
+
+
 def _containerenv(container_id: str, name: str, image: str, image_id: str) -> bytes:
-    rootless = 0 if os.geteuid() == 0 else 1
+    from pypod.linux.userns import rootless as is_rootless
+
+    rootless = 1 if is_rootless() else 0
     return (
         f'engine="pypod-{pypod.__version__}"\nname="{name}"\nid="{container_id}"\n'
         f'image="{image}"\nimageid="{image_id}"\nrootless={rootless}\n'
@@ -100,13 +174,22 @@ def _read_host_file(path: str) -> str | None:
         return None
 
 
-def hosts_text(base: str | None, containers: list[tuple[str, str]], host_ip: str | None) -> str:
-    """/etc/hosts: `base`'s entries, then the special ones for names not yet present.
+def hosts_text(
+    base: str | None,
+    containers: list[tuple[str, str]],
+    host_ip: str | None,
+    *,
+    ip: str = "127.0.0.1",
+    extra: tuple[tuple[str, str], ...] = (),
+) -> str:
+    """/etc/hosts: `extra` (`--add-host` (name, ip) pairs), `base`'s entries, then the special
+    ones for names not yet present.
 
-    `containers` are (hostname, name) pairs put on 127.0.0.1.
+    `containers` are (hostname, name) pairs put on `ip` (the container's address on its first
+    network; 127.0.0.1 without one).
     """
-    lines = []
-    seen: set[str] = set()
+    lines = [f"{address}\t{host}" for host, address in extra]
+    seen: set[str] = {host for host, _ in extra}
     for raw in (base or "").splitlines():
         fields = raw.split("#", 1)[0].split()
         if len(fields) < 2:
@@ -117,7 +200,7 @@ def hosts_text(base: str | None, containers: list[tuple[str, str]], host_ip: str
     if host_ip:
         special.append((host_ip, [HOST_CONTAINERS_INTERNAL]))
     for hostname, name in containers:
-        special.append(("127.0.0.1", list(dict.fromkeys(n for n in (hostname, name) if n))))
+        special.append((ip, list(dict.fromkeys(n for n in (hostname, name) if n))))
     for ip, names in special:
         free = [n for n in names if n not in seen]
         if free:

@@ -11,6 +11,7 @@ import json
 import os
 from typing import Any
 
+from pypod.engine import networking
 from pypod.engine.containers import Engine
 from pypod.engine.state import Container, shown_status
 from pypod.errors import PypodError
@@ -146,23 +147,7 @@ def inspect_container(eng: Engine, c: Container, *, size: bool = False) -> dict[
         "GraphDriver": {"Name": "overlay", "Data": {}},
         "Mounts": mounts,
         "Dependencies": [],
-        "NetworkSettings": {
-            "EndpointID": "",
-            "Gateway": "",
-            "IPAddress": "",
-            "IPPrefixLen": 0,
-            "IPv6Gateway": "",
-            "GlobalIPv6Address": "",
-            "GlobalIPv6PrefixLen": 0,
-            "MacAddress": "",
-            "Bridge": "",
-            "SandboxID": "",
-            "HairpinMode": False,
-            "LinkLocalIPv6Address": "",
-            "LinkLocalIPv6PrefixLen": 0,
-            "Ports": {},
-            "SandboxKey": "",
-        },  # fmt: skip
+        "NetworkSettings": networking.network_settings(c),
         "Namespace": "",
         "IsInfra": False,
         "IsService": False,
@@ -210,8 +195,8 @@ def inspect_container(eng: Engine, c: Container, *, size: bool = False) -> dict[
                 "Tag": "",
                 "Size": f"{cfg.log_max_size}B" if cfg.log_max_size else "0B",
             },
-            "NetworkMode": cfg.network,
-            "PortBindings": {},
+            "NetworkMode": cfg.network or networking.default_mode(),
+            "PortBindings": networking.port_bindings(c),
             "RestartPolicy": {
                 "Name": "" if cfg.restart_policy == "no" else cfg.restart_policy,
                 "MaximumRetryCount": cfg.restart_retries,
@@ -221,10 +206,10 @@ def inspect_container(eng: Engine, c: Container, *, size: bool = False) -> dict[
             "VolumesFrom": list(cfg.volumes_from) or None,
             "CapAdd": list(cfg.cap_add),
             "CapDrop": list(cfg.cap_drop),
-            "Dns": [],
-            "DnsOptions": [],
-            "DnsSearch": [],
-            "ExtraHosts": [],
+            "Dns": list(cfg.dns_servers),
+            "DnsOptions": list(cfg.dns_options),
+            "DnsSearch": list(cfg.dns_search),
+            "ExtraHosts": [f"{host}:{ip}" for host, ip in cfg.add_hosts],
             "GroupAdd": list(cfg.group_add),
             "IpcMode": cfg.ipc or "shareable",
             "Cgroup": "",
@@ -233,7 +218,7 @@ def inspect_container(eng: Engine, c: Container, *, size: bool = False) -> dict[
             "OomScoreAdj": cfg.oom_score_adj or 0,
             "PidMode": cfg.pid or "private",
             "Privileged": cfg.privileged,
-            "PublishAllPorts": False,
+            "PublishAllPorts": cfg.publish_all,
             "ReadonlyRootfs": cfg.read_only,
             "SecurityOpt": [],
             "Tmpfs": {m.destination: ",".join(m.options) for m in cfg.mounts if m.type == "tmpfs"},

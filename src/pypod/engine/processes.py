@@ -59,13 +59,49 @@ def container_pids(c: Container) -> list[int]:
     paths = cgroup_paths(pid)
     directory = paths.get("pids") or paths.get("memory") or paths.get("")
     pids: list[int] = []
-    if directory:
+    if directory and c.id in directory:  # a cgroup of the container's own
         try:
             with open(os.path.join(directory, "cgroup.procs")) as f:
                 pids = [int(x) for x in f.read().split()]
         except OSError:
             pids = []
+    else:  # none (rootless on cgroup v1): its processes are those of its pid namespace
+        pids = _in_pid_namespace(pid)
     return sorted(pids) or [pid]
+
+
+def _in_pid_namespace(pid: int) -> list[int]:
+    """The processes in `pid`'s pid namespace; with the host's, `pid` and its descendants."""
+    try:
+        ns = os.readlink(f"/proc/{pid}/ns/pid")
+        host = os.readlink("/proc/self/ns/pid")
+    except OSError:
+        return [pid]
+    parents: dict[int, int] = {}
+    found: list[int] = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            if os.readlink(f"/proc/{entry}/ns/pid") != ns:
+                continue
+            with open(f"/proc/{entry}/stat") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        found.append(int(entry))
+        parents[int(entry)] = int(stat[stat.rindex(")") + 2 :].split()[1])
+    if ns != host:
+        return found
+    tree = {pid}
+    changed = True
+    while changed:
+        changed = False
+        for child, parent in parents.items():
+            if parent in tree and child not in tree:
+                tree.add(child)
+                changed = True
+    return sorted(tree)
 
 
 @record

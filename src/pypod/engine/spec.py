@@ -26,6 +26,7 @@ from typing import Any
 
 from pypod.engine import etcfiles, spec_limits, spec_mounts, spec_security
 from pypod.engine.config import ContainerConfig
+from pypod.engine.etcfiles import NetworkFiles
 from pypod.engine.users import (
     ExecUser,
     lookup_groups,
@@ -80,12 +81,14 @@ def build_spec(
     rootfs: str,
     userdata: str,
     netns: str | None = None,
+    net_files: NetworkFiles | None = None,
 ) -> dict[str, Any]:
     """The config.json of the container, as a dict; writes its etc files into `userdata`.
 
     `image_config` is the `config` object of the image's OCI config (Env, Cmd, Entrypoint,
     WorkingDir, User, StopSignal...); `rootfs` the container's mounted root; `netns` the
-    path of a network namespace made for `--network none` (with lo up).
+    path of the network namespace the engine made or joins (None: the runtime makes one, or
+    the host's); `net_files` what the network puts in /etc/hosts and /etc/resolv.conf.
     """
     rootfs = os.path.abspath(rootfs)
     # Everything that can be refused is worked out before anything is written or chowned.
@@ -133,8 +136,7 @@ def build_spec(
         container_id=container_id,
         name=cfg.name,
         hostname=hostname,
-        own_network=ns.network == "private",
-        host_network=ns.network == "host",
+        net=net_files or etcfiles.NetworkFiles(mode="host" if ns.network == "host" else "none"),
         privileged=cfg.privileged,
         image=cfg.image,
         image_id=cfg.image_id,
@@ -171,6 +173,9 @@ def build_spec(
         annotations=annotations,
         linux=linux,
     )
+    from pypod.engine import rootless
+
+    spec = rootless.with_userns(cfg, spec, userdata)  # --userns=keep-id, --uidmap, --gidmap
     return spec_to_dict(spec)
 
 
@@ -377,14 +382,16 @@ def _ns_mode(value: str, flag: str) -> tuple[str, str]:
 
 
 def _namespaces(cfg: ContainerConfig, netns: str | None = None) -> _Namespaces:
-    if cfg.network == "none":
-        net = ("private", netns or "")  # the engine's namespace with lo up, when it made one
-    elif cfg.network == "host":
+    if cfg.network == "host":
         net = ("host", "")
     elif cfg.network.startswith(("path:", "ns:")):
         net = _ns_mode(cfg.network, "network")
+    elif netns and cfg.network.startswith("container:"):
+        net = ("path", netns)  # the other container's namespace, joined
+    elif cfg.network in ("", "none", "bridge", "pasta", "slirp4netns", "private"):
+        net = ("private", netns or "")  # the engine's namespace (lo up), when it made one
     else:
-        raise NotSupported(f"network mode '{cfg.network}' is not supported yet: only host and none")
+        raise NotSupported(f"network mode '{cfg.network}' is not supported yet")
     modes = {
         "pid": _ns_mode(cfg.pid, "pid"),
         "network": net,
@@ -436,6 +443,10 @@ def _sysctls(cfg: ContainerConfig, ns: _Namespaces) -> dict[str, str]:
 
 
 def _cgroups_path(cfg: ContainerConfig, container_id: str) -> str:
+    from pypod.engine import rootless
+
+    if rootless.without_cgroups():  # rootless on cgroup v1: none (the runtime skips them)
+        return ""
     parent = cfg.cgroup_parent or CGROUP_PARENT
     if parent.endswith(".slice"):
         raise InvalidArgument(
@@ -455,7 +466,12 @@ def _devices(
     found, rules = devices.user_devices(cfg.devices) if cfg.devices else ((), ())
     if cfg.privileged:
         taken = {d.path for d in found}
-        found = (*(d for d in devices.host_devices() if d.path not in taken), *found)
+        host = devices.host_devices()
+        from pypod.linux import userns
+
+        if userns.rootless():  # bound from the host, not made: not the pty ones (podman)
+            host = tuple(d for d in host if not d.path.startswith(("/dev/ptmx", "/dev/tty")))
+        found = (*(d for d in host if d.path not in taken), *found)
     return found, rules
 
 

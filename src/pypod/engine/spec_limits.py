@@ -128,7 +128,11 @@ def _show_rlim(value: int) -> str:
 
 
 def _has_sys_resource() -> bool:
+    from pypod.linux import userns
     from pypod.linux.capabilities import CAP_NAMES, read_status
+
+    if userns.in_user_namespace():  # rootless: capabilities in a user namespace do not count
+        return False
 
     return bool(read_status()["CapEff"] >> CAP_NAMES["CAP_SYS_RESOURCE"] & 1)
 
@@ -143,6 +147,11 @@ def resources(cfg: ContainerConfig, device_rules: tuple[LinuxDeviceCgroup, ...])
     """Device rules (deny all unless --privileged, then the --device ones), memory, cpu and
     the pids limit (podman's 2048 unless given; 0 or -1: none)."""
     r = cfg.resources
+    from pypod.engine import rootless
+
+    if rootless.without_cgroups():  # rootless on cgroup v1: no cgroup, so no limits (podman)
+        rootless.check_no_resources(r)
+        return LinuxResources()
     if cfg.privileged:
         devices = (LinuxDeviceCgroup(allow=True, access="rwm"), *device_rules)
     else:

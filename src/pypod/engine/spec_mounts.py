@@ -53,6 +53,11 @@ def sort_mounts(mounts: Iterable[Mount]) -> list[Mount]:
     return sorted(mounts, key=_depth)
 
 
+_DEVPTS = ("nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5")
+#: /proc bound from the host (rootless with the host's pid namespace, as podman)
+_PROC_BIND = ("rbind", "nosuid", "noexec", "nodev")
+
+
 def default_mounts(cfg: ContainerConfig, *, shm_source: str | None, cgroup_rw: bool) -> list[Mount]:
     """/proc, /dev, /sys, /dev/pts, /dev/mqueue, /dev/shm and /sys/fs/cgroup.
 
@@ -68,6 +73,13 @@ def default_mounts(cfg: ContainerConfig, *, shm_source: str | None, cgroup_rw: b
             options=("nosuid", "noexec", "strictatime", "mode=755", "size=65536k"),
         ),
     ]
+    from pypod.linux import userns
+
+    if cfg.pid == "host" and userns.rootless():  # a user namespace cannot mount the host's
+        mounts[0] = Mount(destination="/proc", type="bind", source="/proc", options=_PROC_BIND)
+    devpts: tuple[str, ...] = _DEVPTS
+    if userns.rootless() and not userns.is_mapped(5):  # a single-id map: no tty group (podman)
+        devpts = tuple(o for o in devpts if o != "gid=5")
     if cgroup_rw:
         sys_options: tuple[str, ...] = ("rprivate", *_NOSUID_NOEXEC_NODEV, "rw")
     else:
@@ -78,7 +90,7 @@ def default_mounts(cfg: ContainerConfig, *, shm_source: str | None, cgroup_rw: b
             destination="/dev/pts",
             type="devpts",
             source="devpts",
-            options=("nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"),
+            options=devpts,
         ),
         Mount(
             destination="/dev/mqueue", type="mqueue", source="mqueue", options=_NOSUID_NOEXEC_NODEV

@@ -42,6 +42,14 @@ def create(path: str) -> None:
     except OSError as e:
         raise from_oserror(f"create network namespace file {path}", e) from e
     os.close(fd)
+    from pypod.linux import userns
+
+    if userns.in_user_namespace():  # rootless: no way back to the host's namespace; a child
+        try:
+            return userns.create_netns_in_child(path)
+        except BaseException:
+            os.unlink(path)
+            raise
     original = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
     mounted = False
     try:

@@ -24,6 +24,7 @@ from pypod.errors import (
     RuntimeError_,
 )
 from pypod.linux import syscalls as sc
+from pypod.linux import userns
 from pypod.oci.runtime_spec import (
     LinuxDeviceCgroup,
     LinuxResources,
@@ -307,7 +308,11 @@ class Runtime:
         if self.status(record) is Status.STOPPED:
             raise InvalidState("container not running")
         if all_processes:
-            self._manager(record).kill_all(sig)
+            manager = self._manager(record)
+            manager.kill_all(sig)
+            if not manager.pids():  # no cgroup (rootless on v1): the init, as runc does
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(record.init_pid, sig)
             return
         try:
             os.kill(record.init_pid, sig)
@@ -489,7 +494,9 @@ class Runtime:
 
         linux = spec.linux
         manager = new_manager(
-            linux.cgroups_path or "" if linux else "", container_id, rootless=self.rootless
+            linux.cgroups_path or "" if linux else "",
+            container_id,
+            rootless=self.rootless or userns.in_user_namespace(),  # runc: rootless cgroups
         )
         manager.create()
         manager.set_resources(_with_default_device_rules(linux.resources if linux else None))
@@ -515,7 +522,9 @@ class Runtime:
                 join.append((ns.type, ns.path))
             else:
                 flags |= sc.NAMESPACES[ns.type][0]
+        # a user namespace of its own, or the caller's (rootless pypod: the pause process's)
         in_userns = any(ns.type == "user" for ns in spec.linux.namespaces)
+        in_userns = in_userns or userns.in_user_namespace()
         hook_state = _hook_state(
             os.path.basename(os.path.dirname(fifo)), Status.CREATING, 0, bundle, spec.annotations
         )  # the init sets its pid (in the container's pid namespace, as runc's init does)

@@ -114,8 +114,11 @@ def _make(eng: Engine, key: str, values: list[str], *, prune: bool) -> Predicate
         return lambda c: ((c.state.get("health") or {}).get("status") or "") in values
     if key == "until":
         return _until(values)
-    if key in ("pod", "network"):
-        # no pods, and no networks but none/host (which are not networks podman can inspect)
+    if key == "network":
+        return lambda c: c.config.network in ("", "bridge") and any(
+            n in c.config.networks for n in values
+        )
+    if key == "pod":  # no pods yet
         return lambda c: False
     if key == "restart-policy":
         bad = [v for v in values if v not in _RESTART_POLICIES]

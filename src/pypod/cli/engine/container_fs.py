@@ -184,9 +184,12 @@ def cmd_unmount(g: Globals, opts: Parsed) -> int:
 # --- port -----------------------------------------------------------------------------------------
 def published_ports(c: Container) -> tuple[tuple[str, int, int, str, int], ...]:
     """(host ip, host port, container port, protocols, range) of each port the container
-    publishes.  pypod cannot publish ports yet (that comes with bridge networking), so a
-    container has none."""
-    return ()
+    publishes."""
+    return tuple(
+        (p.get("host_ip") or "", int(p["host_port"]), int(p["container_port"]),
+         p.get("protocol") or "tcp", int(p.get("range") or 1))
+        for p in c.config.ports
+    )  # fmt: skip
 
 
 def port_lines(ports: tuple[tuple[str, int, int, str, int], ...], want: tuple[int, str] | None
@@ -198,7 +201,7 @@ def port_lines(ports: tuple[tuple[str, int, int, str, int], ...], want: tuple[in
         number, proto = want
         for host_ip, host_port, cport, protocols, size in ports:
             if cport <= number < cport + size and proto in protocols.split(","):
-                out.append(f"{host_ip}:{host_port + number - cport}")
+                out.append(f"{host_ip or '0.0.0.0'}:{host_port + number - cport}")
         return out or None
     for host_ip, host_port, cport, protocols, size in ports:
         for proto in protocols.split(","):

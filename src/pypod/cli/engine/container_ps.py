@@ -86,7 +86,7 @@ def _ps_struct(c: Container, now: float, *, no_trunc: bool, size: dict[str, int]
         Status=_status_text(c, now),
         # podman's psReporter.State(): the status without the health
         State=_status_text(c, now, health=False),
-        Ports="",
+        Ports=_ports_text(c),
         Names=c.name,
         Labels=dict(c.config.labels) or None,
         Mounts=[m.destination for m in c.config.mounts],
@@ -96,7 +96,7 @@ def _ps_struct(c: Container, now: float, *, no_trunc: bool, size: dict[str, int]
         ExitedAt=int(finished) if finished else -62135596800,
         StartedAt=int(started) if started else -62135596800,
         AutoRemove=c.config.remove,
-        Networks="",
+        Networks=",".join(_network_names(c)),
         Pod="",
         PodName="",
         Size=size,
@@ -104,6 +104,24 @@ def _ps_struct(c: Container, now: float, *, no_trunc: bool, size: dict[str, int]
         # no --ns: libpod's empty namespace struct (seven strings), as Go prints it
         Namespaces="{      }",
     )
+
+
+def _network_names(c: Container) -> list[str]:
+    return list(c.config.networks) if c.config.network in ("", "bridge") else []
+
+
+def _ports_text(c: Container) -> str:
+    """podman's PORTS column: "0.0.0.0:8080->80/tcp, 0.0.0.0:9000-9001->90-91/udp"."""
+    out = []
+    for p in c.config.ports:
+        host_ip = p.get("host_ip") or "0.0.0.0"
+        size = int(p.get("range") or 1)
+        hp, cp = int(p["host_port"]), int(p["container_port"])
+        hosts = f"{hp}-{hp + size - 1}" if size > 1 else str(hp)
+        ctrs = f"{cp}-{cp + size - 1}" if size > 1 else str(cp)
+        for proto in str(p.get("protocol") or "tcp").split(","):
+            out.append(f"{host_ip}:{hosts}->{ctrs}/{proto}")
+    return ", ".join(out)
 
 
 def _go_time_string(t: float) -> str:
@@ -129,11 +147,11 @@ def _ps_json(s: Struct, c: Container) -> dict[str, Any]:
         "Mounts": s["Mounts"],
         "Names": [c.name],
         "Namespaces": {},
-        "Networks": [],
+        "Networks": _network_names(c),
         "Pid": s["Pid"],
         "Pod": "",
         "PodName": "",
-        "Ports": None,
+        "Ports": [dict(p) for p in c.config.ports] or None,
         "Size": s["Size"],
         "StartedAt": s["StartedAt"],
         "State": _shown_status(c),

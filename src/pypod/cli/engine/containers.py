@@ -386,8 +386,8 @@ def cmd_restart(g: Globals, opts: Parsed) -> int:
 def cmd_rm(g: Globals, opts: Parsed) -> int:
     eng = engine(g)
     timeout = opts.number("time", -1) if opts.text("time") is not None else None
-    if opts.flag("all"):
-        names = [c.id for c in eng.containers()]
+    if opts.flag("all"):  # newest first: a container's dependents are newer than it
+        names = [c.id for c in sorted(eng.containers(), key=lambda c: -c.created)]
     else:
         names = _targets(eng, opts)
     ignore = opts.flag("ignore")
@@ -437,7 +437,8 @@ def _dependents(eng: Engine, names: Sequence[str]) -> list[str]:
     ids = {eng.lookup(n).id for n in names}
     out = []
     for c in eng.containers():
-        refs = (c.config.uts, c.config.ipc, c.config.pid, *c.config.volumes_from)
+        refs = (c.config.uts, c.config.ipc, c.config.pid, c.config.network,
+                *c.config.volumes_from, *c.config.requires)  # fmt: skip
         if c.id not in ids and any(any(i in r for i in ids) for r in refs if r):
             out.append(c.id)
     return out

@@ -57,7 +57,7 @@ class UsageError(InvalidArgument):
 
 
 #: groups whose sub-command is the second word (`image ls`, `system df`)
-GROUPS = ("image", "system", "volume", "container", "healthcheck")
+GROUPS = ("image", "system", "volume", "container", "healthcheck", "network")
 
 #: command modules (under `pypod.cli.engine`) and the commands each one serves; a command is
 #: looked up in its own module only, since start-up time counts (`transfer` brings the copy
@@ -71,7 +71,17 @@ _MODULES: dict[str, tuple[str, ...]] = {
     "volumes": ("volume create", "volume ls", "volume list", "volume inspect", "volume rm",
                 "volume remove", "volume prune", "volume exists"),
 }  # fmt: skip
-_OPTIONAL = ("volumes", "containers", "container_io", "inspect", "container_fs", "system", "health")
+_OPTIONAL = (
+    "networks",
+    "unshare",
+    "volumes",
+    "containers",
+    "container_io",
+    "inspect",
+    "container_fs",
+    "system",
+    "health",
+)
 _CONTAINER_VERBS = ("run", "create", "start", "stop", "kill", "restart", "rm", "ps", "wait",
                    "pause", "unpause", "rename")  # fmt: skip
 _MODULES["containers"] = (
@@ -88,6 +98,12 @@ _FS_VERBS = ("cp", "diff", "export", "commit", "mount", "umount", "unmount", "po
 _MODULES["container_fs"] = (*_FS_VERBS, *(f"container {verb}" for verb in _FS_VERBS))
 _IO_VERBS = ("logs", "attach", "exec", "top", "stats")
 _MODULES["container_io"] = (*_IO_VERBS, *(f"container {verb}" for verb in _IO_VERBS))
+_MODULES["networks"] = tuple(
+    f"network {verb}"
+    for verb in ("create", "ls", "list", "inspect", "rm", "remove", "prune", "exists",
+                 "connect", "disconnect", "reload")
+)  # fmt: skip
+_MODULES["unshare"] = ("unshare",)
 
 
 def _commands(name: str | None = None) -> dict[str, Command]:
@@ -113,11 +129,13 @@ def _present(module: str) -> bool:
 
 def default_locations() -> tuple[str, str]:
     """(graphroot, runroot): rootful /var/lib/pypod and /run/pypod, rootless under $HOME."""
-    if os.geteuid() == 0:
+    # in the rootless namespace (`pypod unshare`, the monitor) euid is 0: the variable tells
+    rootless_uid = os.environ.get("_PYPOD_ROOTLESS_UID")
+    if os.geteuid() == 0 and rootless_uid is None:
         return "/var/lib/pypod", "/run/pypod"
     home = os.environ.get("HOME", "/")
     data = os.environ.get("XDG_DATA_HOME") or os.path.join(home, ".local", "share")
-    run = os.environ.get("XDG_RUNTIME_DIR") or f"/tmp/pypod-run-{os.geteuid()}"
+    run = os.environ.get("XDG_RUNTIME_DIR") or f"/tmp/pypod-run-{rootless_uid or os.geteuid()}"
     return os.path.join(data, "pypod"), os.path.join(run, "pypod")
 
 
@@ -188,6 +206,10 @@ def _run(args: list[str]) -> int:
         driver=driver if isinstance(driver, str) else None,
         tmpdir=tmpdir if isinstance(tmpdir, str) else None,
     )
+    if os.geteuid() != 0:  # rootless: into the user's namespace first (the pause process)
+        from pypod.engine import rootless
+
+        rootless.enter(glob.runroot)
     return command.handler(glob, opts)
 
 

@@ -20,6 +20,7 @@ import json
 import os
 import re
 from collections.abc import Sequence
+from typing import Any
 
 from pypod.cli.engine.run_limits import oom_score_adj, resources, shm_size, ulimits
 from pypod.cli.engine.run_mounts import VOLUME_NAME_RE, check_device, check_volumes_from, unify
@@ -222,7 +223,10 @@ def _parse_run(args: Sequence[str], command: str) -> tuple[ContainerConfig, RunE
         )
     if v.flag("replace") and not name:
         raise InvalidArgument("cannot replace container without --name being set")
-    network = _network(v)
+    from pypod.cli.engine.run_network import network_fields
+
+    net = network_fields(v.texts, v.text, v.flag)
+    network = net["network"] or None
     uts = _namespace(v, "uts", ("host", "private"))
     restart, retries = _restart(v)
     privileged = v.flag("privileged")
@@ -280,9 +284,11 @@ def _parse_run(args: Sequence[str], command: str) -> tuple[ContainerConfig, RunE
         ipc=_namespace(v, "ipc", ("host", "private", "shareable", "none")),
         pid=_namespace(v, "pid", ("host", "private")),
         remove=v.flag("rm"),
-        network=_DEFAULT.network if network is None else network,
+        **net,
         runtime=_runtime(v.text("runtime")) if v.has("runtime") else _DEFAULT.runtime,
         cgroup_parent=v.text("cgroup-parent") or None,
+        requires=tuple(v.texts("requires")),
+        **_userns(v),
     )
     if config.remove and _restart_text(v) not in ("", "no", "on-failure"):
         raise InvalidArgument(
@@ -690,16 +696,17 @@ def _namespace(v: _Values, kind: str, modes: tuple[str, ...]) -> str:
     raise InvalidArgument(f"unrecognized namespace mode {text} passed")
 
 
-def _network(v: _Values) -> str | None:
-    given = v.texts("network")
-    if not given:
-        return None
-    if len(given) > 1:
-        raise NotSupported("connecting a container to several networks is not supported yet")
-    text = given[0]
-    if text == "" or text == "container:" or text == "ns:":
-        raise InvalidArgument(f"invalid --network {go_quote(text)}")
-    return text
+def _userns(v: _Values) -> dict[str, Any]:
+    """`--userns`, `--uidmap`, `--gidmap`, checked now (errors before anything is made)."""
+    from pypod.engine.rootless import userns_plan
+
+    mode, uidmap, gidmap = (
+        v.text("userns") or "",
+        tuple(v.texts("uidmap")),
+        tuple(v.texts("gidmap")),
+    )
+    userns_plan(mode, uidmap, gidmap)
+    return {"userns": mode, "uidmap": uidmap, "gidmap": gidmap}
 
 
 def _runtime(text: str | None) -> str:

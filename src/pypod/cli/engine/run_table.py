@@ -21,7 +21,7 @@ def _f(names: str, value: bool = False, many: bool = False, help: str = "") -> F
 
 #: podman's flags that pypod does not implement (name, takes a value, a list): refused when used
 NOT_IMPLEMENTED: tuple[tuple[str, bool, bool], ...] = (
-            ("add-host", True, True), ("attach,a", True, True), ("blkio-weight", True, False),
+            ("attach,a", True, True), ("blkio-weight", True, False),
             ("blkio-weight-device", True, True), ("cgroup-conf", True, True),
             ("cgroupns", True, False), ("cgroups", True, False), ("chrootdirs", True, True),
             ("conmon-pidfile", True, False), ("cpu-period", True, False),
@@ -29,23 +29,20 @@ NOT_IMPLEMENTED: tuple[tuple[str, bool, bool], ...] = (
             ("cpu-rt-runtime", True, False), ("cpuset-mems", True, False),
             ("device-cgroup-rule", True, True), ("device-read-bps", True, True),
             ("device-read-iops", True, True), ("device-write-bps", True, True),
-            ("device-write-iops", True, True), ("dns", True, True), ("dns-option", True, True),
-            ("dns-search", True, True), ("env-merge", True, True), ("expose", True, True),
-            ("gidmap", True, True), ("health-on-failure", True, False),
+            ("device-write-iops", True, True), ("env-merge", True, True),
+            ("health-on-failure", True, False),
             ("hostuser", True, True), ("image-volume", True, False), ("init-ctr", True, False),
-            ("init-path", True, False), ("ip", True, False), ("ip6", True, False),
-            ("mac-address", True, False), ("memory-swappiness", True, False),
-            ("network-alias", True, True), ("no-hosts", False, False),
+            ("init-path", True, False), ("ip6", True, False),
+            ("memory-swappiness", True, False),
             ("oom-kill-disable", False, False), ("passwd", False, False),
             ("passwd-entry", True, False), ("personality", True, False),
             ("pidfile", True, False), ("pod", True, False), ("pod-id-file", True, False),
-            ("preserve-fds", True, False), ("publish,p", True, True),
-            ("publish-all,P", False, False), ("requires", True, True), ("rmi", False, False),
+            ("preserve-fds", True, False), ("rmi", False, False),
             ("rootfs", False, False), ("sdnotify", True, False),
             ("seccomp-policy", True, False), ("secret", True, True),
             ("subgidname", True, False), ("subuidname", True, False), ("systemd", True, False),
-            ("timeout", True, False), ("uidmap", True, True), ("umask", True, False),
-            ("unsetenv", True, True), ("unsetenv-all", False, False), ("userns", True, False),
+            ("timeout", True, False), ("umask", True, False),
+            ("unsetenv", True, True), ("unsetenv-all", False, False),
 )  # fmt: skip
 
 #: every flag of `podman run` and `podman create` (4.3), implemented or refused clearly
@@ -118,12 +115,29 @@ RUN_FLAGS: tuple[Flag, ...] = (
     _f("log-driver", True, help="Logging driver for the container (k8s-file, json-file, none)"),
     _f("log-opt", True, True, help="Logging driver options"),
     _f("runtime", True, help="OCI runtime: pypod's own, or runc, crun or a path"),
-    _f("network,net", True, True, help="Connect a container to a network (host, none)"),
+    _f("network,net", True, True, help="Connect a container to a network"),
+    _f("network-alias", True, True, help="Add network-scoped alias for the container"),
+    _f("ip", True, help="Specify a static IPv4 address for the container"),
+    _f("mac-address", True, help="Container MAC address (e.g. 92:d0:c6:0a:29:33)"),
+    _f("publish,p", True, True, help="Publish a container's port, or a range of ports, "
+                                     "to the host"),  # fmt: skip
+    _f("publish-all,P", help="Publish all exposed ports to random ports on the host interface"),
+    _f("expose", True, True, help="Expose a port or a range of ports"),
+    _f("add-host", True, True, help="Add a custom host-to-IP mapping (host:ip)"),
+    _f("dns", True, True, help="Set custom DNS servers"),
+    _f("dns-option", True, True, help="Set custom DNS options"),
+    _f("dns-search", True, True, help="Set custom DNS search domains"),
+    _f("no-hosts", help="Do not create /etc/hosts within the container"),
     _f("tz", True, help="Set timezone in container"),
     _f("uts", True, help="UTS namespace to use"),
     _f("ipc", True, help="IPC namespace to use"),
     _f("pid", True, help="PID namespace to use"),
+    _f("userns", True, help="User namespace to use (host, keep-id, or with --uidmap)"),
+    _f("uidmap", True, True, help="UID map to use for the user namespace"),
+    _f("gidmap", True, True, help="GID map to use for the user namespace"),
     _f("cidfile", True, help="Write the container ID to the file"),
+    _f("requires", True, True, help="Add one or more requirement containers that must be "
+                                    "started before this container will start"),  # fmt: skip
     # the image
     _f("pull", True, help="Pull image policy (always, missing, never, newer)"),
     _f("platform", True, help="Specify the platform for selecting the image"),
@@ -139,7 +153,8 @@ RUN_FLAGS: tuple[Flag, ...] = (
 
 #: pflag `strings` flags: each value is a comma-separated list
 CSV_FLAGS = frozenset({"annotation", "cap-add", "cap-drop", "device", "env-file", "group-add",
-                  "label-file", "log-opt", "sysctl", "ulimit"})  # fmt: skip
+                  "label-file", "log-opt", "sysctl", "ulimit", "add-host", "dns", "dns-option",
+                  "dns-search", "expose", "network-alias", "publish", "requires"})  # fmt: skip
 #: flags of `run` that `create` does not have, and the other way round
 RUN_ONLY = frozenset({"detach", "detach-keys", "sig-proxy", "rmi", "preserve-fds", "passwd"})
 CREATE_ONLY = frozenset({"init-ctr"})
@@ -148,8 +163,8 @@ UNSUPPORTED: dict[str, tuple[str, ...] | None] = {
     **{n.split(",")[0]: None for n, _, _ in NOT_IMPLEMENTED},
     "cgroups": ("enabled",), "health-on-failure": ("none",), "image-volume": ("bind",),
     "passwd": ("true",), "seccomp-policy": ("default",), "systemd": ("true", "false"),
-    "timeout": ("0",), "userns": ("", "host"), "no-hosts": ("false",), "rmi": ("false",),
-    "oom-kill-disable": ("false",), "publish-all": ("false",), "rootfs": ("false",),
+    "timeout": ("0",), "rmi": ("false",),
+    "oom-kill-disable": ("false",), "rootfs": ("false",),
     "unsetenv-all": ("false",),
 }  # fmt: skip
 #: the global flags podman takes after the command (not -h/-v: those are --hostname, --volume)

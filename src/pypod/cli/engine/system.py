@@ -73,6 +73,8 @@ def cmd_version(g: Globals, opts: Parsed) -> int:
 
 
 def _info(g: Globals) -> dict[str, Any]:
+    from pypod.engine.rootless import is_rootless
+
     eng = engine(g)
     counts = {"running": 0, "paused": 0, "stopped": 0}
     containers = eng.containers()
@@ -104,7 +106,7 @@ def _info(g: Globals) -> dict[str, Any]:
                 "path": sys.executable,
                 "version": f"pypod-runtime version {pypod.__version__}",
             },  # fmt: skip
-            "security": {"rootless": os.geteuid() != 0, "seccompEnabled": True},
+            "security": {"rootless": is_rootless(), "seccompEnabled": True},
             "uptime": _uptime(),
         },
         "store": {
@@ -318,7 +320,7 @@ def cmd_system_reset(g: Globals, opts: Parsed) -> int:
                     "networks, and reset the storage.", opts.flag("force")):  # fmt: skip
         return 0
     eng = engine(g)
-    for c in eng.containers():
+    for c in sorted(eng.containers(), key=lambda c: -c.created):  # dependents first
         try:
             eng.remove(c.id, force=True, volumes=True, timeout=0)
         except PypodError as e:

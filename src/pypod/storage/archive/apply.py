@@ -29,6 +29,7 @@ import tarfile
 from typing import Any, BinaryIO, cast
 
 from pypod.errors import StorageError
+from pypod.linux import userns
 from pypod.log import get_logger
 from pypod.record import record
 from pypod.storage.archive import (
@@ -182,6 +183,8 @@ class _Applier:
         self.whiteouts = whiteouts
         self.id_map = id_map
         self.privileged = privileged
+        #: root of a user namespace (rootless): no device nodes, `user.` overlay xattrs
+        self.userns = privileged and userns.in_user_namespace()
         #: paths this layer wrote (VFS: an opaque marker keeps them)
         self.unpacked: set[str] = set()
         #: directory -> (mode, atime ns, mtime ns), applied at the end
@@ -205,6 +208,11 @@ class _Applier:
             else:
                 os.chown(target, owner[0], owner[1], dir_fd=dir_fd, follow_symlinks=False)
         except OSError as e:
+            if self.userns and e.errno == errno.EINVAL:  # an id the namespace does not map
+                raise _Refused(
+                    f"potentially insufficient UIDs or GIDs available in user namespace "
+                    f"(requested {owner[0]}:{owner[1]}): check /etc/subuid and /etc/subgid"
+                ) from None
             if self.privileged or e.errno not in (errno.EPERM, errno.EINVAL):
                 raise
             # rootless with an id map, outside the user namespace: keep our own ids
@@ -360,7 +368,7 @@ class _Applier:
         if member.isfifo():
             kind, dev = stat.S_IFIFO, 0
         else:
-            if not self.privileged:
+            if not self.privileged or self.userns:
                 log.debug("device node %s skipped: not privileged", member.name)
                 self.unpacked.discard(rel)
                 return
@@ -395,7 +403,7 @@ class _Applier:
         if self.whiteouts is OVERLAY:
             fd = self.tree.dir(parent, create=True)
             assert fd is not None
-            name = OPAQUE_XATTR if self.privileged else OPAQUE_XATTR_USER
+            name = OPAQUE_XATTR if self.privileged and not self.userns else OPAQUE_XATTR_USER
             os.setxattr(fd, name, b"y")
         else:
             fd = self.tree.dir(parent, create=False)

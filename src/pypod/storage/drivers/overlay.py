@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, BinaryIO
 
 from pypod.atomic import write_atomic
 from pypod.errors import NotFound, OSLevelError, StorageError
-from pypod.linux import syscalls
+from pypod.linux import syscalls, userns
 from pypod.log import get_logger
 from pypod.storage.drivers.mountstate import MountCounts, mount_points
 
@@ -202,6 +202,8 @@ class OverlayDriver:
             return f"lowerdir={lower},upperdir={up},workdir={work}{extra}{label}"
 
         optional: tuple[str, ...] = _OPTIONAL
+        if userns.in_user_namespace():  # rootless: no trusted.* xattrs, so no redirect_dir
+            optional = ("index=off", "metacopy=off", "userxattr")
         while True:
             absolute = data(self.home + "/", optional)
             try:

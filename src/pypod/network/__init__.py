@@ -1,0 +1,1 @@
+"""Networks: bridges, IPAM, published ports, name resolution, rootless networking."""

@@ -1,0 +1,169 @@
+"""Containers on networks: pypod against podman 4.3 with netavark and aardvark-dns, side by side.
+
+The same commands through both tools; what a user sees must match once the addresses are
+put in the same form: the container's /etc/hosts and /etc/resolv.conf, its routes, `port`,
+the PORTS column, inspect's NetworkSettings keys, the errors of the network flags.  podman's
+default network gets 10.87.0.0/16 (pypod's is 10.88.0.0/16): two bridges on one subnet would
+break both.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import BIN
+from tests.engine_support import make_busybox_tar
+
+pytestmark = [pytest.mark.compat, pytest.mark.root]
+
+IMAGE = "localhost/busybox"
+Tool = Callable[..., subprocess.CompletedProcess[str]]
+
+
+@pytest.fixture(scope="module")
+def tools(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Tool]]:
+    if shutil.which("podman") is None:
+        pytest.skip("podman is not installed (apt-get install podman)")
+    if not any(os.path.exists(f"{d}/netavark") for d in ("/usr/lib/podman", "/usr/libexec/podman")):
+        pytest.skip("netavark is not installed (apt-get install netavark aardvark-dns)")
+    busybox = make_busybox_tar(tmp_path_factory.mktemp("bb"))
+    store = Path(tempfile.mkdtemp(prefix="pnr", dir="/tmp"))  # podman: runroot < 50 characters
+    (store / "tmp").mkdir()
+    conf = store / "containers.conf"
+    conf.write_text(
+        '[containers]\ndefault_ulimits = ["nofile=20000:20000", "nproc=30000:30000"]\n'
+        f'[network]\nnetwork_backend = "netavark"\nnetwork_config_dir = "{store}/networks"\n'
+        'default_subnet = "10.87.0.0/16"\n'
+        f'[engine]\nruntime = "runc"\ncgroup_manager = "cgroupfs"\nevents_logger = "file"\n'
+        f'events_logfile_path = "{store}/events.log"\n'
+    )
+    env = {**os.environ, "CONTAINERS_CONF": str(conf)}
+    base = ["podman", "--root", str(store / "root"), "--runroot", str(store / "run"),
+            "--tmpdir", str(store / "tmp")]  # fmt: skip
+
+    def podman(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([*base, *args], env=env, capture_output=True, text=True,
+                              timeout=120, check=False)  # fmt: skip
+
+    def pypod(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([str(BIN / "pypod"), "--root", str(store / "pypod"), "--runroot",
+                               str(store / "pypod-run"), *args], capture_output=True,
+                              text=True, timeout=120, check=False)  # fmt: skip
+
+    tools = {"podman": podman, "pypod": pypod}
+    try:
+        for tool in tools.values():
+            proc = tool("import", "-q", str(busybox), IMAGE)
+            if proc.returncode != 0:
+                pytest.skip(f"cannot import busybox: {proc.stderr}")
+        yield tools
+    finally:
+        for tool in tools.values():
+            tool("rm", "-a", "-f", "-t", "0")
+            for name in tool("network", "ls", "-q").stdout.split():
+                if name not in ("podman", "pypod"):
+                    tool("network", "rm", "-f", name)
+        podman("system", "reset", "-f")
+        subprocess.run(["umount", "-R", str(store / "root" / "overlay")], capture_output=True,
+                       check=False)  # fmt: skip
+        shutil.rmtree(store, ignore_errors=True)
+
+
+def both(tools: dict[str, Tool], *args: str) -> dict[str, subprocess.CompletedProcess[str]]:
+    return {name: tool(*args) for name, tool in tools.items()}
+
+
+def ok(proc: subprocess.CompletedProcess[str]) -> str:
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout
+
+
+def normal(text: str) -> str:
+    """Addresses, IDs and names that differ by nature, in one form."""
+    text = re.sub(r"\b10\.(87|88|89)\.\d+\.1\b", "10.N.x.1", text)  # gateways
+    text = re.sub(r"\b10\.(87|88|89)\.\d+\.\d+", "10.N.x.y", text)
+    text = re.sub(r"\b[0-9a-f]{12}\b", "<id>", text)
+    return text
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("0.0.0.0", 0))
+        return int(s.getsockname()[1])
+
+
+def test_default_network_files_and_routes(tools: dict[str, Tool]) -> None:
+    script = "cat /etc/hosts; echo ==; cat /etc/resolv.conf; echo ==; ip route; ip -4 -o addr"
+    out = both(tools, "run", "--rm", "--name", "files1", IMAGE, "sh", "-c", script)
+    pm, pp = normal(ok(out["podman"])), normal(ok(out["pypod"]))
+    # podman's routes carry "metric 100"; the kernel's own route says "proto kernel" in one
+    pm = re.sub(r" +metric 100", "", pm).replace(" proto kernel", "")
+    pp = pp.replace(" proto kernel", "")
+    assert pp == pm
+
+
+def test_dns_network_files(tools: dict[str, Tool]) -> None:
+    for tool in tools.values():
+        ok(tool("network", "create", "--subnet", "10.89.77.0/24", "cmpdns"))
+    files = "cat /etc/hosts /etc/resolv.conf"
+    out = both(tools, "run", "--rm", "--network", "cmpdns", "--network-alias", "al",
+               "--name", "files2", IMAGE, "sh", "-c", files)  # fmt: skip
+    assert normal(ok(out["pypod"])) == normal(ok(out["podman"]))
+
+
+def test_dns_flags_files(tools: dict[str, Tool]) -> None:
+    args = ("--dns", "192.0.2.53", "--dns-search", "example.com", "--dns-option", "ndots:3",
+            "--add-host", "db.example:192.0.2.9", "--hostname", "h1",
+            "--name", "files3")  # fmt: skip
+    out = both(tools, "run", "--rm", *args, IMAGE, "sh", "-c", "cat /etc/hosts /etc/resolv.conf")
+    assert normal(ok(out["pypod"])) == normal(ok(out["podman"]))
+
+
+def test_published_port_views(tools: dict[str, Tool]) -> None:
+    views = {}
+    for name, tool in tools.items():
+        port = free_port()
+        cid = ok(tool("run", "-d", "-p", f"{port}:80", "-p", f"127.0.0.1:{port + 1}:81/udp",
+                      IMAGE, "sleep", "100")).strip()  # fmt: skip
+        settings = json.loads(ok(tool("inspect", "--format", "{{json .NetworkSettings}}", cid)))
+        views[name] = (
+            ok(tool("port", cid)).replace(str(port + 1), "P1").replace(str(port), "P"),
+            ok(tool("ps", "--format", "{{.Ports}}", "--filter", f"id={cid}"))
+            .replace(str(port + 1), "P1")
+            .replace(str(port), "P"),
+            sorted(settings),
+            sorted(settings.get("Networks", {}).values().__iter__().__next__()),
+        )
+        tool("rm", "-f", "-t", "0", cid)
+    assert views["pypod"] == views["podman"]
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--network", "n1", "--network", "host"],
+        ["--ip", "10.88.0.50", "--network", "host"],
+        ["--add-host", "foo"],
+        ["--add-host", "foo:bar"],
+        ["--dns", "1.2.3"],
+        ["--mac-address", "zz"],
+        ["-p", "70000:80"],
+        ["-p", "80:80:80:80"],
+        ["--network", "nosuch"],
+    ],
+    ids=lambda a: " ".join(a),
+)
+def test_flag_errors(tools: dict[str, Tool], args: list[str]) -> None:
+    out = both(tools, "create", *args, IMAGE, "true")
+    pm, pp = out["podman"], out["pypod"]
+    assert (pp.returncode, pp.stderr.replace("pypod", "podman")) == (pm.returncode, pm.stderr)
