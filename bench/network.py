@@ -2,7 +2,9 @@
 
 - `run --rm busybox true` on each tool's default bridge network, interleaved, medians;
 - throughput through a published port: a 200 MB file from busybox httpd in a container
-  (`-p PORT:80`) to curl on the host at 127.0.0.1:PORT, best of a few rounds each.
+  (`-p PORT:80`) to curl on the host at 127.0.0.1:PORT, best of a few rounds each;
+- the same rootless, as a user made for the run: pypod with pasta (its default) against podman
+  with slirp4netns (podman 4.3's default).
 
 podman gets a private store and containers.conf (bench/images.py's, with the CNI backend this
 machine's figures were measured with, MACHINE.md) and its default network on 10.87.0.0/16, so
@@ -66,6 +68,7 @@ def bench_all(bin_dir: Path, n: int) -> list[Row]:
             tool("import", "-q", str(work / "busybox.tar"), IMAGE)
         rows += _run_rm_bridge(pypod, podman, n)
         rows += _throughput(pypod, podman, work)
+        rows += bench_rootless(n)
     finally:
         for tool in (pypod, podman):
             tool("rm", "-a", "-f", "-t", "0", check=False)
@@ -104,20 +107,100 @@ def _throughput(pypod: Tool, podman: Tool, work: Path) -> list[Row]:
         tool("run", "-d", "--network", "bridge", "--name", "web", "-p", f"{port}:80", "-v",
              f"{site}:/srv:ro", IMAGE,
              "httpd", "-f", "-p", "80", "-h", "/srv")  # fmt: skip
-        url = f"http://127.0.0.1:{port}/big"
-        deadline = time.monotonic() + 10
-        while subprocess.run(["curl", "-sf", "-o", "/dev/null", "-r", "0-0", url],
-                             check=False).returncode != 0:  # fmt: skip
-            if time.monotonic() > deadline:
-                raise SystemExit(f"{tool.name}: {url} does not answer")
-            time.sleep(0.1)
-        times = []
-        for _ in range(3):
-            t = time.perf_counter()
-            subprocess.run(["curl", "-sf", "-o", "/dev/null", url], check=True)
-            times.append(time.perf_counter() - t)
-        best[tool.name] = min(times)
+        best[tool.name] = _fetch_best(f"http://127.0.0.1:{port}/big", tool.name, 3)
         log(f"{tool.name} published port: {BIG_MB / best[tool.name]:.0f} MB/s")
         tool("rm", "-f", "-t", "0", "web")
     return [(f"{BIG_MB} MB through a published port (time): pypod vs podman", best["pypod"],
              best["podman"])]  # fmt: skip
+
+
+# --- rootless: pasta (pypod's default) against podman's slirp4netns ----------------------------
+PODMAN_ROOTLESS_CONF = """\
+[containers]
+default_ulimits = ["nofile=20000:20000", "nproc=30000:30000"]
+[network]
+default_rootless_network_cmd = "slirp4netns"
+[engine]
+runtime = "runc"
+cgroup_manager = "cgroupfs"
+events_logger = "file"
+"""
+
+
+def bench_rootless(n: int) -> list[Row]:
+    """200 MB through a published port, rootless: pypod with pasta, podman with slirp4netns.
+
+    A user with a subordinate range is made for the run (tests/rootless_support.py) and
+    removed after; /dev/net/tun, 0600 on these VMs, is opened to the user meanwhile (pasta
+    and slirp4netns need it) and restored."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from tests import rootless_support as rs
+
+    reason = rs.probe()
+    if reason or shutil.which("pasta") is None or shutil.which("slirp4netns") is None:
+        log(f"network: rootless skipped: {reason or 'pasta or slirp4netns is not installed'}")
+        return []
+    tun = Path("/dev/net/tun")
+    tun_mode = tun.stat().st_mode & 0o777
+    user = rs.create_user()
+    work = Path(tempfile.mkdtemp(prefix="pypod-bench-rl-", dir="/tmp"))
+    try:
+        tun.chmod(0o666)
+        work.chmod(0o755)
+        pypod = rs.UserPypod(user, rs.install_pypod(work / "lib"))
+        tar = rs.make_busybox_tar(work)
+        conf = work / "containers.conf"
+        conf.write_text(PODMAN_ROOTLESS_CONF)
+        conf.chmod(0o644)
+        penv = user.env(CONTAINERS_CONF=str(conf))
+
+        def podman(*args: str) -> str:
+            proc = user.run(["podman", *args], env=penv, timeout=120)
+            if proc.returncode != 0:
+                raise SystemExit(f"podman (rootless) {' '.join(args)} failed: {proc.stderr}")
+            return proc.stdout
+
+        pypod.ok("import", "-q", str(tar), IMAGE, timeout=120)
+        podman("import", "-q", str(tar), IMAGE)
+        site = work / "site"
+        site.mkdir(mode=0o755)
+        with open(site / "big", "wb") as f:
+            f.truncate(BIG_MB * 1024 * 1024)
+        (site / "big").chmod(0o644)
+        best: dict[str, float] = {}
+        runs = {
+            "pypod": lambda *a: pypod.ok(*a, timeout=120),
+            "podman": podman,
+        }
+        nets = {"pypod": "pasta", "podman": "slirp4netns"}
+        for name, tool in runs.items():
+            port = _free_port()
+            tool("run", "-d", "--network", nets[name], "--name", "web", "-p", f"{port}:80", "-v",
+                 f"{site}:/srv:ro", IMAGE, "httpd", "-f", "-p", "80", "-h", "/srv")  # fmt: skip
+            best[name] = _fetch_best(f"http://127.0.0.1:{port}/big", name, max(3, n // 3))
+            log(f"{name} rootless ({nets[name]}) published port: {BIG_MB / best[name]:.0f} MB/s")
+            tool("rm", "-f", "-t", "0", "web")
+        return [(f"{BIG_MB} MB, rootless: pypod+pasta vs podman+slirp4netns", best["pypod"],
+                 best["podman"])]  # fmt: skip
+    finally:
+        tun.chmod(tun_mode)
+        rs.remove_user(user.name)
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _fetch_best(url: str, who: str, rounds: int) -> float:
+    """The best time of `rounds` downloads of `url` (once it answers)."""
+    deadline = time.monotonic() + 10
+    while subprocess.run(["curl", "-sf", "-o", "/dev/null", "-r", "0-0", url],
+                         check=False).returncode != 0:  # fmt: skip
+        if time.monotonic() > deadline:
+            raise SystemExit(f"{who}: {url} does not answer")
+        time.sleep(0.1)
+    times = []
+    for _ in range(rounds):
+        t = time.perf_counter()
+        subprocess.run(["curl", "-sf", "-o", "/dev/null", url], check=True)
+        times.append(time.perf_counter() - t)
+    return min(times)
