@@ -382,8 +382,9 @@ class Engine:
         from pypod.engine import networking
 
         net_state: dict[str, Any] = {}
+        background = None  # a bridge setup running while the monitor creates the container
         try:
-            netns, net_state = networking.attach(self, c)
+            netns, net_state, background = networking.attach_overlapped(self, c)
             c.state.update(net_state)
             image = self.store.image(c.config.image_id)
             config = image_config(self.store, image).get("config") or {}
@@ -401,10 +402,29 @@ class Engine:
             pending = self._spawn_monitor(
                 c, userdata, rundir, check_every=check.interval if check else None
             )
+            if background is not None:
+                waiting, background = background, None
+                try:
+                    net_state["networks"] = waiting.result()
+                except BaseException:
+                    pending.release()
+                    with contextlib.suppress(PypodError, OSError):
+                        self.runtime(c).delete(c.id, force=True)
+                    raise
+                c.state.update(net_state)
+                from pypod.engine.etcfiles import rewrite_network_files
+
+                hostname = str(spec.get("hostname") or c.id[:12])
+                files = networking.etc_network(c, net_state["networks"])
+                rewrite_network_files(userdata, files, hostname, c.name)
         except BaseException:
             with contextlib.suppress(PypodError, OSError):
                 self.store.unmount_container(c.id)
             self._unmount_volumes(volumes)
+            if background is not None:  # wait for it: then what it made is known, and undone
+                with contextlib.suppress(PypodError, OSError):
+                    net_state["networks"] = background.result()
+                    c.state.update(net_state)
             if net_state:
                 with contextlib.suppress(PypodError, OSError):
                     networking.detach(self, c)
@@ -749,7 +769,7 @@ class Engine:
         for cond in wanted:
             if cond not in _CONDITIONS.values():
                 raise InvalidArgument(f"{cond!r}: unknown wait condition")
-        delay = 0.005
+        delay = 0.001  # the exit file comes a moment after the output ends: look soon
         while True:
             c = self._row(c.id)  # type: ignore[assignment]
             if c is None:
@@ -758,7 +778,7 @@ class Engine:
             if _condition(c) in wanted:
                 return int(c.state.get("exit_code", -1) if c.status == "exited" else -1)
             time.sleep(delay)
-            delay = min(delay * 2, interval)
+            delay = min(delay * 1.5, interval)
 
     # --- pause / rename -------------------------------------------------------------------------
     def pause(self, id_or_name: str) -> Container:

@@ -35,6 +35,7 @@ __all__ = [
     "hosts_text",
     "resolv_conf_text",
     "host_address",
+    "rewrite_network_files",
     "write_etc_files",
     "zone_file",
 ]
@@ -73,18 +74,7 @@ def write_etc_files(
         _containerenv(container_id, name, image, image_id) if privileged else b"",
     )
     files["/etc/hostname"] = ("hostname", (hostname + "\n").encode())
-    if not net.no_hosts:
-        entries = [] if net.mode == "host" else [(hostname, name)]
-        base = _read_host_file(HOST_HOSTS)
-        host_ip = net.host_ip or host_address()
-        text = hosts_text(base, entries, host_ip, ip=net.ips[0] if net.ips else "127.0.0.1",
-                          extra=net.add_hosts)  # fmt: skip
-        files["/etc/hosts"] = ("hosts", text.encode())
-    if net.mode != "none" or net.nameservers or net.search or net.options:
-        host = _read_host_file(HOST_RESOLV_CONF) or ""
-        plain = net.mode == "host" and not (net.nameservers or net.search or net.options)
-        text = host if plain else resolv_conf_text(host, net)  # the host's own, as it is
-        files["/etc/resolv.conf"] = ("resolv.conf", text.encode())
+    files.update(_network_files(net, hostname, name))
     if zone:
         with open(zone, "rb") as f:
             files["/etc/localtime"] = ("localtime", f.read())
@@ -154,6 +144,42 @@ def resolv_conf_text(host: str, net: NetworkFiles) -> str:
 
 def _loopback(address: str) -> bool:
     return address.startswith("127.") or address == "::1"
+
+
+def _network_files(net: NetworkFiles, hostname: str, name: str) -> dict[str, tuple[str, bytes]]:
+    """/etc/hosts and /etc/resolv.conf, as {destination: (file name, content)}."""
+    files: dict[str, tuple[str, bytes]] = {}
+    if not net.no_hosts:
+        entries = [] if net.mode == "host" else [(hostname, name)]
+        base = _read_host_file(HOST_HOSTS)
+        host_ip = net.host_ip or host_address()
+        text = hosts_text(base, entries, host_ip, ip=net.ips[0] if net.ips else "127.0.0.1",
+                          extra=net.add_hosts)  # fmt: skip
+        files["/etc/hosts"] = ("hosts", text.encode())
+    if net.mode != "none" or net.nameservers or net.search or net.options:
+        host = _read_host_file(HOST_RESOLV_CONF) or ""
+        plain = net.mode == "host" and not (net.nameservers or net.search or net.options)
+        text = host if plain else resolv_conf_text(host, net)  # the host's own, as it is
+        files["/etc/resolv.conf"] = ("resolv.conf", text.encode())
+    return files
+
+
+def rewrite_network_files(userdata: str, net: NetworkFiles, hostname: str, name: str) -> None:
+    """Write /etc/hosts and /etc/resolv.conf again, with what the network gave the container
+    once it is set up.  In place (same inode), since the container has them bind-mounted
+    already; only those `write_etc_files` wrote (not those the user mounts)."""
+    for filename, data in _network_files(net, hostname, name).values():
+        path = os.path.join(userdata, filename)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_TRUNC | os.O_CLOEXEC | os.O_NOFOLLOW)
+        except FileNotFoundError:
+            continue
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+        finally:
+            os.close(fd)
 
 
 def _containerenv(container_id: str, name: str, image: str, image_id: str) -> bytes:

@@ -105,6 +105,8 @@ def _checked_networks(eng: Engine, wanted: dict[str, dict[str, Any]]) -> dict[st
 
 
 def _ports(cfg: ContainerConfig, image: Mapping[str, Any], mode: str) -> tuple[dict[str, Any], ...]:
+    if not cfg.ports and not cfg.publish_all:
+        return ()
     from pypod.network import ports as portlib
     from pypod.network.types import PortMapping, to_json
 
@@ -154,6 +156,85 @@ def attach(eng: Engine, c: Container) -> tuple[str | None, dict[str, Any]]:
         remove_netns(netns)
         raise
     return netns, {"netns": netns, "networks": results}
+
+
+class Background:
+    """A bridge network setup running in a forked child while the caller goes on.
+
+    Setting a container up on a bridge (loading netlink, the veth, the nft rules) takes
+    about as long as the monitor's creating the container does, and neither needs the other:
+    `init` overlaps them and waits for this before the container starts.  `result()` gives
+    the setup's results (state JSON) or raises its error; it is to be called exactly once.
+    """
+
+    def __init__(self, eng: Engine, c: Container, netns: str) -> None:
+        import json
+
+        read_end, write_end = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the child: set up, report, and leave without running any cleanup
+            code = 0
+            try:
+                os.close(read_end)
+                try:
+                    out: dict[str, Any] = {"ok": _setup_bridge(eng, c, netns)}
+                except PypodError as e:
+                    out = {"error": type(e).__name__, "message": str(e)}
+                except BaseException as e:  # noqa: BLE001 (reported to the parent, which raises)
+                    out = {"error": "PypodError", "message": f"network setup failed: {e!r}"}
+                view = memoryview(json.dumps(out).encode())
+                while view:
+                    view = view[os.write(write_end, view) :]
+            except BaseException:  # noqa: BLE001 (nothing can be reported: the parent sees EOF)
+                code = 1
+            finally:
+                os._exit(code)
+        os.close(write_end)
+        self.pid, self.fd = pid, read_end
+
+    def result(self) -> dict[str, Any]:
+        import json
+
+        chunks = []
+        try:
+            while chunk := os.read(self.fd, 65536):
+                chunks.append(chunk)
+        finally:
+            os.close(self.fd)
+            os.waitpid(self.pid, 0)
+        if not chunks:
+            raise PypodError("network setup failed: its process ended without a word")
+        out = json.loads(b"".join(chunks))
+        if "error" in out:
+            import pypod.errors
+
+            cls = getattr(pypod.errors, str(out["error"]), PypodError)
+            if not (isinstance(cls, type) and issubclass(cls, PypodError)):
+                cls = PypodError
+            try:
+                error = cls(out["message"])
+            except TypeError:  # an error class with other arguments
+                error = PypodError(out["message"])
+            raise error
+        results: dict[str, Any] = out["ok"]
+        return results
+
+
+def attach_overlapped(
+    eng: Engine, c: Container
+) -> tuple[str | None, dict[str, Any], Background | None]:
+    """`attach`, with a bridge setup left running in the background (`Background`): then the
+    state has no "networks" yet; the caller adds `background.result()` when it is done."""
+    if (c.config.network or default_mode()) != "bridge" or _rootless():
+        netns, state = attach(eng, c)
+        return netns, state, None
+    netns = make_netns(eng, c.id)
+    try:
+        background = Background(eng, c, netns)
+    except BaseException:
+        remove_netns(netns)
+        raise
+    return netns, {"netns": netns, "networks": {}}, background
 
 
 def _setup_bridge(eng: Engine, c: Container, netns: str) -> dict[str, Any]:

@@ -698,14 +698,15 @@ def _namespace(v: _Values, kind: str, modes: tuple[str, ...]) -> str:
 
 def _userns(v: _Values) -> dict[str, Any]:
     """`--userns`, `--uidmap`, `--gidmap`, checked now (errors before anything is made)."""
-    from pypod.engine.rootless import userns_plan
-
     mode, uidmap, gidmap = (
         v.text("userns") or "",
         tuple(v.texts("uidmap")),
         tuple(v.texts("gidmap")),
     )
-    userns_plan(mode, uidmap, gidmap)
+    if mode or uidmap or gidmap:
+        from pypod.engine.rootless import userns_plan
+
+        userns_plan(mode, uidmap, gidmap)
     return {"userns": mode, "uidmap": uidmap, "gidmap": gidmap}
 
 

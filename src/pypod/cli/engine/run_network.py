@@ -7,7 +7,6 @@
 
 from __future__ import annotations
 
-import ipaddress
 import re
 import sys
 from collections.abc import Callable
@@ -139,6 +138,8 @@ def _per_network(
 
 
 def _ip(text: str, message: str) -> str:
+    import ipaddress
+
     try:
         return str(ipaddress.ip_address(text))
     except ValueError:
