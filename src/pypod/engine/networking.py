@@ -180,12 +180,12 @@ class Background:
                     out: dict[str, Any] = {"ok": _setup_bridge(eng, c, netns)}
                 except PypodError as e:
                     out = {"error": type(e).__name__, "message": str(e)}
-                except BaseException as e:  # noqa: BLE001 (reported to the parent, which raises)
+                except BaseException as e:
                     out = {"error": "PypodError", "message": f"network setup failed: {e!r}"}
                 view = memoryview(json.dumps(out).encode())
                 while view:
                     view = view[os.write(write_end, view) :]
-            except BaseException:  # noqa: BLE001 (nothing can be reported: the parent sees EOF)
+            except BaseException:
                 code = 1
             finally:
                 os._exit(code)
