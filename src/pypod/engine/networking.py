@@ -180,12 +180,12 @@ class Background:
                     out: dict[str, Any] = {"ok": _setup_bridge(eng, c, netns)}
                 except PypodError as e:
                     out = {"error": type(e).__name__, "message": str(e)}
-                except BaseException as e:
+                except BaseException as e:  # reported: the parent raises it
                     out = {"error": "PypodError", "message": f"network setup failed: {e!r}"}
                 view = memoryview(json.dumps(out).encode())
                 while view:
                     view = view[os.write(write_end, view) :]
-            except BaseException:
+            except BaseException:  # nothing can be reported: the parent sees an empty answer
                 code = 1
             finally:
                 os._exit(code)
