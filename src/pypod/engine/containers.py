@@ -676,15 +676,16 @@ class Engine:
     def _cleanup(self, c: Container, *, from_monitor: bool) -> None:
         if c.state.get("cleaned"):
             return
+        from pypod.engine.networking import detach_begin
+
+        network_done = detach_begin(self, c)  # the network's teardown runs meanwhile
         self._cleanup_runtime(c)
         if c.state.get("mountpoint"):
             with contextlib.suppress(PypodError, OSError):
                 self.store.unmount_container(c.id)
         self._unmount_volumes(list(c.state.get("volumes_mounted") or ()))
         c.state["volumes_mounted"] = []
-        from pypod.engine.networking import detach
-
-        detach(self, c)
+        network_done()
         c.state["mountpoint"] = ""
         c.state["cleaned"] = True
         with self.db.transaction():

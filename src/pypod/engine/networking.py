@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from pypod.errors import InvalidArgument, InvalidState, NotSupported, PypodError
@@ -73,11 +73,6 @@ def resolve(eng: Engine, cfg: ContainerConfig, image: Mapping[str, Any]) -> Cont
         other = eng.lookup(mode.partition(":")[2])
         mode = f"container:{other.id}"
     if mode == "bridge":
-        if _rootless():
-            raise NotSupported(
-                "bridge networks for rootless containers are not supported yet: use "
-                "--network pasta (the default), slirp4netns, none or host"
-            )
         if not networks:
             from pypod.network.store import DEFAULT_NETWORK
 
@@ -159,15 +154,16 @@ def attach(eng: Engine, c: Container) -> tuple[str | None, dict[str, Any]]:
 
 
 class Background:
-    """A bridge network setup running in a forked child while the caller goes on.
+    """Network work (`work()`, JSON-able result) in a forked child while the caller goes on.
 
     Setting a container up on a bridge (loading netlink, the veth, the nft rules) takes
     about as long as the monitor's creating the container does, and neither needs the other:
-    `init` overlaps them and waits for this before the container starts.  `result()` gives
-    the setup's results (state JSON) or raises its error; it is to be called exactly once.
+    `init` overlaps them and waits for this before the container starts; the same for the
+    teardown and the rest of a cleanup.  `result()` gives `work()`'s result or raises its
+    error; it is to be called exactly once.
     """
 
-    def __init__(self, eng: Engine, c: Container, netns: str) -> None:
+    def __init__(self, work: Callable[[], Any]) -> None:
         import json
 
         read_end, write_end = os.pipe()
@@ -177,7 +173,7 @@ class Background:
             try:
                 os.close(read_end)
                 try:
-                    out: dict[str, Any] = {"ok": _setup_bridge(eng, c, netns)}
+                    out: dict[str, Any] = {"ok": work()}
                 except PypodError as e:
                     out = {"error": type(e).__name__, "message": str(e)}
                 except BaseException as e:  # reported: the parent raises it
@@ -192,7 +188,7 @@ class Background:
         os.close(write_end)
         self.pid, self.fd = pid, read_end
 
-    def result(self) -> dict[str, Any]:
+    def result(self) -> Any:
         import json
 
         chunks = []
@@ -216,7 +212,7 @@ class Background:
             except TypeError:  # an error class with other arguments
                 error = PypodError(out["message"])
             raise error
-        results: dict[str, Any] = out["ok"]
+        results: Any = out["ok"]
         return results
 
 
@@ -230,7 +226,7 @@ def attach_overlapped(
         return netns, state, None
     netns = make_netns(eng, c.id)
     try:
-        background = Background(eng, c, netns)
+        background = Background(lambda: _setup_bridge(eng, c, netns))
     except BaseException:
         remove_netns(netns)
         raise
@@ -242,6 +238,13 @@ def _setup_bridge(eng: Engine, c: Container, netns: str) -> dict[str, Any]:
     from pypod.network.types import to_json
 
     opts, networks = setup_options(eng, c, netns)
+    if _rootless():  # in the user's rootless-netns, with its pasta
+        from pypod.network import rootless_netns
+
+        done: dict[str, Any] = rootless_netns.setup(
+            opts, networks, state_dir(eng), eng.paths.rundir(c.id)
+        )
+        return done
     results = netsetup.setup(opts, networks, state_dir(eng))
     return {name: to_json(r) for name, r in results.items()}
 
@@ -308,6 +311,44 @@ def remove_netns(path: str | None) -> None:
 
 
 # --- at the end ------------------------------------------------------------------------------
+def detach_begin(eng: Engine, c: Container) -> Callable[[], None]:
+    """`detach`, with a bridge teardown left running in the background meanwhile (the rules
+    and leases go in another process while the caller unmounts); call the answer to wait
+    for it (after which everything is gone, as after `detach`)."""
+    netns = c.state.get("netns")
+    bridge = (c.config.network or default_mode()) == "bridge"
+    if not (c.state.get("networks") and netns and bridge) or _rootless():
+        detach(eng, c)
+        return lambda: None
+    try:
+        opts, networks = setup_options(eng, c, netns, only=_joined(c))
+    except PypodError:
+        detach(eng, c)
+        return lambda: None
+    remove_netns(netns)
+    c.state["netns"] = None
+    c.state["netns_join"] = None
+    c.state["networks"] = {}
+
+    def teardown() -> None:
+        from pypod.network import setup as netsetup
+
+        netsetup.teardown(opts, networks, state_dir(eng), namespace_going=True)
+
+    try:
+        background = Background(teardown)
+    except OSError:
+        with contextlib.suppress(PypodError, OSError):
+            teardown()
+        return lambda: None
+
+    def finish() -> None:
+        with contextlib.suppress(PypodError, OSError):
+            background.result()
+
+    return finish
+
+
 def detach(eng: Engine, c: Container) -> None:
     """Undo `attach` (idempotent: after it, the state says there is nothing left)."""
     netns = c.state.get("netns")
@@ -323,7 +364,15 @@ def detach(eng: Engine, c: Container) -> None:
         # The namespace goes first: its end takes the container's interfaces (and their veth
         # peers on the bridges) along, faster than deleting them one by one.
         remove_netns(netns)
-        if opts is not None:
+        if _rootless():  # in the user's rootless-netns (which goes with its last container)
+            from pypod.network import rootless_netns
+
+            with contextlib.suppress(PypodError, OSError):
+                rootless_netns.teardown(
+                    opts, networks, state_dir(eng), eng.paths.rundir(c.id),
+                    container_id=c.id, namespace_going=True,
+                )  # fmt: skip
+        elif opts is not None:
             with contextlib.suppress(PypodError, OSError):
                 netsetup.teardown(opts, networks, state_dir(eng), namespace_going=True)
     elif results and mode in ("slirp4netns", "pasta"):

@@ -106,10 +106,21 @@ def _nft(args: list[str], stdin: str | None, what: str) -> str:
     return p.stdout
 
 
-@contextlib.contextmanager
-def _locked() -> Iterator[None]:
+def lock_path(state_dir: str | None = None) -> str:
+    """The lock of the table: the host's, or rootless (the table is in the user's own
+    rootless-netns, see rootless_netns.py) under the engine's network state dir."""
+    from pypod.linux.userns import rootless
+
+    if state_dir and rootless():
+        return os.path.join(state_dir, "networks", "nftables.lock")
     directory = os.path.dirname(LOCK_PATH)
-    path = LOCK_PATH if os.path.isdir(directory) else "/tmp/pypod-nftables.lock"
+    return LOCK_PATH if os.path.isdir(directory) else "/tmp/pypod-nftables.lock"
+
+
+@contextlib.contextmanager
+def _locked(state_dir: str | None = None) -> Iterator[None]:
+    path = lock_path(state_dir)
+    os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
     try:
         fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
     except OSError as e:
@@ -326,14 +337,17 @@ def add_container(
     networks: Sequence[Network],
     ports: Sequence[PortMapping],
     ips: Sequence[str],
+    *,
+    state_dir: str | None = None,
 ) -> None:
     """Rules for `networks` (those not there yet) and the container's published `ports`.
 
     The ports are published on the first of `networks`, whose addresses for the container
     are `ips` ("10.89.0.2/24").  The container's earlier rules on these networks are replaced
     (setting up twice is harmless); its rules on other networks stay (`network connect`).
+    `state_dir`: the engine's network state dir (where a rootless engine's lock is).
     """
-    with _locked():
+    with _locked(state_dir):
         objects = list_table()
         cmds = _ensure_base(objects)
         cmds.extend(
@@ -365,14 +379,18 @@ def _container_rules(
 
 
 def remove_container(
-    container_id: str, networks: Sequence[Network], last_of: Sequence[Network] = ()
+    container_id: str,
+    networks: Sequence[Network],
+    last_of: Sequence[Network] = (),
+    *,
+    state_dir: str | None = None,
 ) -> None:
     """Delete the container's rules on `networks`, and the rules of the networks `last_of`
     (it was their last container).
 
     The table goes too when no network rule is left in it.  Never fails for rules already gone.
     """
-    with _locked():
+    with _locked(state_dir):
         objects = list_table()
         if objects is None:
             return
@@ -400,9 +418,11 @@ def remove_network(network: Network) -> None:
 
 def reload(
     entries: Iterable[tuple[str, Sequence[Network], Sequence[PortMapping], Sequence[str]]],
+    *,
+    state_dir: str | None = None,
 ) -> None:
     """Re-create the rules of running containers, given as (id, networks, ports, ips)."""
-    with _locked():
+    with _locked(state_dir):
         objects = list_table()
         by_comment = _rules_by_comment(objects or ())
         cmds = _ensure_base(objects)

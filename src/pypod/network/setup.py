@@ -72,7 +72,9 @@ def setup(
                 if not net.internal:
                     default_route = False
         ips = [s.ipnet for s in results[nets[0][0].name].subnets] if nets else []
-        firewall.add_container(opts.container_id, [n for n, _ in nets], opts.port_mappings, ips)
+        firewall.add_container(
+            opts.container_id, [n for n, _ in nets], opts.port_mappings, ips, state_dir=runroot
+        )
         for net, per in nets:
             if not net.dns_enabled:
                 continue
@@ -141,7 +143,6 @@ def reload(
     entries: Iterable[tuple[SetupOptions, Mapping[str, Network], dict[str, NetResult]]],
 ) -> None:
     """Re-create the firewall rules of running containers (after `nft flush ruleset`)."""
-    del runroot  # the rules are derived from the entries alone
     rules = []
     for opts, networks, results in entries:
         nets = [networks[name] for name in opts.networks if name in networks]
@@ -152,7 +153,7 @@ def reload(
         rules.append((opts.container_id, nets, opts.port_mappings, ips))
     if not rules:
         return
-    firewall.reload(rules)
+    firewall.reload(rules, state_dir=runroot)
     for _, nets, _, _ in rules:
         for net in nets:
             _bridge_sysctls(net)
@@ -379,7 +380,7 @@ def _release(
             except PypodError as e:
                 errors.append(e)
         try:
-            firewall.remove_container(container_id, list(unique.values()), last)
+            firewall.remove_container(container_id, list(unique.values()), last, state_dir=runroot)
         except PypodError as e:
             errors.append(e)
         if udp_ports:
