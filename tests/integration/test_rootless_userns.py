@@ -124,6 +124,16 @@ def test_run_keep_id(rootless_pypod: UserPypod) -> None:  # noqa: F811
         "id -u; stat -c %u /bin/busybox; touch /tmp/x && stat -c %u /tmp/x",
     )  # fmt: skip
     assert out.splitlines() == [str(uid), "0", str(uid)]
+    # as podman: the user has an entry in the container's /etc/passwd and /etc/group
+    user = rootless_pypod.user
+    out = rootless_pypod.ok(
+        "run", "--rm", "--network", "none", "--userns", "keep-id", IMAGE, "sh", "-c",
+        "whoami; id -gn; echo $HOME; tail -n1 /etc/passwd",
+    )  # fmt: skip
+    assert out.splitlines() == [
+        user.name, user.name, str(user.home),
+        f"{user.name}:*:{uid}:{user.gid}:{user.name}:{user.home}:/bin/sh",
+    ]  # fmt: skip
     out = rootless_pypod.ok(
         "run", "--rm", "--network", "none", "--uidmap", "0:1:5000", IMAGE, "cat",
         "/proc/self/uid_map",

@@ -22,7 +22,7 @@ from pypod.linux import userns
 from pypod.record import record
 
 if TYPE_CHECKING:
-    from pypod.oci.runtime_spec import Spec
+    from pypod.oci.runtime_spec import Mount, Spec
 
 PAUSE_PID = "pause.pid"
 PAUSE_LOCK = "pause.lock"
@@ -369,13 +369,56 @@ def with_userns(cfg: object, spec: Spec, userdata: str) -> Spec:
         gid_mappings=oci(plan.gid_maps),
     )
     process = spec.process
+    mounts = spec.mounts
     if plan.user is not None and not getattr(cfg, "user", None):
         caps = process.capabilities
         if caps is not None:
             caps = replace(caps, effective=(), permitted=(), inheritable=(), ambient=())
+        home, extra = _keep_id_files(spec.root.path, userdata, plan.user)
+        env = (*(e for e in process.env if not e.startswith("HOME=")), f"HOME={home}")
         process = replace(
             process,
             user=replace(process.user, uid=plan.user[0], gid=plan.user[1], additional_gids=()),
             capabilities=caps,
+            env=env,
         )
-    return replace(spec, linux=linux, process=process)
+        taken = {m.destination for m in mounts}
+        mounts = (*mounts, *(m for m in extra if m.destination not in taken))
+    return replace(spec, linux=linux, process=process, mounts=mounts)
+
+
+def _keep_id_files(rootfs: str, userdata: str, user: tuple[int, int]) -> tuple[str, list[Mount]]:
+    """keep-id: the user in the container's /etc/passwd and /etc/group (podman adds them when
+    the image has no entry for that uid/gid); (its home, the bind mounts of the new files)."""
+    import pwd
+
+    from pypod.atomic import write_atomic
+    from pypod.oci.runtime_spec import Mount
+
+    uid, gid = user
+    try:
+        entry = pwd.getpwuid(uid)
+        name, home = entry.pw_name, entry.pw_dir
+    except KeyError:
+        name, home = f"user{uid}", "/"
+    out: list[Mount] = []
+    for filename, wanted, line in (
+        ("passwd", uid, f"{name}:*:{uid}:{gid}:{name}:{home}:/bin/sh\n"),
+        ("group", gid, f"{name}:x:{gid}:{name}\n"),
+    ):
+        try:
+            with open(os.path.join(rootfs, "etc", filename), encoding="utf-8") as f:
+                text = f.read()
+        except OSError:
+            continue  # no such file in the image (or a symlink out of it): left alone
+        ids = {
+            fields[2] for fields in (ln.split(":") for ln in text.splitlines()) if len(fields) > 2
+        }
+        if str(wanted) in ids:
+            continue
+        path = os.path.join(userdata, f"keep-id-{filename}")
+        write_atomic(path, (text if text.endswith("\n") or not text else text + "\n").encode()
+                     + line.encode(), mode=0o644)  # fmt: skip
+        out.append(Mount(destination=f"/etc/{filename}", type="bind", source=path,
+                         options=("rbind", "ro", "nosuid", "nodev")))  # fmt: skip
+    return home, out
