@@ -137,10 +137,20 @@ def test_published_port_views(tools: dict[str, Tool]) -> None:
                       IMAGE, "sleep", "100")).strip()  # fmt: skip
         settings = json.loads(ok(tool("inspect", "--format", "{{json .NetworkSettings}}", cid)))
         views[name] = (
-            ok(tool("port", cid)).replace(str(port + 1), "P1").replace(str(port), "P"),
-            ok(tool("ps", "--format", "{{.Ports}}", "--filter", f"id={cid}"))
-            .replace(str(port + 1), "P1")
-            .replace(str(port), "P"),
+            # (podman's order of the mappings is a Go map's: random; compare them as sets)
+            sorted(
+                ok(tool("port", cid))
+                .replace(str(port + 1), "P1")
+                .replace(str(port), "P")
+                .splitlines()
+            ),
+            sorted(
+                ok(tool("ps", "--format", "{{.Ports}}", "--filter", f"id={cid}"))
+                .strip()
+                .replace(str(port + 1), "P1")
+                .replace(str(port), "P")
+                .split(", ")
+            ),
             sorted(settings),
             sorted(settings.get("Networks", {}).values().__iter__().__next__()),
         )
@@ -167,3 +177,15 @@ def test_flag_errors(tools: dict[str, Tool], args: list[str]) -> None:
     out = both(tools, "create", *args, IMAGE, "true")
     pm, pp = out["podman"], out["pypod"]
     assert (pp.returncode, pp.stderr.replace("pypod", "podman")) == (pm.returncode, pm.stderr)
+
+
+def test_joined_network_files(tools: dict[str, Tool]) -> None:
+    for tool in tools.values():
+        ok(tool("run", "-d", "--name", "netbase", IMAGE, "sleep", "100"))
+    try:
+        out = both(tools, "run", "--rm", "--network", "container:netbase", "--name", "joiner",
+                   IMAGE, "sh", "-c", "cat /etc/hosts /etc/resolv.conf; ip -4 -o addr")  # fmt: skip
+        assert normal(ok(out["pypod"])) == normal(ok(out["podman"]))
+    finally:
+        for tool in tools.values():
+            tool("rm", "-f", "-t", "0", "netbase")

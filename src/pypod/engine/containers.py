@@ -388,7 +388,10 @@ class Engine:
             c.state.update(net_state)
             image = self.store.image(c.config.image_id)
             config = image_config(self.store, image).get("config") or {}
-            net_files = networking.etc_network(c, net_state.get("networks") or {})
+            joined = None
+            if (c.config.network or "").startswith("container:"):
+                joined = self.lookup(c.config.network.partition(":")[2])
+            net_files = networking.etc_network(c, net_state.get("networks") or {}, joined)
             spec = build_spec(self._shared_namespaces(c.config), config, container_id=c.id,
                               rootfs=rootfs, userdata=userdata, netns=netns,
                               net_files=net_files)  # fmt: skip

@@ -106,6 +106,8 @@ class NetworkFiles:
     options: tuple[str, ...] = ()
     add_hosts: tuple[tuple[str, str], ...] = ()
     no_hosts: bool = False
+    #: (ip, hostname, name) of the container whose network this one joins (`container:ID`)
+    peers: tuple[tuple[str, str, str], ...] = ()
 
 
 def resolv_conf_text(host: str, net: NetworkFiles) -> str:
@@ -154,7 +156,7 @@ def _network_files(net: NetworkFiles, hostname: str, name: str) -> dict[str, tup
         base = _read_host_file(HOST_HOSTS)
         host_ip = net.host_ip or host_address()
         text = hosts_text(base, entries, host_ip, ip=net.ips[0] if net.ips else "127.0.0.1",
-                          extra=net.add_hosts)  # fmt: skip
+                          extra=net.add_hosts, peers=net.peers)  # fmt: skip
         files["/etc/hosts"] = ("hosts", text.encode())
     if net.mode != "none" or net.nameservers or net.search or net.options:
         host = _read_host_file(HOST_RESOLV_CONF) or ""
@@ -207,12 +209,14 @@ def hosts_text(
     *,
     ip: str = "127.0.0.1",
     extra: tuple[tuple[str, str], ...] = (),
+    peers: tuple[tuple[str, str, str], ...] = (),
 ) -> str:
     """/etc/hosts: `extra` (`--add-host` (name, ip) pairs), `base`'s entries, then the special
     ones for names not yet present.
 
     `containers` are (hostname, name) pairs put on `ip` (the container's address on its first
-    network; 127.0.0.1 without one).
+    network; 127.0.0.1 without one); `peers` (ip, hostname, name) come before them (the
+    container whose network namespace this one joins).
     """
     lines = [f"{address}\t{host}" for host, address in extra]
     seen: set[str] = {host for host, _ in extra}
@@ -225,6 +229,8 @@ def hosts_text(
     special: list[tuple[str, list[str]]] = [("127.0.0.1", ["localhost"]), ("::1", ["localhost"])]
     if host_ip:
         special.append((host_ip, [HOST_CONTAINERS_INTERNAL]))
+    for peer_ip, hostname, name in peers:
+        special.append((peer_ip, list(dict.fromkeys(n for n in (hostname, name) if n))))
     for hostname, name in containers:
         special.append((ip, list(dict.fromkeys(n for n in (hostname, name) if n))))
     for ip, names in special:

@@ -393,12 +393,26 @@ def _joined(c: Container) -> dict[str, dict[str, Any]]:
 
 
 # --- what the container's /etc files say ------------------------------------------------------
-def etc_network(c: Container, results: Mapping[str, Any]) -> NetworkFiles:
-    """/etc/hosts and /etc/resolv.conf contents that follow from `c`'s network."""
+def etc_network(
+    c: Container, results: Mapping[str, Any], joined: Container | None = None
+) -> NetworkFiles:
+    """/etc/hosts and /etc/resolv.conf contents that follow from `c`'s network (`joined`:
+    the container whose network namespace `c` joins: its addresses and name servers, and
+    its own line in /etc/hosts, as podman writes them)."""
     from pypod.engine.etcfiles import NetworkFiles
 
     cfg = c.config
     mode = cfg.network or default_mode()
+    peers: tuple[tuple[str, str, str], ...] = ()
+    if joined is not None:
+        other = etc_network(joined, joined.state.get("networks") or {})
+        if other.ips:
+            hostname = joined.config.hostname or joined.id[:12]
+            peers = ((other.ips[0], hostname, joined.name),)
+        files = etc_network(c, {})
+        return replace(files, host_ip=other.host_ip, peers=peers,
+                       nameservers=files.nameservers or other.nameservers,
+                       search=files.search or other.search)  # fmt: skip
     ips: list[str] = []
     gateway = None
     servers: list[str] = []
