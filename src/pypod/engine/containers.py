@@ -367,7 +367,8 @@ class Engine:
             raise InvalidState(
                 f"container {c.id} has already been created in runtime: container state improper"
             )
-        self._cleanup_runtime(c)
+        if os.path.exists(os.path.join(self.paths.runtime_root(c.config.runtime), c.id)):
+            self._cleanup_runtime(c)  # what an earlier run left in the runtime's state
         from pypod.engine.spec import build_spec
         from pypod.image.local import image_config
 

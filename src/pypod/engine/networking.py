@@ -74,7 +74,7 @@ def resolve(eng: Engine, cfg: ContainerConfig, image: Mapping[str, Any]) -> Cont
         mode = f"container:{other.id}"
     if mode == "bridge":
         if not networks:
-            from pypod.network.store import DEFAULT_NETWORK
+            from pypod.network.types import DEFAULT_NETWORK
 
             networks = {DEFAULT_NETWORK: {}}
         networks = _checked_networks(eng, networks)
@@ -85,18 +85,27 @@ def resolve(eng: Engine, cfg: ContainerConfig, image: Mapping[str, Any]) -> Cont
 
 
 def _checked_networks(eng: Engine, wanted: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    store = networks_store(eng)
+    from pypod.network.types import DEFAULT_NETWORK
+
+    store = None
     out: dict[str, dict[str, Any]] = {}
     for i, (name, opts) in enumerate(wanted.items()):
+        if name == DEFAULT_NETWORK:  # built in: no need to load the store (start-up time)
+            out[name] = _entry(opts, i)
+            continue
+        store = store or networks_store(eng)
         net = store.get(name)  # NetworkNotFound names it
-        entry = {
-            "interface_name": opts.get("interface_name") or f"eth{i}",
-            "static_ips": list(opts.get("static_ips") or ()),
-            "static_mac": opts.get("static_mac") or "",
-            "aliases": list(opts.get("aliases") or ()),
-        }
-        out[net.name] = entry
+        out[net.name] = _entry(opts, i)
     return out
+
+
+def _entry(opts: Mapping[str, Any], index: int) -> dict[str, Any]:
+    return {
+        "interface_name": opts.get("interface_name") or f"eth{index}",
+        "static_ips": list(opts.get("static_ips") or ()),
+        "static_mac": opts.get("static_mac") or "",
+        "aliases": list(opts.get("aliases") or ()),
+    }
 
 
 def _ports(cfg: ContainerConfig, image: Mapping[str, Any], mode: str) -> tuple[dict[str, Any], ...]:
@@ -320,19 +329,16 @@ def detach_begin(eng: Engine, c: Container) -> Callable[[], None]:
     if not (c.state.get("networks") and netns and bridge) or _rootless():
         detach(eng, c)
         return lambda: None
-    try:
-        opts, networks = setup_options(eng, c, netns, only=_joined(c))
-    except PypodError:
-        detach(eng, c)
-        return lambda: None
+    joined = _joined(c)
     remove_netns(netns)
     c.state["netns"] = None
     c.state["netns_join"] = None
     c.state["networks"] = {}
 
-    def teardown() -> None:
+    def teardown() -> None:  # all of it in the child: even loading the network modules
         from pypod.network import setup as netsetup
 
+        opts, networks = setup_options(eng, c, netns, only=joined)
         netsetup.teardown(opts, networks, state_dir(eng), namespace_going=True)
 
     try:
@@ -476,7 +482,7 @@ def _endpoint(result: Mapping[str, Any]) -> dict[str, Any]:
 
 def network_settings(c: Container) -> dict[str, Any]:
     """inspect's NetworkSettings, as podman 4.3 fills it."""
-    from pypod.network.store import DEFAULT_NETWORK
+    from pypod.network.types import DEFAULT_NETWORK
 
     results = c.state.get("networks") or {} if c.status in ("running", "paused") else {}
     mode = c.config.network or default_mode()

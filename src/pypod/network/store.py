@@ -26,11 +26,10 @@ from typing import Any
 
 from pypod.atomic import write_atomic
 from pypod.errors import AlreadyExists, InvalidArgument, NotFound, NotSupported
-from pypod.network.types import LeaseRange, Network, Subnet
+from pypod.network.types import DEFAULT_NETWORK, LeaseRange, Network, Subnet
 
 log = logging.getLogger(__name__)
 
-DEFAULT_NETWORK = "pypod"
 DEFAULT_SUBNET = "10.88.0.0/16"
 DEFAULT_INTERFACE = "pypod0"
 #: bridges of new networks are this prefix and a number (podman: "podman1", "podman2", ...)

@@ -12,6 +12,9 @@ from typing import Any
 
 from pypod.record import field, record
 
+#: the built-in network (podman's is "podman"): bridge pypod0 on 10.88.0.0/16
+DEFAULT_NETWORK = "pypod"
+
 
 @record
 class LeaseRange:

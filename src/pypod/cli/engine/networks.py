@@ -26,7 +26,8 @@ from pypod.errors import (
     NotFound,
     NotSupported,
 )
-from pypod.network.store import DEFAULT_NETWORK, Networks, to_json
+from pypod.network.store import Networks, to_json
+from pypod.network.types import DEFAULT_NETWORK
 from pypod.network.types import Network
 
 #: podman's exit codes of `network rm`: no such network, network in use

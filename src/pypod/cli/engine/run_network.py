@@ -82,7 +82,7 @@ def _networks(given: list[str]) -> tuple[str, dict[str, dict[str, Any]], tuple[s
             )
         mode = this
     if "bridge" in networks:  # `bridge:ip=...`: the options are the default network's
-        from pypod.network.store import DEFAULT_NETWORK
+        from pypod.network.types import DEFAULT_NETWORK
 
         networks[DEFAULT_NETWORK] = networks.pop("bridge")
     return mode, networks, options
@@ -126,7 +126,7 @@ def _per_network(
         if len(networks) > 1:
             raise InvalidArgument(f"{flag} can only be set for a single network: invalid argument")
     if not networks:
-        from pypod.network.store import DEFAULT_NETWORK
+        from pypod.network.types import DEFAULT_NETWORK
 
         networks[DEFAULT_NETWORK] = {"static_ips": [], "aliases": []}
     only = next(iter(networks.values()))
