@@ -107,7 +107,7 @@ def _throughput(pypod: Tool, podman: Tool, work: Path) -> list[Row]:
         tool("run", "-d", "--network", "bridge", "--name", "web", "-p", f"{port}:80", "-v",
              f"{site}:/srv:ro", IMAGE,
              "httpd", "-f", "-p", "80", "-h", "/srv")  # fmt: skip
-        best[tool.name] = _fetch_best(f"http://127.0.0.1:{port}/big", tool.name, 3)
+        best[tool.name] = _fetch_best(f"http://127.0.0.1:{port}/big", tool.name, 5)
         log(f"{tool.name} published port: {BIG_MB / best[tool.name]:.0f} MB/s")
         tool("rm", "-f", "-t", "0", "web")
     return [(f"{BIG_MB} MB through a published port (time): pypod vs podman", best["pypod"],
@@ -179,7 +179,7 @@ def bench_rootless(n: int) -> list[Row]:
             port = _free_port()
             tool("run", "-d", "--network", nets[name], "--name", "web", "-p", f"{port}:80", "-v",
                  f"{site}:/srv:ro", IMAGE, "httpd", "-f", "-p", "80", "-h", "/srv")  # fmt: skip
-            best[name] = _fetch_best(f"http://127.0.0.1:{port}/big", name, max(3, n // 3))
+            best[name] = _fetch_best(f"http://127.0.0.1:{port}/big", name, 5)
             log(f"{name} rootless ({nets[name]}) published port: {BIG_MB / best[name]:.0f} MB/s")
             tool("rm", "-f", "-t", "0", "web")
         return [(f"{BIG_MB} MB, rootless: pypod+pasta vs podman+slirp4netns", best["pypod"],

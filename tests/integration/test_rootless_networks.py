@@ -97,7 +97,7 @@ def leases(p: UserPypod) -> dict[str, object]:
     out: dict[str, object] = {}
     ipam = runroot(p) / "networks" / "ipam"
     for f in ipam.glob("*.json") if ipam.is_dir() else ():
-        out.update(json.loads(f.read_text() or "{}"))
+        out.update(json.loads(f.read_text() or "{}").get("leases") or {})
     return out
 
 
@@ -147,10 +147,11 @@ def test_user_network_names_ports_outside_and_cleanup(
         "run", "-d", "--network", network, "--name", "web", "-p", f"{port}:80", IMAGE,
         "sh", "-c", HTTPD.format(text="hello-user-net"),
     ).strip()  # fmt: skip
-    # another container reaches it by name (the DNS responder in the rootless-netns)
+    # another container reaches it by name (the DNS responder in the rootless-netns; not
+    # `wget -T`: busybox 1.35's wget crashes with it)
     out = p.ok(
         "run", "--rm", "--network", network, IMAGE, "sh", "-c",
-        "for i in 1 2 3 4 5 6 7 8 9 10; do wget -q -T 2 -O - http://web/ && exit 0; "
+        "for i in 1 2 3 4 5 6 7 8 9 10; do timeout 3 wget -q -O - http://web/ && exit 0; "
         "sleep 0.2; done; exit 1",
     )  # fmt: skip
     assert out == "hello-user-net\n"
@@ -163,11 +164,15 @@ def test_user_network_names_ports_outside_and_cleanup(
         )
         assert done.stdout == "hello-user-net\n"
     # the way out, through the rootless-netns' pasta
-    out = p.ok("exec", web, "wget", "-q", "-T", "5", "-O", "-", outside)
+    out = p.ok("exec", web, "timeout", "5", "wget", "-q", "-O", "-", outside)
     assert out == "outside\n"
     addr = p.ok("exec", web, "ip", "-o", "-4", "addr", "show", "dev", "eth0")
     assert " 10.89." in addr, addr
     assert rootless_netns(p).exists()
+    helpers = user_helpers(p)  # the namespace's pasta, the web's port forwarder, DNS
+    assert len([h for h in helpers if "--config-net" in h and "rootless-netns" in h]) == 1
+    assert len([h for h in helpers if f" -t {port} " in h and "--config-net" not in h]) == 1
+    assert len([h for h in helpers if "dns_server" in h]) == 1
     assert web in leases(p)
     # nothing of the rootless network is in the host's network namespace
     host_links = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True).stdout
@@ -188,11 +193,14 @@ def test_internal_network_has_no_way_out(
     name = f"rni{os.getpid()}"
     p.ok("network", "create", "--internal", name)
     try:
-        p.ok("run", "-d", "--network", name, "--name", "inner", IMAGE, "sleep", "100")
+        p.ok(
+            "run", "-d", "--network", name, "--name", "inner", IMAGE, "sh", "-c",
+            HTTPD.format(text="reached"),
+        )  # fmt: skip
         out = p.ok(
             "run", "--rm", "--network", name, IMAGE, "sh", "-c",
-            f"ping -c1 -W2 inner >/dev/null && echo reached; "
-            f"wget -q -T 3 -O - {outside} || echo blocked",
+            "for i in 1 2 3 4 5 6 7 8 9 10; do timeout 3 wget -q -O - http://inner/ && break; "
+            f"sleep 0.2; done; timeout 3 wget -q -O - {outside} || echo blocked",
         )  # fmt: skip
         assert out.split() == ["reached", "blocked"]
     finally:
@@ -219,3 +227,44 @@ def test_two_containers_share_one_rootless_netns(
     assert " 10.89." in out
     p.ok("rm", "-f", "-t", "0", b)
     assert_nothing_left(p, [a, b])
+
+
+def test_default_bridge_network_with_published_port(
+    rootless_pypod: UserPypod,  # noqa: F811
+    pasta: None,
+) -> None:
+    """`--network bridge` (the default network `pypod`, as podman's rootless `podman`),
+    publishing on 127.0.0.1 only."""
+    p = rootless_pypod
+    port = free_port()
+    cid = p.ok(
+        "run", "-d", "--network", "bridge", "-p", f"127.0.0.1:{port}:80", IMAGE,
+        "sh", "-c", HTTPD.format(text="hello-bridge"),
+    ).strip()  # fmt: skip
+    try:
+        assert fetch(f"http://127.0.0.1:{port}/") == "hello-bridge\n"
+        ip = p.ok("inspect", "--format", "{{.NetworkSettings.IPAddress}}", cid).strip()
+        assert ip.startswith("10.88."), ip
+    finally:
+        p("rm", "-af", "-t", "0")
+    assert_nothing_left(p, [cid])
+
+
+def test_forwarder_args() -> None:
+    from pypod.network.rootless_netns import forwarder_args
+    from pypod.network.types import PortMapping
+
+    ports = (
+        PortMapping(host_ip="", host_port=8080, container_port=80, protocol="tcp"),
+        PortMapping(host_ip="127.0.0.1", host_port=9000, container_port=53, protocol="tcp,udp",
+                    range=3),
+    )  # fmt: skip
+    args = forwarder_args("/run/ns", "0123456789abcdef", ports, "/run/p.pid")
+    assert args[:4] == ["--netns", "/run/ns", "-I", "pf0123456789ab"]
+    assert " ".join(args[4:]) == (
+        "-t 8080 -t 127.0.0.1/9000-9002 -u 127.0.0.1/9000-9002 -T none -U none --no-dhcp "
+        "--no-dhcpv6 --no-ndp --no-ra --pid /run/p.pid --quiet"
+    )
+    only_udp = (PortMapping(host_ip="", host_port=53, container_port=53, protocol="udp"),)
+    args = forwarder_args("/n", "c", only_udp, "/p")
+    assert args[4:8] == ["-t", "none", "-u", "53"]

@@ -43,8 +43,8 @@ import subprocess
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, TypeVar
 
-from pypod.errors import CommandNotFound, NotSupported, PypodError
-from pypod.network.types import Network, PortMapping, SetupOptions
+from pypod.errors import CommandNotFound, InvalidState, NotSupported, PypodError
+from pypod.network.types import NetResult, Network, PortMapping, SetupOptions
 
 T = TypeVar("T")
 
@@ -339,6 +339,52 @@ def teardown(
         remove_if_unused(runroot)
     if failure is not None:
         raise failure
+
+
+def connect(opts: SetupOptions, networks: Mapping[str, Network], runroot: str) -> dict[str, Any]:
+    """`pypod network connect` of a running rootless container (on the rootless-netns):
+    `pypod.network.setup.setup` of `opts.networks` in there; the NetResults as JSON."""
+    from pypod.network import setup as netsetup
+    from pypod.network.types import to_json
+
+    def in_ns() -> dict[str, Any]:
+        results = netsetup.setup(opts, networks, runroot)
+        return {name: to_json(r) for name, r in results.items()}
+
+    with locked(runroot):
+        if not exists(runroot) or opts.container_id not in _users(runroot):
+            raise InvalidState(
+                f"container {opts.container_id[:12]} is not on a bridge network: only a "
+                "container started on one can be connected to another while it runs"
+            )
+        ensure(runroot)  # its pasta, should it have died
+        result: dict[str, Any] = run_in(runroot, in_ns)
+        return result
+
+
+def disconnect(opts: SetupOptions, networks: Mapping[str, Network], runroot: str) -> None:
+    """`pypod network disconnect` of a running rootless container: `pypod.network.setup.
+    teardown` of `opts.networks` in the rootless-netns (which stays: the container is on it)."""
+    from pypod.network import setup as netsetup
+
+    with locked(runroot):
+        target = runroot if exists(runroot) else None
+        run_in(target, netsetup.teardown, opts, networks, runroot)
+
+
+def reload(
+    runroot: str,
+    entries: Sequence[tuple[SetupOptions, Mapping[str, Network], dict[str, NetResult]]],
+) -> None:
+    """`pypod network reload` rootless: the firewall rules of `entries` made again in the
+    rootless-netns, whose pasta is started again should it have died."""
+    from pypod.network import setup as netsetup
+
+    with locked(runroot):
+        if not exists(runroot) or not _users(runroot):
+            return
+        ensure(runroot)
+        run_in(runroot, netsetup.reload, runroot, list(entries))
 
 
 # --- published ports -------------------------------------------------------------------------
