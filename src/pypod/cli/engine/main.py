@@ -24,6 +24,9 @@ GLOBAL_FLAGS = (
     Flag(("root",), True, help="path to the root directory in which data is stored"),
     Flag(("runroot",), True, help="path to the 'run directory' where all state is stored"),
     Flag(("storage-driver",), True, help="select which storage driver is used (overlay, vfs)"),
+    Flag(
+        ("storage-opt",), True, multiple=True, help="used to pass an option to the storage driver"
+    ),
     Flag(("tmpdir",), True, help="path to the tmp directory for libpod state content"),
     Flag(("log-level",), True, help="log messages at and above this level (debug, info, warn)"),
     Flag(("help", "h"), help="help for pypod"),
@@ -200,6 +203,13 @@ def _run(args: list[str]) -> int:
     tmpdir = merged.get("tmpdir")
     if driver is not None and driver not in ("overlay", "vfs"):
         raise NotSupported(f'unknown storage driver "{driver}": use overlay or vfs')
+    given = g.texts("storage-opt")
+    if not any("storage-opt" in f.names for f in command.flags):  # (`run --storage-opt`)
+        given += opts.texts("storage-opt")
+    if given:
+        # podman: the flags replace STORAGE_OPTS (`--storage-opt ""`: no options); there the
+        # drivers, the monitor and the cleanup command it runs all find them
+        os.environ["STORAGE_OPTS"] = ",".join(o for o in given if o)
     glob = Globals(
         graphroot=root if isinstance(root, str) else graphroot,
         runroot=run if isinstance(run, str) else runroot,

@@ -27,8 +27,7 @@ from pypod.errors import (
     NotSupported,
 )
 from pypod.network.store import Networks, to_json
-from pypod.network.types import DEFAULT_NETWORK
-from pypod.network.types import Network
+from pypod.network.types import DEFAULT_NETWORK, Network
 
 #: podman's exit codes of `network rm`: no such network, network in use
 _EXIT_NO_SUCH_NETWORK = 1

@@ -22,7 +22,8 @@ WHITEOUT_META_PREFIX = ".wh..wh."
 #: overlayfs' own xattrs; the `user.` ones are what a rootless (userxattr) overlay uses
 OPAQUE_XATTR = "trusted.overlay.opaque"
 OPAQUE_XATTR_USER = "user.overlay.opaque"
-OVERLAY_XATTR_PREFIXES = ("trusted.overlay.", "user.overlay.")
+#: (fuse-overlayfs keeps its own markers under user.fuseoverlayfs. while a layer is mounted)
+OVERLAY_XATTR_PREFIXES = ("trusted.overlay.", "user.overlay.", "user.fuseoverlayfs.")
 
 
 class WhiteoutFormat(enum.Enum):

@@ -267,7 +267,7 @@ def export_changes(
         sink.close()
     except OSError as e:
         err = StorageError(f"export changes of {root_or_upper}: {e.filename}: {e.strerror}")
-        err.errno = e.errno or errno.EIO  # type: ignore[attr-defined]
+        err.errno = e.errno or errno.EIO
         raise err from e
     tar_digest = "sha256:" + sink.tar_hash.hexdigest()
     return ExportResult(

@@ -25,6 +25,12 @@ Options, chosen as containers/storage does for a driver whose diffs are read nat
   must be complete.  With them off, a chown copies the file up whole and renaming a lower
   directory fails with EXDEV, which mv and the like handle by copying.
 A kernel that does not know an option (EINVAL) is retried without the optional ones.
+
+With a mount program (`--storage-opt overlay.mount_program=PATH` or `STORAGE_OPTS`), and in a
+user namespace whose kernel refuses overlay mounts (EPERM, EINVAL) when fuse-overlayfs is
+installed, layers are mounted by fuse-overlayfs instead (`fuse_overlay`); the upper directory
+of such a layer is brought back to the kernel's format (`fuse_overlay.normalize_upper`) before
+its changes are read and after it is unmounted.
 """
 
 from __future__ import annotations
@@ -38,6 +44,7 @@ from pypod.atomic import write_atomic
 from pypod.errors import NotFound, OSLevelError, StorageError
 from pypod.linux import syscalls, userns
 from pypod.log import get_logger
+from pypod.storage.drivers import fuse_overlay
 from pypod.storage.drivers.mountstate import MountCounts, mount_points
 
 if TYPE_CHECKING:
@@ -70,6 +77,9 @@ class OverlayDriver:
     def __init__(self, home: str, run_home: str) -> None:
         self.home = home
         self.counts = MountCounts(os.path.join(run_home, "overlay"))
+        self.options = fuse_overlay.options_from_env()
+        #: the mount program chosen after the kernel refused a mount in this user namespace
+        self._fallback: str | None = None
         os.makedirs(os.path.join(home, "l"), mode=0o700, exist_ok=True)
         os.makedirs(os.path.join(home, "empty"), mode=0o755, exist_ok=True)
 
@@ -141,7 +151,11 @@ class OverlayDriver:
 
     def remove(self, layer_id: str) -> None:
         d = self._dir(layer_id)
-        if self.mount_count(layer_id) or os.path.ismount(os.path.join(d, "merged")):
+        try:  # going: no point in normalizing its upper directory on the way
+            os.unlink(os.path.join(d, fuse_overlay.MARK))
+        except (FileNotFoundError, NotADirectoryError):
+            pass
+        if self.mount_count(layer_id) or _mounted(os.path.join(d, "merged")):
             self.unmount(layer_id, force=True)
         try:
             short = _read(os.path.join(d, "link"))
@@ -169,6 +183,7 @@ class OverlayDriver:
     def changes(self, layer_id: str, parent_id: str | None) -> list[Change]:
         from pypod.storage.archive.changes import changes
 
+        self._normalize(layer_id)
         lowers = [os.path.join(self.home, p) for p in self._lowers(layer_id)]
         return changes(lowers, self.diff_path(layer_id))
 
@@ -186,6 +201,8 @@ class OverlayDriver:
             if count and os.path.ismount(merged):
                 self.counts.set(layer_id, count + 1)
                 return merged
+            if _mounted(merged):  # a FUSE mount whose daemon is gone (ENOTCONN)
+                _umount(merged)
             self._mount(layer_id, merged, mount_label)
             self.counts.set(layer_id, 1)
         return merged
@@ -201,8 +218,13 @@ class OverlayDriver:
             extra = "".join("," + o for o in optional)
             return f"lowerdir={lower},upperdir={up},workdir={work}{extra}{label}"
 
+        program = self.options.mount_program or self._fallback
+        if program is not None:
+            self._mount_with(program, layer_id, merged, lowers, label)
+            return
         optional: tuple[str, ...] = _OPTIONAL
-        if userns.in_user_namespace():  # rootless: no trusted.* xattrs, so no redirect_dir
+        in_userns = userns.in_user_namespace()
+        if in_userns:  # rootless: no trusted.* xattrs, so no redirect_dir
             optional = ("index=off", "metacopy=off", "userxattr")
         while True:
             absolute = data(self.home + "/", optional)
@@ -223,7 +245,38 @@ class OverlayDriver:
                     log.debug("overlay mount options %s refused, retrying without", optional)
                     optional = ()
                     continue
+                if in_userns and e.errno in (errno.EPERM, errno.EINVAL):
+                    # a kernel that cannot mount overlay here (before 5.11; some filesystems)
+                    self._fallback = fuse_overlay.fallback_program(layer_id, e)
+                    self._mount_with(self._fallback, layer_id, merged, lowers, label)
+                    return
                 raise StorageError(f"mount layer {layer_id}: {e}") from e
+
+    def _mount_with(
+        self, program: str, layer_id: str, merged: str, lowers: list[str], label: str
+    ) -> None:
+        """Mount with a mount program (fuse-overlayfs), as containers/storage runs it."""
+        d = self._dir(layer_id)
+        lower = ":".join(os.path.join(self.home, p) for p in lowers)
+        data = f"lowerdir={lower},upperdir={d}/diff,workdir={d}/work{label}"
+        # marked first: whatever happens next, its upper directory gets normalized
+        write_atomic(os.path.join(d, fuse_overlay.MARK), program.encode())
+        fuse_overlay.mount(program, data, merged, layer_id=layer_id)
+
+    def _normalize(self, layer_id: str) -> None:
+        """Bring the upper directory of a layer a mount program wrote to back to the kernel's
+        format (with the mount lock held: not while another process unmounts it)."""
+        d = self._dir(layer_id)
+        mark = os.path.join(d, fuse_overlay.MARK)
+        if not os.path.exists(mark):
+            return
+        with self.counts.lock:
+            if not os.path.exists(mark):
+                return
+            mounted = _mounted(os.path.join(d, "merged"))
+            fuse_overlay.normalize_upper(os.path.join(d, "diff"), mounted=mounted)
+            if not mounted:
+                os.unlink(mark)
 
     def _mount_from_home(self, merged: str, data: str) -> None:
         """mount(2) with relative lower dirs, from a child whose cwd is the driver home (the
@@ -253,9 +306,13 @@ class OverlayDriver:
             if count > 1 and not force:
                 self.counts.set(layer_id, count - 1)
                 return False
-            if os.path.ismount(merged):
+            if _mounted(merged):
                 _umount(merged)
             self.counts.set(layer_id, 0)
+            try:
+                self._normalize(layer_id)
+            except (OSError, StorageError) as e:  # unmounted all the same; changes() retries
+                log.warning("layer %s: fuse-overlayfs markers not converted: %s", layer_id, e)
         return True
 
     def recover(self, known: set[str], *, sweep: bool) -> None:
@@ -269,6 +326,8 @@ class OverlayDriver:
                     if merged in mounted:
                         _umount(merged)
                     self.counts.set(layer_id, 0)
+                    if layer_id in known:
+                        self._normalize(layer_id)
             for point in mounted:
                 rel = os.path.relpath(point, self.home)
                 layer_id, _, rest = rel.partition("/")
@@ -287,6 +346,15 @@ class OverlayDriver:
                 os.unlink(path)
 
 
+def _mounted(path: str) -> bool:
+    """Whether `path` is a mount point; a FUSE mount whose daemon died (ENOTCONN) is one."""
+    try:
+        os.lstat(path)
+    except OSError as e:
+        return e.errno == errno.ENOTCONN
+    return os.path.ismount(path)
+
+
 def _umount(path: str) -> None:
     try:
         syscalls.umount2(path, syscalls.UMOUNT_NOFOLLOW)
@@ -294,5 +362,7 @@ def _umount(path: str) -> None:
         if e.errno == errno.EBUSY:
             log.debug("%s busy; detaching it", path)
             syscalls.umount2(path, syscalls.MNT_DETACH | syscalls.UMOUNT_NOFOLLOW)
+        elif e.errno == errno.EPERM and fuse_overlay.fusermount_unmount(path):
+            return  # a FUSE mount of this user's, from outside its namespace
         elif e.errno != errno.EINVAL:  # EINVAL: not a mount point (any more)
             raise StorageError(f"unmount {path}: {e}") from e
