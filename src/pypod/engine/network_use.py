@@ -9,6 +9,7 @@ from collections.abc import Iterable
 from pypod.engine import networking
 from pypod.engine.config import to_json
 from pypod.engine.containers import Engine
+from pypod.engine.rootless import is_rootless
 from pypod.engine.state import Container
 from pypod.errors import AlreadyExists, InvalidArgument, InvalidState, NotFound
 from pypod.record import replace
@@ -66,16 +67,19 @@ def connect(graphroot: str, runroot: str, network: str, container: str, *,
             networks = {**c.config.networks, net.name: entry}
             c.config = replace(c.config, networks=networks)
             if c.status in LIVE and c.state.get("netns"):
-                from pypod.network import setup as netsetup
-                from pypod.network.types import to_json as net_json
-
                 opts, nets = networking.setup_options(eng, c, c.state["netns"],
                                                       only={net.name: entry})  # fmt: skip
-                results = netsetup.setup(opts, nets, networking.state_dir(eng))
-                c.state["networks"] = {
-                    **(c.state.get("networks") or {}),
-                    **{k: net_json(v) for k, v in results.items()},
-                }
+                if is_rootless():  # in the rootless network namespace, where its bridges are
+                    from pypod.network import rootless_netns
+
+                    fresh = rootless_netns.connect(opts, nets, networking.state_dir(eng))
+                else:
+                    from pypod.network import setup as netsetup
+                    from pypod.network.types import to_json as net_json
+
+                    results = netsetup.setup(opts, nets, networking.state_dir(eng))
+                    fresh = {k: net_json(v) for k, v in results.items()}
+                c.state["networks"] = {**(c.state.get("networks") or {}), **fresh}
             with eng.db.transaction():
                 _save_config(eng, c)
                 eng.event("network", "connect", net.id, net.name, {"container": c.id})
@@ -93,11 +97,16 @@ def disconnect(graphroot: str, runroot: str, network: str, container: str,
                 raise NotFound(f"container {c.id} is not connected to network {net.name}")
             if c.status in LIVE and c.state.get("netns"):
                 if net.name in (c.state.get("networks") or {}):
-                    from pypod.network import setup as netsetup
-
                     only = {net.name: c.config.networks[net.name]}
                     opts, nets = networking.setup_options(eng, c, c.state["netns"], only=only)
-                    netsetup.teardown(opts, nets, networking.state_dir(eng))
+                    if is_rootless():
+                        from pypod.network import rootless_netns
+
+                        rootless_netns.disconnect(opts, nets, networking.state_dir(eng))
+                    else:
+                        from pypod.network import setup as netsetup
+
+                        netsetup.teardown(opts, nets, networking.state_dir(eng))
                     c.state["networks"] = {
                         k: v for k, v in (c.state.get("networks") or {}).items() if k != net.name
                     }
@@ -143,5 +152,10 @@ def reload(graphroot: str, runroot: str, containers: list[str], every: bool) -> 
             }
             entries.append((opts, nets, results))
             done.append(c.id)
-        netsetup.reload(networking.state_dir(eng), entries)
+        if is_rootless():
+            from pypod.network import rootless_netns
+
+            rootless_netns.reload(networking.state_dir(eng), entries)
+        else:
+            netsetup.reload(networking.state_dir(eng), entries)
     return done

@@ -15,7 +15,7 @@ import os
 import socket
 import struct
 
-from pypod.errors import from_oserror
+from pypod.errors import OSLevelError, from_oserror
 from pypod.linux import syscalls as sc
 
 CLONE_NEWNET = 0x40000000
@@ -75,6 +75,9 @@ def remove(path: str) -> None:
     """Drop the namespace kept at `path` (it ends when no process is left in it)."""
     try:
         sc.umount2(path, MNT_DETACH)
+    except OSLevelError as e:  # (what the syscall layer raises)
+        if e.errno not in (errno.EINVAL, errno.ENOENT):  # not mounted (any more): fine
+            raise
     except OSError as e:
         if e.errno not in (errno.EINVAL, errno.ENOENT):
             raise from_oserror(f"unmount network namespace {path}", e) from e

@@ -27,6 +27,11 @@ container.  It starts and ends with its container, so no other container is dist
 pasta's.)  Connections from the host to its other addresses are not forwarded (pasta only
 splices loopback ones without a configured tap).
 
+Without pasta installed, slirp4netns is the way out (`helper`): its tap gets 10.0.2.100/24
+in the rootless-netns, and a container's published ports are added to it at run time through
+its API socket (`add_hostfwd` host port -> 10.0.2.100:host port, where the DNAT rules take
+them; `remove_hostfwd` when the container goes), reachable on every host address.
+
 The rootless-netns (its pasta, and the namespace) goes away when its last container goes;
 the containers using it are listed in `rootless-netns.users`, changed under
 `rootless-netns.lock`, both next to the namespace file.
@@ -187,11 +192,10 @@ def ensure(runroot: str) -> str:
     if info is not None and _alive(info):
         return ns
     try:
-        info = rootless_net.start("pasta", ns, NAME, (), (), _pasta_dir(runroot))
+        info = rootless_net.start(helper(), ns, NAME, (), (), _pasta_dir(runroot))
     except PypodError as e:
         if not _users(runroot):
-            with contextlib.suppress(PypodError, OSError):
-                netns.remove(ns)
+            _remove_netns_file(ns)
         raise RootlessNetnsError(
             f"cannot connect the rootless network namespace {ns} to the host: {e}"
         ) from e
@@ -204,14 +208,36 @@ def ensure(runroot: str) -> str:
 def remove_if_unused(runroot: str) -> bool:
     """Stop the pasta and remove the rootless-netns when no container uses it; whether it is
     gone.  Call with `locked(runroot)` held."""
-    from pypod.linux import netns
 
     if _users(runroot):
         return False
     _forget_pasta(runroot)
-    with contextlib.suppress(PypodError, OSError):
-        netns.remove(path(runroot))
+    _remove_netns_file(path(runroot))
     return not os.path.exists(path(runroot))
+
+
+def _remove_netns_file(ns: str) -> None:
+    """Unmount and delete the namespace file `ns`; only delete it when nothing is mounted
+    there any more (the rootless user namespace it was mounted in was killed)."""
+    from pypod.linux import netns
+
+    if os.path.ismount(ns):
+        with contextlib.suppress(PypodError, OSError):
+            netns.remove(ns)
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(ns)
+
+
+def helper() -> str:
+    """What connects the rootless-netns to the host: pasta, or slirp4netns without it."""
+    if shutil.which("pasta"):
+        return "pasta"
+    if shutil.which("slirp4netns"):
+        return "slirp4netns"
+    raise CommandNotFound(
+        "neither pasta nor slirp4netns is in $PATH: install Debian's 'passt' (or "
+        "'slirp4netns') package for the networks of rootless containers"
+    )
 
 
 def _pasta_dir(runroot: str) -> str:
@@ -246,29 +272,37 @@ def _alive(info: Mapping[str, Any]) -> bool:
 
 
 # --- the containers that use it ----------------------------------------------------------------
-def _users(runroot: str) -> list[str]:
+def _users(runroot: str) -> dict[str, str]:
+    """{container id: its network namespace} of the containers on the rootless-netns, those
+    whose namespace is gone left out (killed with the rootless user namespace, say)."""
     try:
         with open(os.path.join(directory(runroot), _USERS)) as f:
             users = json.load(f)
     except (OSError, ValueError):
-        return []
-    return [str(u) for u in users] if isinstance(users, list) else []
+        return {}
+    if not isinstance(users, dict):
+        return {}
+    return {str(c): str(ns) for c, ns in users.items() if os.path.ismount(str(ns))}
 
 
-def _set_users(runroot: str, users: Sequence[str]) -> None:
+def _set_users(runroot: str, users: Mapping[str, str]) -> None:
     from pypod.atomic import write_atomic
 
     where = os.path.join(directory(runroot), _USERS)
     if users:
-        write_atomic(where, json.dumps(sorted(set(users))).encode(), mode=0o600)
+        write_atomic(where, json.dumps(dict(sorted(users.items()))).encode(), mode=0o600)
     else:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(where)
 
 
+def _without(runroot: str, container_id: str) -> dict[str, str]:
+    return {c: ns for c, ns in _users(runroot).items() if c != container_id}
+
+
 def users(runroot: str) -> list[str]:
     """The ids of the containers on the rootless-netns."""
-    return _users(runroot)
+    return sorted(_users(runroot))
 
 
 # --- what the engine calls ---------------------------------------------------------------------
@@ -288,16 +322,21 @@ def setup(
 
     with locked(runroot):
         ns = ensure(runroot)
-        _set_users(runroot, [*_users(runroot), opts.container_id])
+        _set_users(runroot, {**_users(runroot), opts.container_id: opts.netns})
         try:
             results = run_in(runroot, in_ns)
         except BaseException:
-            _set_users(runroot, [u for u in _users(runroot) if u != opts.container_id])
+            _set_users(runroot, _without(runroot, opts.container_id))
             remove_if_unused(runroot)
             raise
     if opts.port_mappings:
         try:
-            start_forwarder(ns, opts.container_id, opts.port_mappings, rundir)
+            info = _pasta_info(runroot) or {}
+            if info.get("kind") == "slirp4netns":
+                add_hostfwds(str(info.get("api_socket")), opts.container_id,
+                             opts.port_mappings, rundir)  # fmt: skip
+            else:
+                start_forwarder(ns, opts.container_id, opts.port_mappings, rundir)
         except BaseException:
             teardown(opts, networks, runroot, rundir)
             raise
@@ -335,8 +374,12 @@ def teardown(
                 )
             except PypodError as e:
                 failure = e
-        _set_users(runroot, [u for u in _users(runroot) if u != cid])
+        _set_users(runroot, _without(runroot, cid))
         remove_if_unused(runroot)
+    if opts is not None and not os.path.ismount(opts.netns):
+        # a container namespace file whose mount went with a killed rootless user namespace
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(opts.netns)
     if failure is not None:
         raise failure
 
@@ -462,8 +505,67 @@ def start_forwarder(
     return info
 
 
+def add_hostfwds(
+    api_socket: str, container_id: str, ports: Sequence[PortMapping], rundir: str
+) -> dict[str, Any]:
+    """With slirp4netns as the rootless-netns' way out: forward the container's published
+    host ports to the same ports of its tap address (10.0.2.100), where the DNAT rules take
+    them to the container (slirp4netns adds and removes them at run time, through its API
+    socket); what `stop_forwarder` needs (also written to `rundir`)."""
+    from pypod.atomic import write_atomic
+
+    ids: list[int] = []
+    info: dict[str, Any] = {"kind": "slirp4netns-hostfwd", "socket": api_socket, "ids": ids}
+    try:
+        for p in ports:
+            for proto in p.protocol.split(","):
+                if proto not in ("tcp", "udp"):
+                    raise NotSupported(f"'-p .../{proto}' is not supported rootless: tcp or udp")
+                for i in range(max(p.range, 1)):
+                    ids.append(
+                        _hostfwd(api_socket, container_id, proto, p.host_ip, p.host_port + i)
+                    )
+    except BaseException:
+        _remove_hostfwds(info)
+        raise
+    os.makedirs(rundir, mode=0o700, exist_ok=True)
+    write_atomic(os.path.join(rundir, PORTS_INFO), json.dumps(info).encode(), mode=0o600)
+    return info
+
+
+def _hostfwd(api_socket: str, container_id: str, proto: str, host_ip: str, port: int) -> int:
+    from pypod.network.rootless_net import SLIRP_CIDR, _slirp_api
+
+    guest = SLIRP_CIDR.rsplit(".", 1)[0] + ".100"
+    request = {
+        "execute": "add_hostfwd",
+        "arguments": {"proto": proto, "host_addr": host_ip or "0.0.0.0", "host_port": port,
+                      "guest_addr": guest, "guest_port": port},
+    }  # fmt: skip
+    try:
+        reply = _slirp_api(api_socket, request)
+    except (OSError, ValueError) as e:
+        reply = {"error": {"desc": str(e)}}
+    if "error" in reply or not isinstance(reply.get("return"), dict):
+        raise RootlessNetnsError(
+            f"cannot publish the ports of container {container_id[:12]}: slirp4netns: "
+            f"{host_ip or '0.0.0.0'}:{port}/{proto}: {reply.get('error', reply)}"
+        )
+    return int(reply["return"]["id"])
+
+
+def _remove_hostfwds(info: Mapping[str, Any]) -> None:
+    from pypod.network.rootless_net import _slirp_api
+
+    for id_ in info.get("ids") or ():
+        with contextlib.suppress(OSError, ValueError):
+            _slirp_api(str(info["socket"]), {"execute": "remove_hostfwd",
+                                             "arguments": {"id": id_}})  # fmt: skip
+
+
 def stop_forwarder(rundir: str) -> None:
-    """Stop the container's port forwarder, if it has one (idempotent)."""
+    """Stop the container's port forwarder (or remove its slirp4netns forwards), if it has one
+    (idempotent)."""
     from pypod.network import rootless_net
 
     where = os.path.join(rundir, PORTS_INFO)
@@ -472,7 +574,9 @@ def stop_forwarder(rundir: str) -> None:
             info = json.load(f)
     except (OSError, ValueError):
         return
-    if isinstance(info, dict):
+    if isinstance(info, dict) and info.get("kind") == "slirp4netns-hostfwd":
+        _remove_hostfwds(info)
+    elif isinstance(info, dict):
         rootless_net.stop(info)
     with contextlib.suppress(FileNotFoundError):
         os.unlink(where)

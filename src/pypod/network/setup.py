@@ -35,8 +35,7 @@ from pypod.network.netlink import (
     set_hairpin,
     write_sysctl,
 )
-from pypod.network.types import DEFAULT_NETWORK
-from pypod.network.types import NetResult, Network, PerNetworkOptions, SetupOptions
+from pypod.network.types import DEFAULT_NETWORK, NetResult, Network, PerNetworkOptions, SetupOptions
 
 log = logging.getLogger(__name__)
 
