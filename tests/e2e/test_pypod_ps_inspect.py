@@ -202,6 +202,21 @@ def test_inspect(pypod: Pypod, tmp_path: Path) -> None:
     assert "no such object" in err or "no such container" in err, err
 
 
+def test_inspect_graph_driver(pypod: Pypod) -> None:
+    """podman's GraphDriver: the image's layers below, the container's own directories, the
+    merged one while it runs; a file the container writes is in its UpperDir."""
+    cid = pypod.run_d(IMAGE, "sh", "-c", "echo hi > /written; sleep 1000")
+    wait_for(lambda: pypod.ok("exec", cid, "cat", "/written") == "hi\n", what="the write")
+    gd = json.loads(pypod.fmt(cid, "{{json .GraphDriver}}"))
+    assert gd["Name"] == "overlay"
+    assert sorted(gd["Data"]) == ["LowerDir", "MergedDir", "UpperDir", "WorkDir"]
+    assert (Path(gd["Data"]["UpperDir"]) / "written").read_text() == "hi\n"
+    assert all(Path(p).is_dir() for p in gd["Data"]["LowerDir"].split(":"))
+    pypod.ok("stop", "-t", "0", cid)
+    data = json.loads(pypod.fmt(cid, "{{json .GraphDriver.Data}}"))
+    assert sorted(data) == ["LowerDir", "UpperDir", "WorkDir"]
+
+
 def test_logs(pypod: Pypod) -> None:
     pypod.ok("run", "--name", "l1", IMAGE, "sh", "-c", "echo a; echo b >&2; echo c")
     pypod.ok("run", "--name", "l2", IMAGE, "sh", "-c", "echo x; echo y")

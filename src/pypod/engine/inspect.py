@@ -53,6 +53,32 @@ def _spec(eng: Engine, c: Container) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
+def _graph_driver(eng: Engine, c: Container) -> dict[str, Any]:
+    """The storage driver and the container's directories in it, as podman shows them: the
+    image's layers (LowerDir, topmost first), its own (UpperDir, WorkDir) and, while it is
+    mounted, MergedDir."""
+    store = eng.store
+    paths = store.storage_paths()
+    data: dict[str, str] = {}
+    try:
+        layer_id = store.container(c.id).layer_id
+        image = store.image(c.config.image_id)
+        chain = store.chain(image.top_layer) if image.top_layer is not None else []
+    except PypodError:
+        return {"Name": paths.driver, "Data": None}
+    if paths.driver == "overlay":
+        home = paths.driver_home
+        if chain:
+            data["LowerDir"] = ":".join(f"{home}/{layer.id}/diff" for layer in chain)
+        if c.state.get("mountpoint"):
+            data["MergedDir"] = f"{home}/{layer_id}/merged"
+        data["UpperDir"] = f"{home}/{layer_id}/diff"
+        data["WorkDir"] = f"{home}/{layer_id}/work"
+    else:
+        data["Dir"] = store.driver.diff_path(layer_id)
+    return {"Name": paths.driver, "Data": data}
+
+
 def inspect_container(eng: Engine, c: Container, *, size: bool = False) -> dict[str, Any]:
     spec = _spec(eng, c)
     proc = spec.get("process") or {}
@@ -144,7 +170,7 @@ def inspect_container(eng: Engine, c: Container, *, size: bool = False) -> dict[
             r[0]
             for r in eng.db.query("SELECT id FROM exec_sessions WHERE container_id = ?", (c.id,))
         ],  # fmt: skip
-        "GraphDriver": {"Name": "overlay", "Data": {}},
+        "GraphDriver": _graph_driver(eng, c),
         "Mounts": mounts,
         "Dependencies": [],
         "NetworkSettings": networking.network_settings(c),
