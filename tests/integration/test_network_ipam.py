@@ -56,6 +56,7 @@ def test_lowest_free_after_gateway_and_reuse(tmp_path: Path) -> None:
     for cid in ("a", "c", "d"):
         release(run, net, cid)
     assert not os.path.exists(ipam.lease_path(run, net))
+    assert os.listdir(ipam.ipam_dir(run)) == []  # nor its lock file: nothing is left
 
 
 def test_gateway_elsewhere_network_and_broadcast_skipped(tmp_path: Path) -> None:

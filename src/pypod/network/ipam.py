@@ -131,19 +131,42 @@ def locked(runroot: str, network: Network) -> Iterator[Leases]:
     directory = ipam_dir(runroot)
     os.makedirs(directory, mode=0o700, exist_ok=True)
     lock = os.path.join(directory, f"{_key(network)}.lock")
+    fd = _lock(lock)
     try:
-        fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-    except OSError as e:
-        raise from_oserror(f"open IPAM lock {lock}", e) from e
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
         path = lease_path(runroot, network)
         leases = Leases(path, network, read_leases(path))
         yield leases
         if leases.changed:
             _save(leases)
+        if not leases.leases:  # the network's last lease went: its lock file goes too
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(lock)
     finally:
         os.close(fd)
+
+
+def _lock(path: str) -> int:
+    """`path` opened (made if need be) and locked exclusively.  The lock file of a network
+    with no lease left is removed by its last holder, so a locker that got the file just
+    before checks, once it holds the lock, that the name still leads to its file."""
+    while True:
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        except OSError as e:
+            raise from_oserror(f"open IPAM lock {path}", e) from e
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            held = os.fstat(fd)
+            try:
+                named = os.stat(path)
+            except FileNotFoundError:
+                named = None
+        except BaseException:
+            os.close(fd)
+            raise
+        if named is not None and (named.st_ino, named.st_dev) == (held.st_ino, held.st_dev):
+            return fd
+        os.close(fd)  # removed (or replaced) meanwhile: lock the file the name leads to now
 
 
 def read_leases(path: str) -> dict[str, Lease]:
