@@ -261,3 +261,26 @@ def test_monitor_and_container_killed_leave_nothing(fresh_pypod: Pypod) -> None:
     assert p.status(cid) == "exited"
     assert cid not in pypod_rules()
     assert not os.path.exists(netns)
+
+
+def test_a_start_killed_half_way_leaves_nothing(pypod: Pypod) -> None:
+    """SIGKILL during `init` after the network was set up, before the state was saved: the
+    namespace file is there, the state names no network.  `rm` (or the next start) finds the
+    container's leases and rules by its ID and removes them.  (The crash is made by calling
+    the engine's own steps in this process: killing a real `pypod start` at that exact
+    moment cannot be timed from a test.)"""
+    from pypod.engine import networking
+    from pypod.engine.containers import Engine
+
+    cid = pypod.ok("create", "-p", f"{free_port()}:80", IMAGE, "true").strip()
+    with Engine(str(pypod.root), str(pypod.runroot)) as eng:
+        c = eng.lookup(cid)
+        netns = networking.make_netns(eng, cid)
+        networking._setup_bridge(eng, c, netns)  # and then the process "dies"
+    assert cid in pypod_rules()
+    assert cid in "".join(p.read_text() for p in Path("/run/pypod/networks").rglob("*.json"))
+    pypod.ok("rm", cid)
+    assert cid not in pypod_rules()
+    assert not os.path.exists(netns)
+    leases = "".join(p.read_text() for p in Path("/run/pypod/networks").rglob("*.json"))
+    assert cid not in leases

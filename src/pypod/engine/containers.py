@@ -384,6 +384,7 @@ class Engine:
 
         net_state: dict[str, Any] = {}
         background = None  # a bridge setup running while the monitor creates the container
+        networking.forget_crashed(self, c)
         try:
             netns, net_state, background = networking.attach_overlapped(self, c)
             c.state.update(net_state)
@@ -741,6 +742,9 @@ class Engine:
         return out
 
     def _remove(self, c: Container, *, volumes: bool) -> None:
+        from pypod.engine.networking import forget_crashed
+
+        forget_crashed(self, c)
         with contextlib.suppress(ContainerNotFound):
             self.store.delete_container(c.id)
         anonymous = [m.volume for m in c.config.mounts if m.volume]

@@ -300,11 +300,33 @@ def setup_options(
     return opts, networks
 
 
+def netns_path(eng: Engine, cid: str) -> str:
+    return os.path.join(eng.paths.runroot, "netns", f"pypod-{cid}")
+
+
+def forget_crashed(eng: Engine, c: Container) -> None:
+    """What a start killed half way (SIGKILL during `init`) left of `c`'s network: its
+    namespace file is there but its state names no network.  Its leases, rules and DNS
+    records are found by its ID and removed; the namespace goes."""
+    path = netns_path(eng, c.id)
+    if not os.path.exists(path) or c.state.get("netns") == path:
+        return
+    mode = c.config.network or default_mode()
+    if mode == "bridge" and c.config.networks and not _rootless():
+        from pypod.network import setup as netsetup
+
+        with contextlib.suppress(PypodError, OSError):
+            opts, networks = setup_options(eng, c, path)
+            remove_netns(path)
+            netsetup.teardown(opts, networks, state_dir(eng), namespace_going=True)
+    remove_netns(path)
+
+
 def make_netns(eng: Engine, cid: str) -> str:
     """A network namespace of the container's own, with lo up."""
     from pypod.linux import netns
 
-    path = os.path.join(eng.paths.runroot, "netns", f"pypod-{cid}")
+    path = netns_path(eng, cid)
     with contextlib.suppress(PypodError, OSError):
         netns.remove(path)  # what a crashed start left
     netns.create(path)
