@@ -28,7 +28,8 @@ def _struct(value: Any) -> Any:
 
 #: Go field names of podman's info structs whose JSON names are not just lower-cased
 _GO_NAMES = {"ociRuntime": "OCIRuntime", "cgroupVersion": "CgroupsVersion", "cpus": "CPUs",
-             "os": "OS", "seccompEnabled": "SECCOMPEnabled"}  # fmt: skip
+             "os": "OS", "seccompEnabled": "SECCOMPEnabled",
+             "slirp4netns": "Slirp4NetNS"}  # fmt: skip
 
 
 def _go_struct(value: Any) -> Any:
@@ -106,6 +107,9 @@ def _info(g: Globals) -> dict[str, Any]:
                 "path": sys.executable,
                 "version": f"pypod-runtime version {pypod.__version__}",
             },  # fmt: skip
+            "networkBackend": "pypod",
+            "pasta": _helper("pasta", "passt"),
+            "slirp4netns": _helper("slirp4netns", "slirp4netns"),
             "security": {"rootless": is_rootless(), "seccompEnabled": True},
             "uptime": _uptime(),
         },
@@ -126,6 +130,12 @@ def _info(g: Globals) -> dict[str, Any]:
             "Os": "linux",
         },
     }
+
+
+def _helper(program: str, package: str) -> dict[str, str]:
+    """A rootless network helper as `info` shows it (podman's executable/package keys)."""
+    path = shutil.which(program) or ""
+    return {"executable": path, "package": package if path else ""}
 
 
 def _uptime() -> str:
