@@ -1,0 +1,1 @@
+"""Building images: the Containerfile parser and Docker's word expansion (`expand`)."""
