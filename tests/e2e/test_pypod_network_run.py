@@ -284,3 +284,19 @@ def test_a_start_killed_half_way_leaves_nothing(pypod: Pypod) -> None:
     assert not os.path.exists(netns)
     leases = "".join(p.read_text() for p in Path("/run/pypod/networks").rglob("*.json"))
     assert cid not in leases
+
+
+def test_reload_after_the_rules_were_flushed(pypod: Pypod, www: Path) -> None:
+    """`network reload` makes the rules of running containers again (after a firewall
+    reload flushed them: here only pypod's table is deleted, not the host's other rules)."""
+    port = free_port()
+    cid = pypod.run_d("-p", f"{port}:80", "-v", f"{www}:/www:ro", IMAGE,
+                      "httpd", "-f", "-p", "80", "-h", "/www")  # fmt: skip
+    assert fetch_eventually(f"http://127.0.0.1:{port}/index.html") == "hello from pypod\n"
+    subprocess.run(["nft", "delete", "table", "inet", "pypod"], check=True)
+    with pytest.raises(OSError):
+        fetch(f"http://127.0.0.1:{port}/index.html", timeout=1)
+    assert pypod.ok("network", "reload", cid) == f"{cid}\n"
+    assert fetch_eventually(f"http://127.0.0.1:{port}/index.html") == "hello from pypod\n"
+    pypod.ok("rm", "-f", "-t", "0", cid)
+    assert cid not in pypod_rules()
