@@ -291,6 +291,22 @@ class UserPypod:
         return proc.stderr
 
 
+@contextlib.contextmanager
+def device_opened(path: str) -> Iterator[None]:
+    """`path` (a device node: /dev/net/tun for pasta and slirp4netns, /dev/fuse for
+    fuse-overlayfs) readable and writable by everyone meanwhile, as Debian ships them (these
+    VMs make them 0600); its mode put back after."""
+    if not os.path.exists(path):
+        pytest.skip(f"{path} is missing")
+    mode = os.stat(path).st_mode & 0o7777
+    if mode & 0o006 != 0o006:
+        os.chmod(path, mode | 0o666)
+    try:
+        yield
+    finally:
+        os.chmod(path, mode)
+
+
 def make_busybox_tar(dest: Path) -> Path:
     rootfs = make_busybox_rootfs(str(dest / "rootfs"))
     tar_path = dest / "busybox.tar"

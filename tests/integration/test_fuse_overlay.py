@@ -374,15 +374,10 @@ def test_fallback_without_fuse_overlayfs_says_install(
 @pytest.fixture(scope="module")
 def dev_fuse() -> Iterator[None]:
     """/dev/fuse opened to the test user (Debian makes it 0666; this VM 0600), then restored."""
-    if not os.path.exists(DEV_FUSE):
-        pytest.skip(f"{DEV_FUSE} is missing")
-    mode = stat.S_IMODE(os.stat(DEV_FUSE).st_mode)
-    if mode & 0o006 != 0o006:
-        os.chmod(DEV_FUSE, mode | 0o666)
-    try:
+    from tests.rootless_support import device_opened
+
+    with device_opened(DEV_FUSE):
         yield
-    finally:
-        os.chmod(DEV_FUSE, mode)
 
 
 @pytest.mark.root

@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import shutil
 import socket
-import stat
 import subprocess
 import time
 import urllib.request
@@ -34,15 +33,10 @@ HTTPD = "mkdir -p /www && echo {text} > /www/index.html && exec httpd -f -p 80 -
 
 @pytest.fixture(scope="module")
 def tun() -> Iterator[None]:
-    if not os.path.exists(TUN):
-        pytest.skip(f"{TUN} is missing")
-    mode = stat.S_IMODE(os.stat(TUN).st_mode)
-    if mode & 0o006 != 0o006:
-        os.chmod(TUN, mode | 0o666)
-    try:
+    from tests.rootless_support import device_opened
+
+    with device_opened(TUN):
         yield
-    finally:
-        os.chmod(TUN, mode)
 
 
 def free_port() -> int:

@@ -15,7 +15,6 @@ in an OCI config: the first is refused, the second dropped with a warning) or `d
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import signal
@@ -40,7 +39,6 @@ DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 #: the history entry of a commit, as buildah writes it for a container it did not build
 CREATED_BY = "/bin/sh"
 _FORMATS = ("oci", "docker")
-_DOCKER_LAYER_TAR = "application/vnd.docker.image.rootfs.diff.tar"
 
 
 @record
@@ -330,49 +328,12 @@ def _docker_config(cfg: dict[str, Any], from_name: str) -> dict[str, Any]:
 # --- storing the image ----------------------------------------------------------------------
 def _store(eng: Engine, stored_name: str | None, config: bytes, layers: Sequence[tuple[str, int]],
            new_layer: BinaryIO, opts: CommitOptions) -> str:  # fmt: skip
-    """Store the image through the containers-storage destination: the image's layers are
-    found by chain id, only the new one is written."""
-    from pypod.image.reference import parse_normalized
-    from pypod.image.transports.containers_storage import StorageReference, StoreLocation
-    from pypod.image.types import BlobInfo, SystemContext
-    from pypod.oci import image_spec as spec
-    from pypod.oci.digest import Digest, digest_bytes
+    """Store the image (pypod.image.commit): the image's layers are found by chain id, only
+    the new one is written."""
+    from pypod.image.commit import store_image
+    from pypod.image.transports.containers_storage import StoreLocation
 
-    docker = opts.format == "docker"
-    layer_type = _DOCKER_LAYER_TAR if docker else spec.OCI_LAYER
-    config_digest = digest_bytes(config)
-    manifest_doc: dict[str, Any] = {
-        "schemaVersion": 2,
-        "mediaType": spec.DOCKER_MANIFEST if docker else spec.OCI_MANIFEST,
-        "config": {
-            "mediaType": spec.DOCKER_CONFIG if docker else spec.OCI_CONFIG,
-            "digest": config_digest,
-            "size": len(config),
-        },
-        "layers": [{"mediaType": layer_type, "digest": d, "size": s} for d, s in layers],
-    }
-    manifest = json.dumps(manifest_doc, separators=(",", ":")).encode()
-    media_type = str(manifest_doc["mediaType"])
     location = StoreLocation(graphroot=eng.paths.graphroot, runroot=eng.paths.runroot,
                              driver=eng.driver)  # fmt: skip
-    ctx = SystemContext(graphroot=location.graphroot, runroot=location.runroot,
-                        storage_driver=location.driver, tmpdir=opts.tmpdir)  # fmt: skip
-    ref = StorageReference(
-        name=parse_normalized(stored_name) if stored_name else None, location=location
-    )
-    progress = opts.progress or (lambda _line: None)
-    new_digest, new_size = layers[-1]
-    with ref.new_destination(ctx) as dst:
-        progress("Getting image source signatures")
-        for digest, _size in layers:
-            progress(f"Copying blob {digest}")
-        dst.put_blob(new_layer, BlobInfo(digest=Digest(new_digest), size=new_size),
-                     is_config=False)  # fmt: skip
-        progress(f"Copying config {config_digest}")
-        dst.put_blob(io.BytesIO(config), BlobInfo(digest=Digest(config_digest), size=len(config)),
-                     is_config=True)  # fmt: skip
-        progress("Writing manifest to image destination")
-        dst.put_manifest(manifest, media_type)
-        dst.commit()
-        progress("Storing signatures")
-    return config_digest.partition(":")[2]
+    return store_image(location, stored_name, config, layers, new_layer, format=opts.format,
+                       progress=opts.progress, tmpdir=opts.tmpdir)  # fmt: skip

@@ -128,12 +128,28 @@ def _start_pasta(
 ) -> dict[str, Any]:
     exe = _which("pasta", "passt")
     pid_file = os.path.join(rundir, "pasta.pid")
-    log = os.path.join(rundir, "pasta.log")
+    argv = [exe, *pasta_args(netns, ports, options), "--pid", pid_file, "--quiet"]
+    pid = run_pasta(argv, pid_file, os.path.join(rundir, "pasta.log"))
+    address, gateway = _host_address()
+    return {
+        "kind": "pasta",
+        "pid": pid,
+        "start_time": _start_time(pid),
+        "pid_file": pid_file,
+        "interface": _default_interface() or "eth0",
+        "mac_address": "",
+        "subnets": [{"ipnet": address, "gateway": gateway}] if address else [],
+        "dns_server_ips": [],
+    }
+
+
+def run_pasta(argv: list[str], pid_file: str, log: str) -> int:
+    """Run pasta as `argv` (with `--pid pid_file`): it sets the namespace up, forks to the
+    background and its parent exits; the daemon's pid.  Its words go to `log` and, when it
+    fails, into the NetworkHelperError."""
     with contextlib.suppress(FileNotFoundError):
         os.unlink(pid_file)
-    argv = [exe, *pasta_args(netns, ports, options), "--pid", pid_file, "--quiet"]
     with open(log, "wb") as err:
-        # pasta sets the namespace up, then forks to the background and its parent exits
         proc = subprocess.run(
             argv,
             stdin=subprocess.DEVNULL,
@@ -150,20 +166,9 @@ def _start_pasta(
         )
     try:
         with open(pid_file) as f:
-            pid = int(f.read().strip())
+            return int(f.read().strip())
     except (OSError, ValueError) as e:
         raise NetworkHelperError(f"pasta did not write its pid to {pid_file}: {e}") from e
-    address, gateway = _host_address()
-    return {
-        "kind": "pasta",
-        "pid": pid,
-        "start_time": _start_time(pid),
-        "pid_file": pid_file,
-        "interface": _default_interface() or "eth0",
-        "mac_address": "",
-        "subnets": [{"ipnet": address, "gateway": gateway}] if address else [],
-        "dns_server_ips": [],
-    }
 
 
 # --- slirp4netns --------------------------------------------------------------------------------

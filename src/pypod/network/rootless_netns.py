@@ -44,7 +44,6 @@ import fcntl
 import json
 import os
 import shutil
-import subprocess
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, TypeVar
 
@@ -474,32 +473,15 @@ def start_forwarder(
         )
     os.makedirs(rundir, mode=0o700, exist_ok=True)
     pid_file = os.path.join(rundir, "pasta-ports.pid")
-    log = os.path.join(rundir, "pasta-ports.log")
-    with contextlib.suppress(FileNotFoundError):
-        os.unlink(pid_file)
     argv = [exe, *forwarder_args(ns, container_id, ports, pid_file)]
-    with open(log, "wb") as err:
-        proc = subprocess.run(
-            argv,
-            stdin=subprocess.DEVNULL,
-            stdout=err,
-            stderr=err,
-            timeout=READY_TIMEOUT,
-            check=False,
-            start_new_session=True,
-        )
-    if proc.returncode != 0:
-        with open(log, "rb") as f:
-            text = "; ".join(x for x in f.read().decode(errors="replace").splitlines() if x)
-        raise RootlessNetnsError(
-            f"cannot publish the ports of container {container_id[:12]}: pasta failed with "
-            f"exit code {proc.returncode}: {text[-2000:]}"
-        )
+    from pypod.network import rootless_net
+
     try:
-        with open(pid_file) as f:
-            pid = int(f.read().strip())
-    except (OSError, ValueError) as e:
-        raise RootlessNetnsError(f"pasta did not write its pid to {pid_file}: {e}") from e
+        pid = rootless_net.run_pasta(argv, pid_file, os.path.join(rundir, "pasta-ports.log"))
+    except rootless_net.NetworkHelperError as e:
+        raise RootlessNetnsError(
+            f"cannot publish the ports of container {container_id[:12]}: {e}"
+        ) from None
     info = {"kind": "pasta", "pid": pid, "start_time": process_start(pid), "pid_file": pid_file}
     write_atomic(os.path.join(rundir, PORTS_INFO), json.dumps(info).encode(), mode=0o600)
     return info
