@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 
 from pypod.cli.gotemplate import Struct, parse
@@ -54,3 +55,11 @@ def render_rows(fmt: str, rows: Sequence[Struct], headers: dict[str, str]) -> st
 
 def is_json(fmt: str | None) -> bool:
     return fmt is not None and fmt.strip() == "json"
+
+
+def report_errors(errors: Sequence[tuple[str, int]]) -> int:
+    """The end of an `rm` of several things, as podman ends it: each error's message on
+    stderr ("Error: ..."), and the exit code of the last one (0 when there was none)."""
+    for message, _ in errors:
+        print(f"Error: {message}", file=sys.stderr)
+    return errors[-1][1] if errors else 0

@@ -14,7 +14,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from pypod.cli.engine.formats import render_rows
+from pypod.cli.engine.formats import render_rows, report_errors
 from pypod.cli.engine.main import Command, Globals
 from pypod.cli.flags import Flag, Parsed
 from pypod.cli.gotemplate import Struct
@@ -351,12 +351,7 @@ def cmd_rm(g: Globals, opts: Parsed) -> int:
             errors.append((str(e), EXIT_ENGINE_ERROR))
             continue
         _out(net.name + "\n")
-    if not errors:
-        return 0
-    for message, _ in errors[:-1]:
-        _error(message)
-    _error(errors[-1][0])
-    return errors[-1][1]
+    return report_errors(errors)
 
 
 # --- network prune ------------------------------------------------------------------------

@@ -14,6 +14,7 @@ import sys
 import time
 from collections.abc import Iterator, Sequence
 
+from pypod.cli.engine.formats import report_errors
 from pypod.cli.engine.main import Command, Globals
 from pypod.cli.flags import Flag, Parsed
 from pypod.cli.gotemplate import Struct, parse
@@ -234,12 +235,7 @@ def cmd_rm(g: Globals, opts: Parsed) -> int:
                 errors.append((str(e), _EXIT_VOLUME_IN_USE))
                 continue
             _out(vol.name + "\n")
-    if not errors:
-        return 0
-    for message, _ in errors[:-1]:
-        _error(message)
-    _error(errors[-1][0])
-    return errors[-1][1]
+    return report_errors(errors)
 
 
 def _remove_containers(g: Globals, ids: Sequence[str], timeout: int) -> None:
