@@ -269,16 +269,16 @@ def test_diff_matches_podman(pypod: Tool, podman: Tool) -> None:
     )
     outputs = []
     for tool in (pypod, podman):
-        tool.ok("run", "--name", "dd", "busybox", "sh", "-c", script)
+        tool.ok("run", "--name", "dx", "busybox", "sh", "-c", script)
         outputs.append((
-            tool.ok("diff", "dd"),
-            json.loads(tool.ok("diff", "--format", "json", "dd")),
+            tool.ok("diff", "dx"),
+            json.loads(tool.ok("diff", "--format", "json", "dx")),
             tool.ok("container", "diff", "--latest"),
             tool.ok("diff", "busybox"),
-            sorted(tool.ok("diff", "dd", "busybox").splitlines()),  # podman's order is its own
-            sorted(tool.ok("diff", "busybox", "dd").splitlines()),
+            sorted(tool.ok("diff", "dx", "busybox").splitlines()),  # podman's order is its own
+            sorted(tool.ok("diff", "busybox", "dx").splitlines()),
             [(p.returncode, p.stderr.decode().splitlines()[-1].replace("podman", "pypod"))
-             for p in (tool("diff", "--format", "xx", "dd"), tool("diff", "nosuch"),
+             for p in (tool("diff", "--format", "xx", "dx"), tool("diff", "nosuch"),
                        tool("diff"))],
         ))  # fmt: skip
     text = outputs[0][0]

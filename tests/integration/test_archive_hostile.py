@@ -483,11 +483,12 @@ def test_podman_layers_apply_alike_and_our_diff_has_its_digest(
         "rm /etc/gone; rm -rf /etc/apt; mkdir /etc/apt; echo x > /etc/apt/new; "
         "echo y > /new; chmod 600 /etc/keep; ln /new /new2; mkdir -p /var/lib/x"
     )
-    podman("run", "--net", "none", "--name", "c", "base", "sh", "-c", script)
-    upper = Path(podman("inspect", "c", "--format", "{{.GraphDriver.Data.UpperDir}}"))
-    lower = Path(podman("inspect", "c", "--format", "{{.GraphDriver.Data.LowerDir}}"))
-    shown = podman("diff", "c").splitlines()
-    podman("commit", "-q", "c", "img")
+    podman("run", "--net", "none", "--name", "box", "base", "sh", "-c", script)
+    upper = Path(podman("inspect", "box", "--format", "{{.GraphDriver.Data.UpperDir}}"))
+    lower = Path(podman("inspect", "box", "--format", "{{.GraphDriver.Data.LowerDir}}"))
+    # "box", not a hex word: podman diff looks a name up as an image (ID prefix) first
+    shown = podman("diff", "box").splitlines()
+    podman("commit", "-q", "box", "img")
     oci = tmp_path / "oci"
     podman("skopeo", "copy", "-q", podman.store + "localhost/img:latest", f"oci:{oci}:img")  # type: ignore[attr-defined]
 
