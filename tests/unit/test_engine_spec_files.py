@@ -6,7 +6,7 @@ import pytest
 
 from pypod.engine.devices import parse_device
 from pypod.engine.etcfiles import host_address, hosts_text
-from pypod.engine.users import ExecUser, lookup_groups, lookup_user
+from pypod.runtime.users import ExecUser, lookup_groups, lookup_user
 from pypod.errors import InvalidArgument
 
 # what podman 4.3.1 wrote here for `--network none --name t1` on a host whose /etc/hosts is

@@ -72,7 +72,7 @@ def exec_process(eng: Engine, c: Container, opts: ExecOptions) -> dict[str, Any]
     if opts.workdir:
         proc["cwd"] = opts.workdir
     if opts.user:
-        from pypod.engine.users import lookup_user, read_etc_file
+        from pypod.runtime.users import lookup_user, read_etc_file
 
         root = spec["root"]["path"]
         found = lookup_user(opts.user, passwd=read_etc_file(root, "/etc/passwd"),

@@ -189,8 +189,8 @@ class ContainerRoot:
 
     def user_ids(self) -> tuple[int, int]:
         """The ids of the container's user (its `--user`, else the image's User), from the
-        container's /etc/passwd and /etc/group (`pypod.engine.users`)."""
-        from pypod.engine.users import lookup_user, read_etc_file
+        container's /etc/passwd and /etc/group (`pypod.runtime.users`)."""
+        from pypod.runtime.users import lookup_user, read_etc_file
 
         spec = self.c.config.user or str(self.image_config().get("User") or "")
         root = f"/proc/self/fd/{self.root_fd}"

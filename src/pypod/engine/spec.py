@@ -4,7 +4,7 @@
 spec, writes the files the container gets from pypod (/etc/hosts, /etc/hostname,
 /etc/resolv.conf, /run/.containerenv, /etc/localtime: :mod:`pypod.engine.etcfiles`) into its
 userdata directory, and returns the document as a dict.  One function per part, in the order
-of the spec: process (args, env, cwd, user: :mod:`pypod.engine.users`; capabilities:
+of the spec: process (args, env, cwd, user: :mod:`pypod.runtime.users`; capabilities:
 :mod:`pypod.engine.spec_security`; rlimits: :mod:`pypod.engine.spec_limits`), mounts
 (:mod:`pypod.engine.spec_mounts`), namespaces, resources, devices
 (:mod:`pypod.engine.devices`), masked paths, seccomp (:mod:`pypod.engine.seccomp_profile`),
@@ -27,7 +27,7 @@ from typing import Any
 from pypod.engine import etcfiles, spec_limits, spec_mounts, spec_security
 from pypod.engine.config import ContainerConfig
 from pypod.engine.etcfiles import NetworkFiles
-from pypod.engine.users import (
+from pypod.runtime.users import (
     ExecUser,
     lookup_groups,
     lookup_user,
