@@ -20,7 +20,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-import containers  # bench/containers.py: the script's directory is on sys.path
+import building  # bench/building.py: the script's directory is on sys.path
+import containers
 import images
 import network  # bench/network.py
 
@@ -30,7 +31,7 @@ BIN = Path(sys.executable).parent
 TARGETS = (
     "targets: pull <= 0.50, copy <= 1.00, images <= 1.00, runtime run <= 1.00, "
     "run --rm <= 0.50, 20 x run -d <= 0.50, ps -a <= 1.00, run --rm bridge <= 0.50, "
-    "published port time <= 1.00"
+    "published port time <= 1.00, build no cache <= 0.70, build warm cache <= 1.00"
 )
 
 
@@ -87,7 +88,7 @@ def main() -> int:
     parser.add_argument("--list-n", type=int, default=10, help="repetitions of `images`")
     parser.add_argument(
         "--only",
-        choices=("runtime", "images", "containers", "network"),
+        choices=("runtime", "images", "containers", "network", "build"),
         help="run only these measurements",
     )
     parser.add_argument(
@@ -105,6 +106,8 @@ def main() -> int:
         rows += containers.bench_all(BIN, args.list_n)
     if args.only in (None, "network"):
         rows += network.bench_all(BIN, args.list_n)
+    if args.only in (None, "build"):
+        rows += building.bench_all(BIN, args.list_n)
     if args.only in (None, "images"):
         rows += images.bench_all(BIN, args.slow_n, args.list_n, args.synthetic)
     print(f"{'measurement':<56} {'pypod':>10} {'reference':>10} {'ratio':>7}")

@@ -13,7 +13,7 @@ import os
 EXIT_ENGINE_ERROR = 125
 EXIT_CANNOT_INVOKE = 126
 EXIT_NOT_FOUND = 127
-#: runc, skopeo and buildah exit 1 on any error of their own.
+#: runc and skopeo exit 1 on any error of their own (buildah 1.28 exits 125, as podman).
 EXIT_TOOL_ERROR = 1
 #: runc's exit code when `exec` itself fails (not the exec'd program)
 EXIT_RUNTIME_EXEC_FAILED = 255

@@ -6,8 +6,8 @@ import pytest
 
 from pypod.engine.devices import parse_device
 from pypod.engine.etcfiles import host_address, hosts_text
-from pypod.runtime.users import ExecUser, lookup_groups, lookup_user
 from pypod.errors import InvalidArgument
+from pypod.runtime.users import ExecUser, lookup_groups, lookup_user
 
 # what podman 4.3.1 wrote here for `--network none --name t1` on a host whose /etc/hosts is
 # this one and whose address is 192.0.2.2

@@ -1,25 +1,17 @@
-"""Pieces every pypod program shares: the placeholder for a program whose issue has not landed."""
+"""Pieces every pypod program shares: the store's default locations."""
 
 from __future__ import annotations
 
-import sys
-
-from pypod import __version__
+import os
 
 
-def not_yet_program(prog: str, compatible_with: str, argv: list[str] | None = None) -> int:
-    """Answer --help/--version for a program that does nothing else yet; fail clearly otherwise."""
-    args = sys.argv[1:] if argv is None else argv
-    if args[:1] in (["--version"], ["-v"], ["version"]):
-        print(f"{prog} version {__version__}")
-        return 0
-    if not args or args[:1] in (["--help"], ["-h"], ["help"]):
-        print(
-            f"Usage: {prog} [options] COMMAND\n\n"
-            f"{prog} is pypod's {compatible_with}-compatible program.\n"
-            "No command is supported yet: it arrives with its own issue.\n\n"
-            "Options:\n  -h, --help      show this help\n  -v, --version   print the version"
-        )
-        return 0
-    print(f"{prog}: '{args[0]}' is not supported yet", file=sys.stderr)
-    return 125 if prog == "pypod" else 1
+def default_locations() -> tuple[str, str]:
+    """(graphroot, runroot): rootful /var/lib/pypod and /run/pypod, rootless under $HOME."""
+    # in the rootless namespace (`pypod unshare`, the monitor) euid is 0: the variable tells
+    rootless_uid = os.environ.get("_PYPOD_ROOTLESS_UID")
+    if os.geteuid() == 0 and rootless_uid is None:
+        return "/var/lib/pypod", "/run/pypod"
+    home = os.environ.get("HOME", "/")
+    data = os.environ.get("XDG_DATA_HOME") or os.path.join(home, ".local", "share")
+    run = os.environ.get("XDG_RUNTIME_DIR") or f"/tmp/pypod-run-{rootless_uid or os.geteuid()}"
+    return os.path.join(data, "pypod"), os.path.join(run, "pypod")

@@ -27,13 +27,6 @@ from typing import Any
 from pypod.engine import etcfiles, spec_limits, spec_mounts, spec_security
 from pypod.engine.config import ContainerConfig
 from pypod.engine.etcfiles import NetworkFiles
-from pypod.runtime.users import (
-    ExecUser,
-    lookup_groups,
-    lookup_user,
-    read_etc_file,
-    read_host_file,
-)
 from pypod.errors import InvalidArgument, NotSupported
 from pypod.oci.runtime_spec import (
     Linux,
@@ -48,6 +41,13 @@ from pypod.oci.runtime_spec import (
     spec_to_dict,
 )
 from pypod.record import record
+from pypod.runtime.users import (
+    ExecUser,
+    lookup_groups,
+    lookup_user,
+    read_etc_file,
+    read_host_file,
+)
 
 __all__ = ["CGROUP_PARENT", "DEFAULT_PATH", "INIT_PATH", "build_spec", "parse_signal"]
 

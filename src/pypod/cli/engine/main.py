@@ -14,6 +14,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 import pypod
+from pypod.cli.common import default_locations
 from pypod.cli.flags import Flag, Parsed, help_text, parse
 from pypod.errors import EXIT_ENGINE_ERROR, InvalidArgument, NotSupported, PypodError
 from pypod.record import record
@@ -107,6 +108,7 @@ _MODULES["networks"] = tuple(
                  "connect", "disconnect", "reload")
 )  # fmt: skip
 _MODULES["unshare"] = ("unshare",)
+_MODULES["build"] = ("build", "image build")
 
 
 def _commands(name: str | None = None) -> dict[str, Command]:
@@ -128,18 +130,6 @@ def _present(module: str) -> bool:
     import importlib.util
 
     return importlib.util.find_spec(f"pypod.cli.engine.{module}") is not None
-
-
-def default_locations() -> tuple[str, str]:
-    """(graphroot, runroot): rootful /var/lib/pypod and /run/pypod, rootless under $HOME."""
-    # in the rootless namespace (`pypod unshare`, the monitor) euid is 0: the variable tells
-    rootless_uid = os.environ.get("_PYPOD_ROOTLESS_UID")
-    if os.geteuid() == 0 and rootless_uid is None:
-        return "/var/lib/pypod", "/run/pypod"
-    home = os.environ.get("HOME", "/")
-    data = os.environ.get("XDG_DATA_HOME") or os.path.join(home, ".local", "share")
-    run = os.environ.get("XDG_RUNTIME_DIR") or f"/tmp/pypod-run-{rootless_uid or os.geteuid()}"
-    return os.path.join(data, "pypod"), os.path.join(run, "pypod")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,0 +1,216 @@
+"""Edits of a working container's config (`Builder.config`, Docker's field names), shared by
+`pypod-build config` and the Containerfile executor, with buildah 1.28's rules:
+
+- `set_env` replaces a variable in place or appends it ("K=V" list); `unset_env` removes it;
+- `set_label` / `remove_label`, `add_port` / `remove_port`, `add_volume` / `remove_volume`
+  edit the maps (`{"80/tcp": {}}`); an emptied map stays as `{}` as buildah leaves it;
+- `add_port`: a port without protocol gets "/tcp" as Containerfile EXPOSE does (buildah's
+  `config --port` keeps it as given: `protocol=""`);
+- `parse_json_or_shell`: `--cmd` (a JSON array of strings as it is, anything else split into
+  words as a shell would, without running one);
+- `entrypoint_value`: `--entrypoint` ("" clears it, a JSON array as it is, anything else runs
+  through `/bin/sh -c`);
+- `docker_healthcheck`: the Healthcheck object ("CMD ...", "CMD-SHELL ...", "NONE"; Go
+  durations in nanoseconds; StartPeriod only when set).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+from typing import Any
+
+from pypod.errors import InvalidArgument
+
+__all__ = [
+    "add_port",
+    "add_volume",
+    "docker_healthcheck",
+    "entrypoint_value",
+    "env_map",
+    "go_duration_ns",
+    "parse_json_or_shell",
+    "remove_label",
+    "remove_port",
+    "remove_volume",
+    "set_env",
+    "set_label",
+    "unset_env",
+]
+
+#: Docker's defaults for a healthcheck without its own values (nanoseconds, count)
+HEALTHCHECK_INTERVAL = 30_000_000_000
+HEALTHCHECK_TIMEOUT = 30_000_000_000
+HEALTHCHECK_RETRIES = 3
+
+
+def _env(cfg: dict[str, Any]) -> list[str]:
+    env = cfg.get("Env")
+    if not isinstance(env, list):
+        env = []
+        cfg["Env"] = env
+    return env
+
+
+def env_map(cfg: dict[str, Any]) -> dict[str, str]:
+    """The config's environment as a mapping (a later duplicate wins)."""
+    out: dict[str, str] = {}
+    for item in cfg.get("Env") or []:
+        key, _, value = str(item).partition("=")
+        out[key] = value
+    return out
+
+
+def set_env(cfg: dict[str, Any], key: str, value: str) -> None:
+    """Set `key` in Env: replaced in place when present, appended otherwise."""
+    if not key or "=" in key:
+        raise InvalidArgument(f"setting env {key!r}: a variable name is needed (KEY=VALUE)")
+    env = _env(cfg)
+    entry = f"{key}={value}"
+    for i, item in enumerate(env):
+        if str(item).partition("=")[0] == key:
+            env[i] = entry
+            return
+    env.append(entry)
+
+
+def unset_env(cfg: dict[str, Any], key: str) -> None:
+    env = _env(cfg)
+    env[:] = [e for e in env if str(e).partition("=")[0] != key]
+
+
+def _map(cfg: dict[str, Any], field: str) -> dict[str, Any]:
+    found = cfg.get(field)
+    if not isinstance(found, dict):
+        found = {}
+        cfg[field] = found
+    return found
+
+
+def set_label(cfg: dict[str, Any], key: str, value: str) -> None:
+    if not key:
+        raise InvalidArgument("a label needs a name: use KEY=VALUE")
+    _map(cfg, "Labels")[key] = value
+
+
+def remove_label(cfg: dict[str, Any], key: str) -> None:
+    _map(cfg, "Labels").pop(key, None)
+
+
+def normalize_port(port: str, *, protocol: str = "tcp") -> str:
+    """ "80" → "80/tcp" (`protocol` "" keeps it bare); "53/UDP" → "53/udp"."""
+    port = port.strip()
+    number, sep, proto = port.partition("/")
+    if not number:
+        raise InvalidArgument(f"invalid port {port!r}: use PORT[/PROTOCOL] (80, 53/udp)")
+    if sep:
+        return f"{number}/{proto.lower()}"
+    return f"{number}/{protocol}" if protocol else number
+
+
+def add_port(cfg: dict[str, Any], port: str, *, protocol: str = "tcp") -> None:
+    _map(cfg, "ExposedPorts")[normalize_port(port, protocol=protocol)] = {}
+
+
+def remove_port(cfg: dict[str, Any], port: str) -> None:
+    ports = _map(cfg, "ExposedPorts")
+    ports.pop(port, None)
+    if "/" not in port:
+        ports.pop(f"{port}/tcp", None)
+
+
+def add_volume(cfg: dict[str, Any], path: str) -> None:
+    if not path:
+        raise InvalidArgument("a volume needs a path in the container")
+    _map(cfg, "Volumes")[path] = {}
+
+
+def remove_volume(cfg: dict[str, Any], path: str) -> None:
+    _map(cfg, "Volumes").pop(path, None)
+
+
+def _json_strings(value: str) -> list[str] | None:
+    try:
+        parsed = json.loads(value)
+    except ValueError:
+        return None
+    if isinstance(parsed, list) and all(isinstance(p, str) for p in parsed):
+        return parsed
+    return None
+
+
+def parse_json_or_shell(value: str) -> list[str]:
+    """buildah's `--cmd`: a JSON array of strings, else the value split into shell words."""
+    parsed = _json_strings(value)
+    if parsed is not None:
+        return parsed
+    try:
+        return shlex.split(value)
+    except ValueError as e:
+        raise InvalidArgument(f"parsing {value!r}: {e}: check its quotes") from None
+
+
+def entrypoint_value(value: str) -> list[str]:
+    """buildah's `--entrypoint`: "" clears, a JSON array is taken as it is, anything else is
+    run by `/bin/sh -c`."""
+    if not value.strip():
+        return []
+    parsed = _json_strings(value)
+    if parsed is not None:
+        return parsed
+    return ["/bin/sh", "-c", value]
+
+
+_DURATION = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|μs|ms|s|m|h)")
+_UNITS = {"ns": 1, "us": 1_000, "µs": 1_000, "μs": 1_000, "ms": 1_000_000,
+          "s": 1_000_000_000, "m": 60_000_000_000, "h": 3_600_000_000_000}  # fmt: skip
+
+
+def go_duration_ns(text: str) -> int:
+    """Go's time.ParseDuration, in nanoseconds ("30s", "1m30s", "500ms", "0")."""
+    sign = -1 if text.startswith("-") else 1
+    body = text.lstrip("+-")
+    if body == "0":
+        return 0
+    total, pos = 0.0, 0
+    for m in _DURATION.finditer(body):
+        if m.start() != pos:
+            break
+        total += float(m.group(1)) * _UNITS[m.group(2)]
+        pos = m.end()
+    if not body or pos != len(body):
+        raise InvalidArgument(f'time: invalid duration "{text}": use a Go duration like 30s or 1m')
+    return sign * int(round(total))
+
+
+def docker_healthcheck(
+    test: str,
+    *,
+    interval: str | None = None,
+    timeout: str | None = None,
+    start_period: str | None = None,
+    retries: int | None = None,
+) -> dict[str, Any]:
+    """The Healthcheck object of `--healthcheck TEST` and its companions, as buildah 1.28
+    stores it: the test split into words ("CMD-SHELL curl x" → ["CMD-SHELL", "curl", "x"]),
+    durations in nanoseconds (default 30s), retries (default 3)."""
+    words = parse_json_or_shell(test) if not test.lstrip().startswith("[") else None
+    if words is None:
+        words = _json_strings(test) or []
+    if not words:
+        raise InvalidArgument("--healthcheck needs a test: CMD ..., CMD-SHELL ... or NONE")
+    hc: dict[str, Any] = {"Test": words}
+    hc["Interval"] = go_duration_ns(interval) if interval else HEALTHCHECK_INTERVAL
+    hc["Timeout"] = go_duration_ns(timeout) if timeout else HEALTHCHECK_TIMEOUT
+    if start_period:
+        value = go_duration_ns(start_period)
+        if value:
+            hc["StartPeriod"] = value
+    hc["Retries"] = HEALTHCHECK_RETRIES if retries is None else retries
+    for key in ("Interval", "Timeout"):
+        if hc[key] < 0:
+            raise InvalidArgument(f"healthcheck {key.lower()} cannot be negative")
+    if hc["Retries"] < 0:
+        raise InvalidArgument("healthcheck retries cannot be negative")
+    return hc
