@@ -359,3 +359,24 @@ def test_image_prune_filters(pypod: Pypod, tmp_path: Path) -> None:
     ):
         proc = pypod("image", "prune", "-f", "--filter", flt)
         assert proc.returncode == 125 and message in proc.stderr, (flt, proc.stderr)
+
+
+def test_build_steps_are_intermediate_not_dangling(pypod: Pypod, with_images: dict[str, str],
+                                                   tmp_path: Path) -> None:  # fmt: skip
+    """As libimage: an untagged image another image builds on (its top layer, or the layer
+    below, with its history continued) is intermediate: hidden without -a, not dangling —
+    also when the step added no layer (ENV, CMD), as podman shows a build's steps."""
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    (ctx / "Containerfile").write_text('FROM busybox\nENV A=1\nRUN echo x > /x\nCMD ["sh"]\n')
+    built = pypod.ok("build", "-q", "-t", "localhost/site", str(ctx)).strip()
+    shown = pypod.ok("images", "--format", "{{.ID}} {{.Repository}}").split("\n")[:-1]
+    assert sorted(shown) == sorted([f"{built[:12]} localhost/site",
+                                    f"{with_images['busybox'][:12]} docker.io/library/busybox",
+                                    f"{with_images['app'][:12]} quay.io/x/app"])  # fmt: skip
+    every = pypod.ok("images", "-a", "--format", "{{.Repository}}").split()
+    assert every.count("<none>") == 2  # the ENV and RUN steps
+    assert pypod.ok("images", "-q", "--filter", "dangling=true") == ""
+    pypod.ok("untag", "localhost/site")  # now the last step is dangling, the others not
+    assert pypod.ok("images", "-q", "--no-trunc", "--filter", "dangling=true").split() == [
+        f"sha256:{built}"]  # fmt: skip

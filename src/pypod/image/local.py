@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import re
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from pypod.errors import ImageNotFound, InUse, InvalidArgument, PypodError
@@ -227,23 +227,17 @@ def list_images(store: Store, *, all_images: bool = False) -> list[ImageSummary]
     """The images, newest first (as `podman images`); intermediate ones only with `all_images`."""
     images = store.images()
     layers = {layer.id: layer for layer in store.layers()}
-    tops: dict[str, list[str]] = {}
+    tops: dict[str | None, list[str]] = {}
     for img in images:
-        if img.top_layer is not None:
-            tops.setdefault(img.top_layer, []).append(img.id)
-    below: set[str] = set()  # layers some image builds on (not its top)
-    for img in images:
-        layer = layers.get(img.top_layer) if img.top_layer else None
-        while layer is not None and layer.parent is not None:
-            below.add(layer.parent)
-            layer = layers.get(layer.parent)
+        tops.setdefault(img.top_layer, []).append(img.id)
+    configs = {img.id: image_config(store, img) for img in images}
     in_use: dict[str, int] = {}
     for c in store.containers():
         in_use[c.image_id] = in_use.get(c.image_id, 0) + 1
     out: list[ImageSummary] = []
     for img in images:
-        config = image_config(store, img)
-        intermediate = not img.names and img.top_layer in below
+        config = configs[img.id]
+        intermediate = not img.names and _has_child(img, images, layers, configs)
         if intermediate and not all_images:
             continue
         parent_id = ""
@@ -269,6 +263,29 @@ def list_images(store: Store, *, all_images: bool = False) -> list[ImageSummary]
         )
     out.sort(key=lambda s: s.created, reverse=True)
     return out
+
+
+def _has_child(parent: Image, images: Sequence[Image], layers: Mapping[str, Any],
+               configs: Mapping[str, dict[str, Any] | None]) -> bool:  # fmt: skip
+    """Whether an image builds on `parent` (libimage's layer tree): its top layer is parent's
+    or sits on it, and parent's history and diff ids begin its own (a build step that adds no
+    layer keeps the top layer)."""
+    mine = configs.get(parent.id) or {}
+    history = mine.get("history") or []
+    diff_ids = (mine.get("rootfs") or {}).get("diff_ids") or []
+    for child in images:
+        if child.id == parent.id:
+            continue
+        top = layers.get(child.top_layer) if child.top_layer else None
+        if child.top_layer != parent.top_layer and (top is None or top.parent != parent.top_layer):
+            continue
+        theirs = configs.get(child.id) or {}
+        their_history = theirs.get("history") or []
+        their_ids = (theirs.get("rootfs") or {}).get("diff_ids") or []
+        if (len(their_history) > len(history) and their_history[: len(history)] == history
+                and their_ids[: len(diff_ids)] == diff_ids):  # fmt: skip
+            return True
+    return False
 
 
 def normalize_tag_name(name: str) -> str:
