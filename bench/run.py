@@ -24,6 +24,7 @@ import building  # bench/building.py: the script's directory is on sys.path
 import containers
 import images
 import network  # bench/network.py
+import pods
 
 from pypod.testing import make_bundle
 
@@ -31,7 +32,8 @@ BIN = Path(sys.executable).parent
 TARGETS = (
     "targets: pull <= 0.50, copy <= 1.00, images <= 1.00, runtime run <= 1.00, "
     "run --rm <= 0.50, 20 x run -d <= 0.50, ps -a <= 1.00, run --rm bridge <= 0.50, "
-    "published port time <= 1.00, build no cache <= 0.70, build warm cache <= 1.00"
+    "published port time <= 1.00, build no cache <= 0.70, build warm cache <= 1.00, "
+    "pod create + 2 x run -d --pod + pod rm -f <= 0.50"
 )
 
 
@@ -88,7 +90,7 @@ def main() -> int:
     parser.add_argument("--list-n", type=int, default=10, help="repetitions of `images`")
     parser.add_argument(
         "--only",
-        choices=("runtime", "images", "containers", "network", "build"),
+        choices=("runtime", "images", "containers", "network", "build", "pods"),
         help="run only these measurements",
     )
     parser.add_argument(
@@ -106,6 +108,8 @@ def main() -> int:
         rows += containers.bench_all(BIN, args.list_n)
     if args.only in (None, "network"):
         rows += network.bench_all(BIN, args.list_n)
+    if args.only in (None, "pods"):
+        rows += pods.bench_all(BIN, args.list_n)
     if args.only in (None, "build"):
         rows += building.bench_all(BIN, args.list_n)
     if args.only in (None, "images"):

@@ -63,6 +63,29 @@ say "pypod network ls";                   "${POD[@]}" network ls
 say "pypod rm -f -t 0 httpd web2";        "${POD[@]}" rm -f -t 0 httpd web2
 say "pypod network rm demo-net";          "${POD[@]}" network rm demo-net
 
+# --- pypod build / pypod-build: images from a Containerfile and step by step -------------------
+mkdir -p "$work/ctx" && echo "built by pypod" > "$work/ctx/index.html"
+cat > "$work/ctx/Containerfile" <<'CF'
+FROM localhost/busybox
+ARG GREETING=hello
+RUN mkdir -p /www && echo "$GREETING from a RUN step" > /www/run.txt
+COPY index.html /www/
+CMD ["httpd", "-f", "-p", "80", "-h", "/www"]
+CF
+say "pypod build -t localhost/site:1 CONTEXT   # FROM + ARG + RUN + COPY + CMD"
+"${POD[@]}" build -t localhost/site:1 "$work/ctx"
+say "pypod run --rm localhost/site:1 cat /www/run.txt /www/index.html"
+"${POD[@]}" run --rm localhost/site:1 cat /www/run.txt /www/index.html
+BLD=("$BIN/pypod-build" --root "$work/root" --runroot "$work/run")
+say "ctr=\$(pypod-build from localhost/busybox)"; ctr=$("${BLD[@]}" from localhost/busybox)
+echo "$ctr"
+say "pypod-build run \$ctr -- sh -c 'echo step by step > /hello'"
+"${BLD[@]}" run "$ctr" -- sh -c 'echo step by step > /hello'
+say "pypod-build config --cmd 'cat /hello' \$ctr"; "${BLD[@]}" config --cmd 'cat /hello' "$ctr"
+say "pypod-build commit -q --rm \$ctr localhost/hello"; "${BLD[@]}" commit -q --rm "$ctr" localhost/hello
+say "pypod run --rm localhost/hello";    "${POD[@]}" run --rm localhost/hello
+say "pypod images";                       "${POD[@]}" images
+
 # --- pypod-runtime: an OCI bundle, as runc users run it -----------------------------------------
 mkdir -p "$work/bundle"
 "$BIN/python" -c "from pypod.testing import make_busybox_rootfs; make_busybox_rootfs('$work/bundle/rootfs')"

@@ -286,8 +286,9 @@ def pypod_fixture(pypod_session: Pypod) -> Iterator[Pypod]:
     yield pypod_session
     after = set(pypod_session("ps", "-a", "-q", "--no-trunc").stdout.split())
     left = sorted(after - before)
-    if left:
-        pypod_session("rm", "--force", "--time", "0", *left, timeout=120)
+    if left:  # pods first: an infra container goes only with its pod
+        pypod_session("pod", "rm", "--all", "--force", "--time", "0", timeout=120)
+        pypod_session("rm", "--force", "--ignore", "--time", "0", *left, timeout=120)
 
 
 @pytest.fixture(name="fresh_pypod")

@@ -29,23 +29,17 @@ import pytest
 
 from pypod.image.local import find_image, image_config
 from pypod.storage.store import Store
-from tests.engine_support import (  # noqa: F401  (fixtures)
+from tests.build_cli_support import CONTAINERS_CONF
+from tests.build_support import pp_fixture  # noqa: F401  (fixture)
+from tests.engine_support import (  # noqa: F401  (fixture)
     IMAGE,
     Pypod,
     busybox_tar_fixture,
-    destroy_store,
-    new_store,
     unmount_below,
 )
 
 pytestmark = [pytest.mark.root, pytest.mark.compat]
 
-CONTAINERS_CONF = """\
-[containers]
-default_ulimits = ["nofile=20000:20000", "nproc=30000:30000"]
-[engine]
-runtime = "runc"
-"""
 CONFIG_KEYS = ("Env", "Cmd", "Entrypoint", "WorkingDir", "User", "ExposedPorts", "Labels",
                "Volumes", "StopSignal", "Healthcheck")  # fmt: skip
 #: what buildah 1.28's RUN leaves in the layer it commits: the empty mount points of the
@@ -133,16 +127,6 @@ def flatten(layout: Path) -> dict[str, tuple[Any, ...]]:
                 else:
                     out[path] = (f"type-{member.type!r}", mode, *owner, 0, "", "")
     return out
-
-
-@pytest.fixture(scope="module")
-def pp(busybox_tar: Path) -> Iterator[Pypod]:
-    where = Path(tempfile.mkdtemp(prefix="pbcmp", dir="/tmp"))
-    p = new_store(where, busybox_tar)
-    try:
-        yield p
-    finally:
-        destroy_store(p)
 
 
 @pytest.fixture(scope="module")
@@ -456,3 +440,23 @@ def test_onbuild_output_as_podman(pp: Pypod, podman: Reference, tmp_path: Path) 
         ours = pp("build", *flags, str(ctx))
         assert (ours.returncode, theirs.returncode) == (0, 0), (ours.stderr, theirs.stderr)
         assert _normalized(ours.stdout) == _normalized(theirs.stdout), flags
+
+
+def test_annotations_as_buildah(pp: Pypod, buildah: Reference, tmp_path: Path) -> None:
+    """`--annotation`: the same manifest annotations as `buildah bud` (its base annotations
+    included, each naming the tool's own copy of the base image)."""
+    ctx = make_context(tmp_path, f"FROM {IMAGE}\nRUN echo x > /x\n")
+    flags = ("--annotation", "z.k=1", "--annotation", "a.k=two=2", "--annotation", "empty=")
+    buildah.ok("bud", *flags, "-t", "localhost/annotated", str(ctx))
+    pp.ok("build", *flags, "-t", "localhost/annotated", str(ctx))
+    doc = json.loads(buildah.ok("inspect", "--type", "image", "localhost/annotated"))
+    theirs = json.loads(doc["Manifest"])["annotations"]
+    theirs_base = json.loads(buildah.ok("inspect", "--type", "image", IMAGE))["FromImageDigest"]
+    ours = json.loads(pp.ok("image", "inspect", "localhost/annotated"))[0]["Annotations"]
+    ours_base = json.loads(pp.ok("image", "inspect", IMAGE))[0]["Digest"]
+    assert list(ours) == list(theirs)  # keys in Go's order
+    assert theirs["org.opencontainers.image.base.digest"] == theirs_base
+    assert ours["org.opencontainers.image.base.digest"] == ours_base
+    for doc_ in (ours, theirs):
+        doc_.pop("org.opencontainers.image.base.digest")
+    assert ours == theirs

@@ -6,38 +6,14 @@ from __future__ import annotations
 
 import os
 import re
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.engine_support import (  # noqa: F401  (fixtures)
-    IMAGE,
-    Pypod,
-    busybox_tar_fixture,
-    destroy_store,
-    new_store,
-)
+from tests.build_support import ctx_fixture, pp_fixture  # noqa: F401  (fixtures)
+from tests.engine_support import IMAGE, Pypod, busybox_tar_fixture  # noqa: F401  (fixture)
 
 pytestmark = [pytest.mark.root]
-
-
-@pytest.fixture(scope="module")
-def pp(busybox_tar: Path) -> Iterator[Pypod]:
-    where = Path(tempfile.mkdtemp(prefix="pbe2e", dir="/tmp"))
-    p = new_store(where, busybox_tar)
-    try:
-        yield p
-    finally:
-        destroy_store(p)
-
-
-@pytest.fixture
-def ctx(tmp_path: Path) -> Path:
-    d = tmp_path / "ctx"
-    d.mkdir()
-    return d
 
 
 def write(ctx: Path, containerfile: str, **files: str) -> None:
@@ -186,3 +162,31 @@ def test_from_pulls_from_a_registry(pp: Pypod, ctx: Path, tmp_path: Path) -> Non
         assert "--> Using cache" in proc.stdout
     finally:
         registry.stop()
+
+
+def test_annotations_go_into_the_manifest(pp: Pypod, ctx: Path) -> None:
+    """`--annotation K=V` (podman's): in the final image's OCI manifest, with buildah's base
+    annotations; also when every step could come from the layer cache."""
+    import json
+
+    write(ctx, f"FROM {IMAGE}\nRUN echo a > /a\n")
+    pp.ok("build", "-q", "-t", "e2e-plain", str(ctx))
+    for _ in range(2):  # the second time RUN is in the cache: the annotation still counts
+        image_id = pp.ok("build", "-q", "--annotation", "org.example.k=v", "--annotation",
+                         "b=", "-t", "e2e-ann", str(ctx)).strip()  # fmt: skip
+        doc = json.loads(pp.ok("image", "inspect", image_id))[0]
+        base = json.loads(pp.ok("image", "inspect", IMAGE))[0]
+        assert doc["Annotations"] == {
+            "b": "",
+            "org.example.k": "v",
+            "org.opencontainers.image.base.digest": base["Digest"],
+            "org.opencontainers.image.base.name": f"{IMAGE}:latest",
+        }
+    assert "org.example.k" not in json.loads(pp.ok("image", "inspect", "e2e-plain"))[0][
+        "Annotations"]  # fmt: skip
+    # Docker's format has no annotations (dropped, as buildah)
+    image_id = pp.ok("build", "-q", "--format", "docker", "--annotation", "k=v",
+                     str(ctx)).strip()  # fmt: skip
+    assert not json.loads(pp.ok("image", "inspect", image_id))[0]["Annotations"]
+    err = pp.fails(125, "build", "-q", "--annotation", "=v", str(ctx))
+    assert "--annotation '=v': the name is empty" in err

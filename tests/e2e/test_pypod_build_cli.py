@@ -49,8 +49,10 @@ def test_from_names_and_containers_listing(build: Build) -> None:
     assert build.ok("containers", "--format", "{{.ContainerName}}", "--filter", "name=mine") \
         == "mine\n"  # fmt: skip
     assert build.ok("containers", "--noheading").count("\n") == 4
-    # `pypod images` does not show the empty image scratch containers stand on
-    assert "<none>" not in build.ok("images")
+    # a scratch container stands on no image: nothing extra for `pypod images` to show
+    assert "<none>" not in build.ok("images", "--all")
+    assert "<none>" not in build.store.ok("images", "--all")
+    assert build.store.ok("images", "-a", "-q").split() == build.store.ok("images", "-q").split()
 
 
 def test_errors_exit_125_with_buildahs_messages(build: Build) -> None:
@@ -192,6 +194,11 @@ def test_bud_defaults_tag_and_failures(build: Build, tmp_path: Path) -> None:
     lines = proc.stdout.splitlines()
     assert lines[:2] == [f"STEP 1/3: FROM {IMAGE}", "STEP 2/3: RUN echo built > /built"]
     assert "COMMIT budded" in lines and "Successfully tagged localhost/budded:latest" in lines
+    # commit progress goes to stderr, as buildah's does; the build's steps to stdout
+    assert "Getting image source signatures" not in proc.stdout
+    assert "Writing manifest to image destination" not in proc.stdout
+    assert "Getting image source signatures\n" in proc.stderr
+    assert "Writing manifest to image destination\n" in proc.stderr
     image_id = lines[-1]
     assert HEX64.fullmatch(image_id)
     # buildah's default: no layer cache, so one new layer and no intermediate images
@@ -207,6 +214,18 @@ def test_bud_defaults_tag_and_failures(build: Build, tmp_path: Path) -> None:
         'Error: building at STEP "RUN exit 7": while running runtime: exit status 7\n'
     )
     assert build.ok("containers", "-q") == ""  # removed, as buildah does
+
+
+def test_bud_annotation(build: Build, tmp_path: Path) -> None:
+    """`bud --annotation K=V`: in the image's manifest, with buildah's base annotations."""
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    (ctx / "Containerfile").write_text("FROM scratch\nCOPY Containerfile /\n")
+    build.ok("bud", "-q", "--annotation", "k=v", "-t", "annotated", str(ctx))
+    doc = json.loads(build.ok("inspect", "--type", "image", "annotated"))
+    assert doc["ImageAnnotations"] == {"k": "v", "org.opencontainers.image.base.digest": "",
+                                       "org.opencontainers.image.base.name": ""}  # fmt: skip
+    assert json.loads(doc["Manifest"])["annotations"] == doc["ImageAnnotations"]
 
 
 def test_help_version_info(build: Build) -> None:
@@ -327,6 +346,8 @@ def test_commit_formats_squash_timestamp(build: Build, tmp_path: Path) -> None:
 def test_not_supported_commands_say_so(build: Build) -> None:
     p = build.fails(125, "manifest", "create", "list")
     assert p.stderr == "Error: 'manifest' (manifest lists and image indexes) is not supported yet\n"
+    p = build.fails(125, "source", "create", "--author", "me", "x")  # no flag-order check
+    assert p.stderr == "Error: 'source' (source containers) is not supported yet\n"
     p = build.fails(125, "from", "--cap-add", "NET_ADMIN", IMAGE)
     assert p.stderr == "Error: 'from --cap-add' is not supported yet\n"
 
@@ -353,6 +374,8 @@ def test_push_pull_login_logout(build: Build, tmp_path: Path) -> None:
         out = build.ok("login", "--tls-verify=false", "--authfile", str(auth), "-u", "u",
                        "--password-stdin", registry.host, input="pw\n")  # fmt: skip
         assert out == "Login Succeeded!\n"
+        # --get-login: the user stored for the registry (buildah 1.28 prints it)
+        assert build.ok("login", "--authfile", str(auth), "--get-login", registry.host) == "u\n"
         proc = build("push", "--tls-verify=false", "--authfile", str(auth), "to-push",
                      f"docker://{target}")  # fmt: skip
         assert proc.returncode == 0 and proc.stdout == "", proc.stderr

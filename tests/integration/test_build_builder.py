@@ -11,7 +11,6 @@ import json
 import logging
 import os
 import shutil
-import subprocess
 import tarfile
 import threading
 from collections.abc import Iterator
@@ -21,6 +20,8 @@ from typing import Any
 import pytest
 
 from pypod.build.builder import (
+    BASE_DIGEST,
+    BASE_NAME,
     BUILDER_TYPE,
     Builder,
     CommitOptions,
@@ -30,6 +31,9 @@ from pypod.build.builder import (
 from pypod.errors import AlreadyExists, ContainerNotFound, ImageNotFound, InvalidArgument
 from pypod.image.local import image_config
 from pypod.storage.store import Store
+from tests.build_cli_support import Buildah
+from tests.build_support import ctx_fixture  # noqa: F401  (fixture)
+from tests.engine_support import unmount_below
 from tests.image_fixtures import BuiltImage, build_image, busybox_layer, context, write_image
 
 pytestmark = pytest.mark.root
@@ -41,14 +45,6 @@ BUSYBOX = "docker.io/library/busybox:latest"
 def busybox_image(tmp_path_factory: pytest.TempPathFactory, busybox: str) -> BuiltImage:
     work = tmp_path_factory.mktemp("busybox-image")
     return build_image([busybox_layer(work)], compress=False)
-
-
-def _unmount_below(path: Path) -> None:
-    prefix = str(path).rstrip("/") + "/"
-    with open("/proc/self/mountinfo") as f:
-        points = [line.split()[4] for line in f if line.split()[4].startswith(prefix)]
-    for point in reversed(points):
-        subprocess.run(["umount", "-l", point], capture_output=True, check=False)
 
 
 @pytest.fixture(params=["overlay", "vfs"])
@@ -65,14 +61,7 @@ def store(request: pytest.FixtureRequest, tmp_path: Path, busybox_image: BuiltIm
             with contextlib.suppress(Exception):
                 b.remove()
         s.close()
-        _unmount_below(tmp_path)
-
-
-@pytest.fixture
-def ctx(tmp_path: Path) -> Path:
-    d = tmp_path / "ctx"
-    d.mkdir()
-    return d
+        unmount_below(tmp_path)
 
 
 def _config(store: Store, image_id: str) -> dict[str, Any]:
@@ -147,6 +136,8 @@ def test_open_save_and_list_only_builders(store: Store) -> None:
 def test_remove_and_scratch_leaves_no_image(store: Store) -> None:
     before = {i.id for i in store.images()}
     s = Builder.new(store, "scratch", FromOptions())
+    assert store.container(s.container_id).image_id == ""  # stands on no image at all
+    assert {i.id for i in store.images()} == before
     b = Builder.new(store, "busybox", FromOptions(pull="never"))
     s.mount()
     b.mount()
@@ -183,7 +174,7 @@ def test_pull_policy(store: Store, tmp_path: Path) -> None:
         b.remove()
     finally:
         s2.close()
-        _unmount_below(tmp_path / "g2")
+        unmount_below(tmp_path / "g2")
 
 
 # --- mount / unmount -----------------------------------------------------------------------
@@ -291,6 +282,30 @@ def test_commit_empty_layer(store: Store) -> None:
     sid = s.commit("nothing", CommitOptions(empty_layer=True))
     assert store.image(sid).top_layer is None
     assert _config(store, sid)["rootfs"]["diff_ids"] == []
+
+
+@pytest.mark.parametrize("fmt", ["oci", "docker"])
+def test_commit_writes_annotations_and_a_new_builder_inherits_them(store: Store, fmt: str
+                                                                   ) -> None:  # fmt: skip
+    s = Builder.new(store, "scratch", FromOptions())
+    assert s.annotations == {BASE_DIGEST: "", BASE_NAME: ""}  # buildah's, for scratch
+    s.annotations["org.example.k"] = "v"
+    s.save()
+    assert Builder.open(store, s.name).annotations["org.example.k"] == "v"
+    _write(s, "f", "x\n")
+    first = s.commit("annotated", CommitOptions(format=fmt))
+    manifest = json.loads(store.image_manifest(first)[0])
+    if fmt == "docker":  # Docker's manifest has no annotations: dropped, as buildah does
+        assert "annotations" not in manifest
+        return
+    assert manifest["annotations"] == {BASE_DIGEST: "", BASE_NAME: "", "org.example.k": "v"}
+    # a working container from that image inherits them; the base ones name that image
+    b = Builder.new(store, "annotated", FromOptions(pull="never"))
+    assert b.annotations == {"org.example.k": "v", BASE_DIGEST: store.image(first).digest,
+                             BASE_NAME: "localhost/annotated:latest"}  # fmt: skip
+    second = b.commit(None, CommitOptions(empty_layer=True))
+    assert json.loads(store.image_manifest(second)[0])["annotations"] == b.annotations
+    assert store.image(second).digest != store.image(first).digest
 
 
 def test_commit_squash(store: Store) -> None:
@@ -604,12 +619,11 @@ def test_add_url_digest_is_buildahs(store: Store, ctx: Path, http_dir: tuple[Pat
 
 
 # --- against buildah -----------------------------------------------------------------------
-_CONTAINERS_CONF = """\
-[containers]
-default_ulimits = ["nofile=20000:20000", "nproc=30000:30000"]
-[engine]
-runtime = "runc"
-"""
+def _buildah(tmp_path: Path) -> Buildah:
+    """buildah on a vfs store under tmp_path (skipped when it is not installed)."""
+    if shutil.which("buildah") is None:
+        pytest.skip("buildah is not installed (apt-get install buildah)")
+    return Buildah(tmp_path / "buildah")
 
 
 @pytest.mark.compat
@@ -617,41 +631,42 @@ runtime = "runc"
 def test_commit_matches_buildah(store: Store, ctx: Path, tmp_path: Path, fmt: str) -> None:
     """scratch + COPY + config, committed by buildah and by the builder: the same config
     fields and history entries (dates, ids and buildah's own label aside)."""
-    if shutil.which("buildah") is None:
-        pytest.skip("buildah is not installed (apt-get install buildah)")
-    base = tmp_path / "buildah"
-    base.mkdir()
-    (base / "containers.conf").write_text(_CONTAINERS_CONF)
-    env = dict(os.environ, CONTAINERS_CONF=str(base / "containers.conf"))
+    buildah = _buildah(tmp_path)
 
     def bh(*args: str) -> str:
-        proc = subprocess.run(
-            ["buildah", "--root", str(base / "root"), "--runroot", str(base / "run"),
-             "--storage-driver", "vfs", *args],
-            env=env, capture_output=True, text=True, timeout=120, check=False,
-        )  # fmt: skip
-        assert proc.returncode == 0, proc.stderr
-        return proc.stdout.strip()
+        return buildah.ok(*args).strip()
 
     (ctx / "f.txt").write_text("hello\n")
     try:
         c = bh("from", "scratch")
         bh("copy", c, str(ctx / "f.txt"), "/f.txt")
         bh("config", "--env", "A=1", "--cmd", "sh", "--author", "me", "--port", "80/tcp",
-           "--label", "k=v", "--workingdir", "/w", "--user", "1:2", c)  # fmt: skip
+           "--label", "k=v", "--workingdir", "/w", "--user", "1:2", "--annotation", "z=1",
+           "--annotation", "a=2", c)  # fmt: skip
         theirs_id = bh("commit", "-q", "--format", fmt, c, "theirs")
         key = "Docker" if fmt == "docker" else "OCIv1"
-        theirs = json.loads(bh("inspect", "--type", "image", theirs_id))[key]
+        inspected = json.loads(bh("inspect", "--type", "image", theirs_id))
+        theirs = inspected[key]
+        theirs_manifest = json.loads(inspected["Manifest"])
         bh("rm", c)
     finally:
-        subprocess.run(["umount", "-R", "-l", str(base / "root")], capture_output=True,
-                       check=False)  # fmt: skip
+        unmount_below(buildah.base)
     b = Builder.new(store, "scratch", FromOptions())
     b.copy(["f.txt"], "/f.txt", context_dir=str(ctx))
     b.config.update(Env=["A=1"], Cmd=["sh"], ExposedPorts={"80/tcp": {}}, Labels={"k": "v"},
                     WorkingDir="/w", User="1:2")  # fmt: skip
     b.author = "me"
-    ours = _config(store, b.commit(None, CommitOptions(format=fmt)))
+    b.annotations.update(z="1", a="2")
+    ours_id = b.commit(None, CommitOptions(format=fmt))
+    ours = _config(store, ours_id)
+    ours_manifest = json.loads(store.image_manifest(ours_id)[0])
+    # the manifest's annotations (OCI only) and their order (keys sorted, as Go's map)
+    assert list(ours_manifest.get("annotations") or {}) == list(
+        theirs_manifest.get("annotations") or {}
+    )
+    assert ours_manifest.get("annotations") == theirs_manifest.get("annotations")
+    if fmt == "oci":
+        assert ours_manifest["annotations"]["z"] == "1"
     for doc in (ours, theirs):
         doc.pop("created")
         doc.pop("container", None)
@@ -669,8 +684,7 @@ def test_commit_matches_buildah(store: Store, ctx: Path, tmp_path: Path, fmt: st
 def test_copy_history_matches_buildah_bud(store: Store, ctx: Path, tmp_path: Path) -> None:
     """COPY/ADD lines built by `buildah bud --layers`: each history entry is
     `/bin/sh -c #(nop) <INSTRUCTION> <digest> in <dest> ` with the digest Builder.copy gives."""
-    if shutil.which("buildah") is None:
-        pytest.skip("buildah is not installed (apt-get install buildah)")
+    buildah = _buildah(tmp_path)
     _digest_tree(ctx, tmp_path)
     (ctx / "d" / "link").symlink_to("sub/y")
     os.link(ctx / "d" / "sub" / "y", ctx / "d" / "hard")
@@ -688,24 +702,13 @@ def test_copy_history_matches_buildah_bud(store: Store, ctx: Path, tmp_path: Pat
         flags = "".join(f"--{k}={v} " for k, v in kw.items())
         lines.append(f"{verb} {flags}{' '.join(sources)} {dest}")
     (tmp_path / "Containerfile").write_text("\n".join(lines) + "\n")
-    base = tmp_path / "buildah"
-    base.mkdir()
-    (base / "containers.conf").write_text(_CONTAINERS_CONF)
-    env = dict(os.environ, CONTAINERS_CONF=str(base / "containers.conf"))
-    cmd = ["buildah", "--root", str(base / "root"), "--runroot", str(base / "run"),
-           "--storage-driver", "vfs"]  # fmt: skip
     try:
-        proc = subprocess.run([*cmd, "bud", "--layers", "-q", "-t", "hist", "-f",
-                               str(tmp_path / "Containerfile"), str(ctx)],
-                              env=env, capture_output=True, text=True, timeout=300,
-                              check=False)  # fmt: skip
-        assert proc.returncode == 0, proc.stderr
-        proc = subprocess.run([*cmd, "inspect", "--type", "image", "hist"], env=env,
-                              capture_output=True, text=True, timeout=60, check=True)  # fmt: skip
+        buildah.ok("bud", "--layers", "-q", "-t", "hist", "-f", str(tmp_path / "Containerfile"),
+                   str(ctx), timeout=300)  # fmt: skip
+        doc = json.loads(buildah.ok("inspect", "--type", "image", "hist"))
     finally:
-        subprocess.run(["umount", "-R", "-l", str(base / "root")], capture_output=True,
-                       check=False)  # fmt: skip
-    theirs = [h["created_by"] for h in json.loads(proc.stdout)["OCIv1"]["history"]]
+        unmount_below(buildah.base)
+    theirs = [h["created_by"] for h in doc["OCIv1"]["history"]]
     b = Builder.new(store, "scratch", FromOptions())
     ours = []
     for verb, sources, dest, kw in steps:

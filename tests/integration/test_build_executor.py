@@ -10,7 +10,6 @@ from __future__ import annotations
 import io
 import os
 import re
-import tempfile
 import textwrap
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,30 +23,15 @@ from pypod.build.executor import BuildError, BuildOptions, build
 from pypod.errors import ImageNotFound, InvalidArgument, NotSupported
 from pypod.image.local import find_image, image_config
 from pypod.storage.store import Store
-from tests.engine_support import (  # noqa: F401  (fixtures)
-    IMAGE,
-    Pypod,
-    busybox_tar_fixture,
-    destroy_store,
-    new_store,
-)
+from tests.build_support import pp_fixture  # noqa: F401  (fixture)
+from tests.engine_support import IMAGE, Pypod, busybox_tar_fixture  # noqa: F401  (fixture)
 
 pytestmark = [pytest.mark.root]
 
 
-@pytest.fixture(scope="module")
-def pypod_store(busybox_tar: Path) -> Iterator[Pypod]:
-    where = Path(tempfile.mkdtemp(prefix="pbld", dir="/tmp"))
-    p = new_store(where, busybox_tar)
-    try:
-        yield p
-    finally:
-        destroy_store(p)
-
-
 @pytest.fixture
-def store(pypod_store: Pypod) -> Iterator[Store]:
-    s = Store.open(str(pypod_store.root), str(pypod_store.runroot), "overlay")
+def store(pp: Pypod) -> Iterator[Store]:
+    s = Store.open(str(pp.root), str(pp.runroot), "overlay")
     try:
         yield s
         assert not list_builders(s), "working containers left behind"

@@ -17,7 +17,6 @@ from pypod.storage.tarsplit import DIRECTORY, layout_path
 from tests.integration.test_storage_store import (
     TarBuilder,
     _big_layer,
-    _killed_child,
     _Stalling,
     layer1,
     layer2,
@@ -26,6 +25,7 @@ from tests.integration.test_storage_store import (
     put_image,
     tree,
 )
+from tests.storage_support import killed_child
 
 pytestmark = pytest.mark.root
 
@@ -152,7 +152,7 @@ def test_sigkill_mid_stage_leaves_a_clean_store(make_store: Callable[..., Store]
         mine.stage_layer(io.BytesIO(gzip.compress(layer1())))  # complete, not committed
         mine.stage_layer(_Stalling(big, len(big) // 2, ready))  # type: ignore[arg-type]
 
-    _killed_child(child)
+    killed_child(child)
     assert len(store.driver.layer_ids()) == 2 and len(_layouts(store)) == 1
     fresh = Store.open(graph, run)
     try:

@@ -8,7 +8,6 @@ import io
 import json
 import multiprocessing
 import os
-import signal
 import stat
 import subprocess
 import sys
@@ -24,6 +23,7 @@ from pypod.errors import InUse
 from pypod.linux import syscalls
 from pypod.storage.drivers.mountstate import mount_points
 from pypod.storage.store import Store
+from tests.storage_support import killed_child
 
 pytestmark = pytest.mark.root
 
@@ -527,25 +527,6 @@ def _big_layer() -> bytes:
     return builder.bytes()
 
 
-def _killed_child(target: Callable[[int], None]) -> None:
-    """Run `target(ready_fd)` in a child; SIGKILL it once it writes to ready_fd."""
-    r, w = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # pragma: no cover - child
-        try:
-            os.close(r)
-            target(w)
-        finally:
-            os._exit(1)
-    os.close(w)
-    try:
-        assert os.read(r, 1) == b"x", "the child failed before the crash point"
-    finally:
-        os.kill(pid, signal.SIGKILL)
-        os.waitpid(pid, 0)
-        os.close(r)
-
-
 @pytest.mark.parametrize("driver", ["overlay", "vfs"])
 def test_sigkill_mid_apply_leaves_a_clean_store(
     make_store: Callable[..., Store], driver: str
@@ -559,7 +540,7 @@ def test_sigkill_mid_apply_leaves_a_clean_store(
         mine = Store(graph, run, driver)
         mine.put_layer(base.id, _Stalling(big, len(big) // 2, ready))  # type: ignore[arg-type]
 
-    _killed_child(child)
+    killed_child(child)
     # the killed process left an incomplete layer with files: the next open removes it
     staged = [x for x in store.driver.layer_ids() if x != base.id]
     assert len(staged) == 1 and os.listdir(store.driver.diff_path(staged[0]))
@@ -596,7 +577,7 @@ def test_sigkill_mid_image_commit_leaves_a_clean_store(make_store: Callable[...,
         images_module.write_atomic = stall_after_write  # type: ignore[assignment]
         Store(graph, run).put_image(config, manifest_for(config), MEDIA, top.id, ["crash"])
 
-    _killed_child(child)
+    killed_child(child)
     assert os.listdir(os.path.join(graph, "images"))  # the blob the dead process wrote
     fresh = Store.open(graph, run)
     try:
@@ -626,12 +607,67 @@ def test_sigkill_mid_layer_removal(make_store: Callable[..., Store]) -> None:
         mine.driver.remove = stall  # type: ignore[method-assign]
         mine.delete_image(image.id)
 
-    _killed_child(child)
+    killed_child(child)
     fresh = Store.open(graph, run)
     try:
         assert fresh.images() == []
         assert fresh.layers() == []
         assert fresh._q("SELECT COUNT(*) FROM layers")[0][0] == 0
         assert sorted(os.listdir(fresh.driver.home)) == ["empty", "l"]
+    finally:
+        fresh.close()
+
+
+@pytest.mark.parametrize("driver", ["overlay", "vfs"])
+def test_container_of_no_image(make_store: Callable[..., Store], driver: str) -> None:
+    """`pypod-build from scratch`: a container on no image, an empty root of its own."""
+    store = make_store(driver)
+    image = put_image(store, [layer1()], ["base"])
+    c = store.create_container(None, ["empty"], "{}")
+    assert c.image_id == "" and store.layer(c.layer_id).parent is None
+    assert store.images() == [image]  # no hidden image for it
+    root = store.mount_container("empty")
+    try:
+        assert os.listdir(root) == []
+        Path(root, "made").write_text("x")
+        assert [str(x) for x in store.diff("empty")] == ["A /made"]
+        out = io.BytesIO()
+        store.export_container_diff("empty", out)
+        out.seek(0)
+        with tarfile.open(fileobj=out) as tf:
+            assert [m.name.lstrip("./") for m in tf.getmembers()] == ["made"]
+    finally:
+        store.unmount_container("empty")
+    usage = store.disk_usage()
+    assert [u.containers for u in usage.images] == [0]
+    assert dict(usage.containers)[c.id] >= 1
+    assert len(store.delete_image("base")) == 1  # nothing holds the image
+    store.delete_container("empty")
+    assert store.containers() == [] and store.layers() == []
+
+
+def test_sigkill_mid_create_of_a_container_of_no_image(make_store: Callable[..., Store]) -> None:
+    store = make_store()
+    graph, run = store.graphroot, store.runroot
+
+    def child(ready: int) -> None:
+        mine = Store(graph, run)
+        real = mine.driver.create
+
+        def stall(layer_id: str, parent: str | None, **kw: Any) -> None:
+            real(layer_id, parent, **kw)
+            os.write(ready, b"x")
+            time.sleep(3600)
+
+        mine.driver.create = stall  # type: ignore[method-assign]
+        mine.create_container(None, ["half"], "{}")
+
+    killed_child(child)
+    assert store._q("SELECT COUNT(*) FROM layers WHERE incomplete = 1")[0][0] == 1
+    fresh = Store.open(graph, run)
+    try:
+        assert fresh.containers() == [] and fresh.layers() == []
+        assert sorted(os.listdir(fresh.driver.home)) == ["empty", "l"]
+        assert fresh.create_container(None, ["half"], "{}").names == ("half",)  # name is free
     finally:
         fresh.close()

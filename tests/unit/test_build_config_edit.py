@@ -8,12 +8,15 @@ from typing import Any
 import pytest
 
 from pypod.build.config_edit import (
+    add_onbuild,
     add_port,
     add_volume,
+    clear,
     docker_healthcheck,
     entrypoint_value,
     env_map,
     go_duration_ns,
+    healthcheck_config,
     normalize_port,
     parse_json_or_shell,
     remove_label,
@@ -46,22 +49,29 @@ def test_maps() -> None:
     set_label(cfg, "a", "b")
     add_port(cfg, "80")
     add_port(cfg, "53/UDP")
-    add_port(cfg, "8080", protocol="")  # `buildah config --port 8080` keeps it bare
+    add_port(cfg, "8080", as_given=True)  # `buildah config --port 8080` keeps it bare
+    add_port(cfg, "53/SCTP", as_given=True)  # ... and the protocol as typed
     add_volume(cfg, "/data")
     assert cfg == {
         "Labels": {"a": "b"},
-        "ExposedPorts": {"80/tcp": {}, "53/udp": {}, "8080": {}},
+        "ExposedPorts": {"80/tcp": {}, "53/udp": {}, "8080": {}, "53/SCTP": {}},
         "Volumes": {"/data": {}},
     }
     remove_label(cfg, "a")
-    remove_port(cfg, "80")
+    remove_port(cfg, "80")  # the key as given: "80/tcp" stays (buildah's `--port 80-`)
     remove_port(cfg, "8080")
+    remove_port(cfg, "53/SCTP")
+    assert cfg["ExposedPorts"] == {"80/tcp": {}, "53/udp": {}}
+    remove_port(cfg, "80/tcp")
     remove_volume(cfg, "/data")
     # emptied maps stay as {} (buildah shows "Labels": {} after `--label a-`)
     assert cfg == {"Labels": {}, "ExposedPorts": {"53/udp": {}}, "Volumes": {}}
     assert normalize_port("443") == "443/tcp"
-    with pytest.raises(InvalidArgument):
-        normalize_port("/tcp")
+    assert normalize_port("1000-1002/UDP") == "1000-1002/udp"
+    assert normalize_port("bogus", as_given=True) == "bogus"
+    for bad in ("/tcp", "80/bogus", "x", "1-y"):
+        with pytest.raises(InvalidArgument, match="invalid containerPort"):
+            normalize_port(bad)
     with pytest.raises(InvalidArgument):
         set_label(cfg, "", "x")
 
@@ -143,3 +153,25 @@ def test_go_duration(text: str, ns: int) -> None:
 def test_go_duration_invalid(text: str) -> None:
     with pytest.raises(InvalidArgument):
         go_duration_ns(text)
+
+
+def test_clear_and_onbuild() -> None:
+    cfg: dict[str, Any] = {"Env": ["A=1"], "Labels": {"a": "b"}, "OnBuild": None}
+    clear(cfg, "Env")
+    clear(cfg, "Labels")
+    clear(cfg, "ExposedPorts")
+    add_onbuild(cfg, "RUN a")
+    add_onbuild(cfg, "RUN b")
+    assert cfg == {"Env": [], "Labels": {}, "ExposedPorts": {}, "OnBuild": ["RUN a", "RUN b"]}
+
+
+def test_healthcheck_config_keeps_only_what_is_given() -> None:
+    # HEALTHCHECK --interval=5s CMD true: no defaults filled in (buildah bud)
+    assert healthcheck_config(["CMD-SHELL", "true"], interval=5_000_000_000) == {
+        "Test": ["CMD-SHELL", "true"],
+        "Interval": 5_000_000_000,
+    }
+    assert healthcheck_config(["NONE"], start_period=0, retries=0) == {
+        "Test": ["NONE"],
+        "Retries": 0,
+    }

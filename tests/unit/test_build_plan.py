@@ -15,7 +15,6 @@ from pypod.build.instructions import (
     created_by,
     env_map,
     healthcheck,
-    normalize_port,
     run_argv,
     set_env,
     workdir_path,
@@ -220,7 +219,9 @@ def test_bad_values_name_the_line() -> None:
         apply(["EXPOSE 80/bogus"])
     with pytest.raises(InvalidArgument, match="Containerfile:2: invalid signal"):
         apply(["STOPSIGNAL SIGNOPE"])
-    assert normalize_port("53/UDP", ins("EXPOSE 1")) == "53/udp"
+    cfg: dict[str, Any] = {}
+    apply_config(ins("EXPOSE 53/UDP"), cfg, ["53/UDP", "80"], cmd_set=False)
+    assert cfg == {"ExposedPorts": {"53/udp": {}, "80/tcp": {}}}
 
 
 def test_healthcheck() -> None:

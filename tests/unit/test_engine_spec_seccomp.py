@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from pypod.engine.seccomp_default import profile
-from pypod.engine.seccomp_profile import load_file, to_oci
+from pypod.config.seccomp_default import profile
+from pypod.config.seccomp_profile import load_file, to_oci
 from pypod.engine.spec_security import DEFAULT_CAPABILITIES
 from pypod.errors import InvalidArgument
 from pypod.oci.runtime_spec import LinuxSeccomp, spec_to_dict
@@ -214,7 +214,7 @@ def test_spec_seccomp_choices(tmp_path: Path) -> None:
 
 
 def test_native_arch_names() -> None:
-    from pypod.engine.seccomp_profile import native_arch
+    from pypod.config.seccomp_profile import native_arch
 
     expected = {"x86_64": "amd64", "aarch64": "arm64"}.get(os.uname().machine)
     if expected is not None:

@@ -13,7 +13,12 @@ then `-1`, `-2` ... when taken (`working-container` for scratch).
 and the history with one more entry, through the containers-storage destination, so that a
 failure stores nothing.  With `timestamp`, the config's and history's dates and every file's
 mtime in the new layer are that time, so committing the same content twice gives the same
-image ID.
+image ID.  The manifest's annotations are the builder's `annotations`: those of the base
+image's manifest, buildah's `org.opencontainers.image.base.digest`/`.name` (the base image;
+"" for scratch) and whatever `config --annotation` or `build --annotation` set; a Docker
+manifest has none.
+
+A scratch working container is a storage container of no image (no parent layer).
 """
 
 from __future__ import annotations
@@ -44,6 +49,10 @@ log = get_logger(__name__)
 BUILDER_TYPE = "pypod-build 1"
 #: buildah's name for a container from no image, and the suffix of the others
 WORKING_CONTAINER = "working-container"
+#: the annotations buildah 1.28 writes on every OCI image it commits: the base image's
+#: manifest digest and name ("" for scratch)
+BASE_DIGEST = "org.opencontainers.image.base.digest"
+BASE_NAME = "org.opencontainers.image.base.name"
 _PULL_POLICIES = ("always", "missing", "never", "newer", "ifmissing", "ifnewer")
 _FORMATS = ("oci", "docker")
 
@@ -106,6 +115,8 @@ class Builder:
     config: dict[str, Any]
     author: str
     history: list[dict[str, Any]]
+    #: the manifest annotations the next commit writes (OCI format only, as buildah)
+    annotations: dict[str, str]
     mount_point: str | None
 
     def __init__(self, store: Store, container: Container, data: dict[str, Any]) -> None:
@@ -127,10 +138,13 @@ class Builder:
             {str(k): str(v) for k, v in platform.items()} if isinstance(platform, dict) else {}
         ) or _host_platform()
         self.created = float(data.get("Created") or container.created)
+        annotations = data.get("Annotations")
+        self.annotations: dict[str, str] = (
+            {str(k): str(v) for k, v in annotations.items()} if isinstance(annotations, dict)
+            else {}
+        )  # fmt: skip
         mp = data.get("MountPoint")
         self.mount_point = str(mp) if mp else None
-        #: the empty image a scratch container stands on in the store ("" otherwise)
-        self._base_storage_image = str(data.get("StorageImage") or "")
 
     # --- creating and finding ------------------------------------------------------------
     @classmethod
@@ -143,12 +157,13 @@ class Builder:
         if not image:
             raise InvalidArgument("an image name (or scratch) is needed")
         data: dict[str, Any] = {"Type": BUILDER_TYPE, "Created": time.time()}
+        storage_image: str | None
         if image == "scratch":
-            storage_image = _scratch_image(store)
+            storage_image = None  # a storage container of no image: an empty root
             prefix = ""
             data.update(FromImage="", FromImageID="", Config={}, History=[], Author="",
                         HistoryComment="", Platform=_host_platform(),
-                        StorageImage=storage_image)  # fmt: skip
+                        Annotations={BASE_DIGEST: "", BASE_NAME: ""})  # fmt: skip
         else:
             from pypod.image.local import image_config, matching_name
 
@@ -172,6 +187,11 @@ class Builder:
                 Author=str(base.get("author") or ""),
                 HistoryComment=f"FROM {from_name}",
                 Platform=platform or _host_platform(),
+                Annotations={
+                    **_manifest_annotations(store, img),
+                    BASE_DIGEST: img.digest,
+                    BASE_NAME: from_name,
+                },  # fmt: skip
             )
             prefix = _name_prefix(from_name)
         name = opts.name
@@ -189,8 +209,6 @@ class Builder:
 
                 if isinstance(e, AlreadyExists) and name is None and attempt < 999:
                     continue  # another process took the name meanwhile
-                if image == "scratch":
-                    _drop_scratch_image(store, storage_image)
                 raise
             return cls(store, container, data)
         raise AssertionError("unreachable")
@@ -219,11 +237,10 @@ class Builder:
             "History": self.history,
             "HistoryComment": self.history_comment,
             "Platform": self.platform,
+            "Annotations": self.annotations,
             "Created": self.created,
             "MountPoint": self.mount_point or "",
         }
-        if self._base_storage_image:
-            data["StorageImage"] = self._base_storage_image
         return data
 
     def save(self) -> None:
@@ -253,8 +270,6 @@ class Builder:
     def remove(self) -> None:
         """Unmount and delete the working container (and its layer)."""
         self.store.delete_container(self.container_id)
-        if self._base_storage_image:
-            _drop_scratch_image(self.store, self._base_storage_image)
         self.mount_point = None
 
     # --- history and files -----------------------------------------------------------------
@@ -305,6 +320,8 @@ class Builder:
     def commit(self, name: str | None, opts: CommitOptions) -> str:
         """Commit to a new image named `name` (short names go under localhost/; None: no
         name); the image ID.  Nothing is stored when it fails."""
+        from pypod.image.commit import store_image
+
         if opts.format not in _FORMATS:
             raise InvalidArgument(f'unrecognized image type "{opts.format}": use oci or docker')
         stored_name = None
@@ -329,8 +346,10 @@ class Builder:
                 layers = list(base_layers) + ([new_layer] if new_layer else [])
             config = self._image_config(opts, when, [d for d, _ in layers])
             blob = json.dumps(config, separators=(",", ":")).encode()
-            image_id = _store(self._location(), stored_name, blob, layers,
-                              layer if new_layer else None, opts, tmpdir)  # fmt: skip
+            image_id = store_image(self._location(), stored_name, blob, layers,
+                                   layer if new_layer else None, format=opts.format,
+                                   progress=opts.progress, tmpdir=tmpdir,
+                                   annotations=self.annotations)  # fmt: skip
         if opts.rm:
             self.remove()
         return image_id
@@ -481,6 +500,16 @@ def _resolve_image(store: Store, image: str, opts: FromOptions) -> Image:
     return store.image(image_id)
 
 
+def _manifest_annotations(store: Store, image: Image) -> dict[str, str]:
+    """The annotations of the image's manifest (a working container inherits them)."""
+    manifest, _media_type = store.image_manifest(image.id)
+    try:
+        found = json.loads(manifest).get("annotations")
+    except (ValueError, AttributeError):
+        return {}
+    return {str(k): str(v) for k, v in found.items()} if isinstance(found, dict) else {}
+
+
 def _name_prefix(image: str) -> str:
     """buildah's imageNamePrefix: the last path element of the name, without tag or digest."""
     prefix = image
@@ -502,46 +531,6 @@ def _free_name(store: Store, prefix: str) -> str:
     while f"{base}-{n}" in taken:
         n += 1
     return f"{base}-{n}"
-
-
-def _scratch_config() -> bytes:
-    doc = {**_host_platform(), "config": {}, "rootfs": {"type": "layers", "diff_ids": []}}
-    return json.dumps(doc, separators=(",", ":"), sort_keys=True).encode()
-
-
-def _scratch_image(store: Store) -> str:
-    """The empty image (no layers, no name) a scratch container stands on: the store keeps
-    every container on an image.  Removed with the last scratch container."""
-    from pypod.oci import image_spec as spec
-    from pypod.oci.digest import digest_bytes
-
-    config = _scratch_config()
-    manifest = json.dumps(
-        {
-            "schemaVersion": 2,
-            "mediaType": spec.OCI_MANIFEST,
-            "config": {
-                "mediaType": spec.OCI_CONFIG,
-                "digest": digest_bytes(config),
-                "size": len(config),
-            },  # fmt: skip
-            "layers": [],
-        },
-        separators=(",", ":"),
-    ).encode()
-    return store.put_image(config, manifest, spec.OCI_MANIFEST, None).id
-
-
-def _drop_scratch_image(store: Store, image_id: str) -> None:
-    from pypod.errors import InUse, NotFound
-
-    try:
-        image = store.image(image_id)
-        if image.names or image.top_layer is not None:
-            return  # someone named it or it is not ours: keep it
-        store.delete_image(image_id)
-    except (InUse, NotFound):
-        pass
 
 
 def _walk_paths(root: str) -> list[str]:
@@ -669,58 +658,3 @@ def _oci_history(h: dict[str, Any]) -> dict[str, Any]:
 def _docker_history(h: dict[str, Any]) -> dict[str, Any]:
     keys = ("created", "author", "created_by", "comment", "empty_layer")
     return {k: h[k] for k in keys if h.get(k)}
-
-
-def _store(location: StoreLocation, stored_name: str | None, config: bytes,
-           layers: Sequence[tuple[str, int]], new_layer: BinaryIO | None, opts: CommitOptions,
-           tmpdir: str) -> str:  # fmt: skip
-    """Store the image through the containers-storage destination (all or nothing): the base
-    layers are found by chain id, only the new one (if any) is written."""
-    if new_layer is not None:
-        from pypod.image.commit import store_image
-
-        return store_image(location, stored_name, config, layers, new_layer, format=opts.format,
-                           progress=opts.progress, tmpdir=tmpdir)  # fmt: skip
-    import io
-
-    from pypod.image.commit import DOCKER_LAYER_TAR
-    from pypod.image.reference import parse_normalized
-    from pypod.image.transports.containers_storage import StorageReference
-    from pypod.image.types import BlobInfo, SystemContext
-    from pypod.oci import image_spec as spec
-    from pypod.oci.digest import Digest, digest_bytes
-
-    docker = opts.format == "docker"
-    config_digest = digest_bytes(config)
-    manifest_doc: dict[str, Any] = {
-        "schemaVersion": 2,
-        "mediaType": spec.DOCKER_MANIFEST if docker else spec.OCI_MANIFEST,
-        "config": {
-            "mediaType": spec.DOCKER_CONFIG if docker else spec.OCI_CONFIG,
-            "digest": config_digest,
-            "size": len(config),
-        },  # fmt: skip
-        "layers": [
-            {"mediaType": DOCKER_LAYER_TAR if docker else spec.OCI_LAYER, "digest": d, "size": s}
-            for d, s in layers
-        ],  # fmt: skip
-    }
-    manifest = json.dumps(manifest_doc, separators=(",", ":")).encode()
-    ctx = SystemContext(graphroot=location.graphroot, runroot=location.runroot,
-                        storage_driver=location.driver, tmpdir=tmpdir)  # fmt: skip
-    ref = StorageReference(
-        name=parse_normalized(stored_name) if stored_name else None, location=location
-    )
-    say = opts.progress or (lambda _line: None)
-    with ref.new_destination(ctx) as dst:
-        say("Getting image source signatures")
-        for digest, _size in layers:
-            say(f"Copying blob {digest}")
-        say(f"Copying config {config_digest}")
-        dst.put_blob(io.BytesIO(config), BlobInfo(digest=Digest(config_digest), size=len(config)),
-                     is_config=True)  # fmt: skip
-        say("Writing manifest to image destination")
-        dst.put_manifest(manifest, str(manifest_doc["mediaType"]))
-        dst.commit()
-        say("Storing signatures")
-    return config_digest.partition(":")[2]

@@ -4,14 +4,17 @@
 - `set_env` replaces a variable in place or appends it ("K=V" list); `unset_env` removes it;
 - `set_label` / `remove_label`, `add_port` / `remove_port`, `add_volume` / `remove_volume`
   edit the maps (`{"80/tcp": {}}`); an emptied map stays as `{}` as buildah leaves it;
-- `add_port`: a port without protocol gets "/tcp" as Containerfile EXPOSE does (buildah's
-  `config --port` keeps it as given: `protocol=""`);
+  `clear` empties a field (`--env -`, `--label -` ...); `add_onbuild` appends a trigger;
+- `add_port`: Containerfile EXPOSE's rule, checked ("80" → "80/tcp", "53/UDP" → "53/udp");
+  `as_given=True` is buildah's `config --port`, which stores the text as typed ("53/UDP",
+  "80", even "bogus": checked with buildah 1.28); `remove_port` removes the key as given;
 - `parse_json_or_shell`: `--cmd` (a JSON array of strings as it is, anything else split into
   words as a shell would, without running one);
 - `entrypoint_value`: `--entrypoint` ("" clears it, a JSON array as it is, anything else runs
   through `/bin/sh -c`);
-- `docker_healthcheck`: the Healthcheck object ("CMD ...", "CMD-SHELL ...", "NONE"; Go
-  durations in nanoseconds; StartPeriod only when set).
+- `healthcheck_config`: the Healthcheck object from parsed values (HEALTHCHECK and
+  `--healthcheck` both); `docker_healthcheck`: `--healthcheck`'s ("CMD ...", "CMD-SHELL ...",
+  "NONE"; Go durations in nanoseconds, buildah's defaults; StartPeriod only when set).
 """
 
 from __future__ import annotations
@@ -24,12 +27,16 @@ from typing import Any
 from pypod.errors import InvalidArgument
 
 __all__ = [
+    "add_onbuild",
     "add_port",
     "add_volume",
+    "clear",
     "docker_healthcheck",
     "entrypoint_value",
     "env_map",
     "go_duration_ns",
+    "healthcheck_config",
+    "normalize_port",
     "parse_json_or_shell",
     "remove_label",
     "remove_port",
@@ -98,26 +105,26 @@ def remove_label(cfg: dict[str, Any], key: str) -> None:
     _map(cfg, "Labels").pop(key, None)
 
 
-def normalize_port(port: str, *, protocol: str = "tcp") -> str:
-    """ "80" → "80/tcp" (`protocol` "" keeps it bare); "53/UDP" → "53/udp"."""
-    port = port.strip()
-    number, sep, proto = port.partition("/")
-    if not number:
-        raise InvalidArgument(f"invalid port {port!r}: use PORT[/PROTOCOL] (80, 53/udp)")
-    if sep:
-        return f"{number}/{proto.lower()}"
-    return f"{number}/{protocol}" if protocol else number
+def normalize_port(port: str, *, as_given: bool = False) -> str:
+    """EXPOSE's rule: "80" → "80/tcp", "53/UDP" → "53/udp", "1000-1002/udp" kept; refuses
+    what is not a port.  `as_given`: buildah's `config --port`, the text stored unchanged."""
+    if as_given:
+        return port
+    number, _, proto = port.partition("/")
+    proto = (proto or "tcp").lower()
+    low, _, high = number.partition("-")
+    if not (low.isdigit() and (not high or high.isdigit()) and proto in ("tcp", "udp", "sctp")):
+        raise InvalidArgument(f"invalid containerPort: {json.dumps(port)}")
+    return f"{number}/{proto}"
 
 
-def add_port(cfg: dict[str, Any], port: str, *, protocol: str = "tcp") -> None:
-    _map(cfg, "ExposedPorts")[normalize_port(port, protocol=protocol)] = {}
+def add_port(cfg: dict[str, Any], port: str, *, as_given: bool = False) -> None:
+    _map(cfg, "ExposedPorts")[normalize_port(port, as_given=as_given)] = {}
 
 
 def remove_port(cfg: dict[str, Any], port: str) -> None:
-    ports = _map(cfg, "ExposedPorts")
-    ports.pop(port, None)
-    if "/" not in port:
-        ports.pop(f"{port}/tcp", None)
+    """The key as given ("80-" leaves "80/tcp", as buildah's RemovePort)."""
+    _map(cfg, "ExposedPorts").pop(port, None)
 
 
 def add_volume(cfg: dict[str, Any], path: str) -> None:
@@ -128,6 +135,15 @@ def add_volume(cfg: dict[str, Any], path: str) -> None:
 
 def remove_volume(cfg: dict[str, Any], path: str) -> None:
     _map(cfg, "Volumes").pop(path, None)
+
+
+def clear(cfg: dict[str, Any], field: str) -> None:
+    """Empty `field`: Env becomes [], a map (Labels, ExposedPorts, Volumes) {}."""
+    cfg[field] = [] if field == "Env" else {}
+
+
+def add_onbuild(cfg: dict[str, Any], trigger: str) -> None:
+    cfg["OnBuild"] = [*(cfg.get("OnBuild") or []), trigger]
 
 
 def _json_strings(value: str) -> list[str] | None:
@@ -184,6 +200,28 @@ def go_duration_ns(text: str) -> int:
     return sign * int(round(total))
 
 
+def healthcheck_config(
+    test: list[str],
+    *,
+    interval: int | None = None,
+    timeout: int | None = None,
+    start_period: int | None = None,
+    retries: int | None = None,
+) -> dict[str, Any]:
+    """Docker's Healthcheck object: the test words and the values given (nanoseconds, a
+    count); StartPeriod only when not zero."""
+    hc: dict[str, Any] = {"Test": test}
+    if interval is not None:
+        hc["Interval"] = interval
+    if timeout is not None:
+        hc["Timeout"] = timeout
+    if start_period:
+        hc["StartPeriod"] = start_period
+    if retries is not None:
+        hc["Retries"] = retries
+    return hc
+
+
 def docker_healthcheck(
     test: str,
     *,
@@ -200,14 +238,13 @@ def docker_healthcheck(
         words = _json_strings(test) or []
     if not words:
         raise InvalidArgument("--healthcheck needs a test: CMD ..., CMD-SHELL ... or NONE")
-    hc: dict[str, Any] = {"Test": words}
-    hc["Interval"] = go_duration_ns(interval) if interval else HEALTHCHECK_INTERVAL
-    hc["Timeout"] = go_duration_ns(timeout) if timeout else HEALTHCHECK_TIMEOUT
-    if start_period:
-        value = go_duration_ns(start_period)
-        if value:
-            hc["StartPeriod"] = value
-    hc["Retries"] = HEALTHCHECK_RETRIES if retries is None else retries
+    hc = healthcheck_config(
+        words,
+        interval=go_duration_ns(interval) if interval else HEALTHCHECK_INTERVAL,
+        timeout=go_duration_ns(timeout) if timeout else HEALTHCHECK_TIMEOUT,
+        start_period=go_duration_ns(start_period) if start_period else None,
+        retries=HEALTHCHECK_RETRIES if retries is None else retries,
+    )
     for key in ("Interval", "Timeout"):
         if hc[key] < 0:
             raise InvalidArgument(f"healthcheck {key.lower()} cannot be negative")

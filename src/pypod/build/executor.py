@@ -23,6 +23,11 @@ stays mounted until the end (as buildah).  RUN uses the host's network unless `n
 `BuildError('building at STEP "RUN false": while running runtime: exit status 1')` whose
 `engine_exit_code` is the command's exit status (podman exits with it); the working
 containers are removed (with `force_rm`) and nothing is tagged.
+
+`labels` go into the last stage's config, `annotations` into its manifest (OCI format only),
+over the base image's (as podman).  The cache compares configs, not manifests: with
+annotations the last step is committed anew rather than taken from the cache (buildah 1.28
+takes it and loses them).
 """
 
 from __future__ import annotations
@@ -33,7 +38,7 @@ import logging
 import os
 import sys
 import tempfile
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, TextIO
 
 from pypod.build.cache import LayerCache
@@ -58,7 +63,7 @@ from pypod.build.stages import (
     platform_args,
     stage_ref,
 )
-from pypod.errors import EXIT_ENGINE_ERROR, InvalidArgument, NotSupported, PypodError
+from pypod.errors import EXIT_ENGINE_ERROR, InvalidArgument, PypodError
 from pypod.record import field, record
 from pypod.storage.store import Store
 
@@ -90,8 +95,10 @@ class BuildOptions:
     tags: tuple[str, ...] = ()
     target: str | None = None
     build_args: Mapping[str, str] = field(default_factory=dict)
-    #: `--label K=V` set on the final image; `--annotation` (not supported yet)
+    #: `--label K=V` set on the final image's config
     labels: tuple[str, ...] = ()
+    #: `--annotation K=V` set on the final image's manifest (an OCI one: a Docker manifest has
+    #: none, as buildah)
     annotations: tuple[str, ...] = ()
     layers: bool = True
     no_cache: bool = False
@@ -222,8 +229,8 @@ class _Build:
     # -- the whole build --------------------------------------------------------------------
     def run(self) -> str:
         opts = self.opts
-        if opts.annotations:
-            raise NotSupported("'--annotation' is not supported yet: use --label")
+        _key_values("--annotation", opts.annotations)
+        _key_values("--label", opts.labels)
         if opts.format not in ("oci", "docker"):
             raise InvalidArgument(f'unrecognized image type "{opts.format}": use oci or docker')
         if not os.path.isdir(opts.context_dir):
@@ -390,7 +397,7 @@ class _Build:
         if not steps:
             if keep:
                 return self.keep_stage(st)
-            if self.layers and st.parent and not (last and self.opts.labels):
+            if self.layers and st.parent and not (last and self.final_metadata()):
                 # with layers, `FROM image` alone is that image (buildah commits nothing)
                 if last:
                     self.say(
@@ -426,18 +433,20 @@ class _Build:
                 ) from e
         return st.parent
 
+    def final_metadata(self) -> bool:
+        """Whether `--label`s or `--annotation`s change the last stage's image."""
+        return bool(self.opts.labels or self.opts.annotations)
+
     def apply_labels(self, st: _Stage) -> None:
-        """`--label`s, set on each image the last stage commits (over its LABELs, as podman)."""
-        if not self.opts.labels or not st.last:
+        """`--label`s and `--annotation`s, set on each image the last stage commits (over its
+        LABELs and the annotations it inherits, as podman)."""
+        if not self.final_metadata() or not st.last:
             return
         config = st.builder.config
-        labels = dict(config.get("Labels") or {})
-        for spec in self.opts.labels:
-            key, _, value = spec.partition("=")
-            if not key:
-                raise InvalidArgument(f"--label {spec!r}: the name is empty: use KEY=VALUE")
-            labels[key] = value
-        config["Labels"] = labels
+        if self.opts.labels:
+            config["Labels"] = {**(config.get("Labels") or {}),
+                                **_key_values("--label", self.opts.labels)}  # fmt: skip
+        st.builder.annotations.update(_key_values("--annotation", self.opts.annotations))
 
     def add_history(self, builder: Builder, text: str) -> None:
         builder.add_history(text, empty_layer=True)
@@ -681,6 +690,10 @@ class _Build:
         self.apply_labels(st)
         if self.opts.no_cache:
             return False
+        if last_step and last_stage and self.opts.annotations:
+            # the annotations live in the manifest, which the cache does not compare (and an
+            # image found keeps the manifest it was stored with): commit the last step anew
+            return False
         found = self.cache.find(st.parent, text, empty_layer=empty, config=st.builder.config,
                                 docker=self.opts.format == "docker")  # fmt: skip
         if found is None:
@@ -705,6 +718,7 @@ class _Build:
         self.say(f"--> {image_id[:11]}")
         new = self.new_builder(image_id, pull="never")
         new.author = old.author
+        new.annotations = dict(old.annotations)  # the stage base's, not the step image's
         st.builder = new
         self.drop_builder(old)
 
@@ -726,6 +740,17 @@ def _fd_of(stream: TextIO) -> Iterator[int]:
             tmp.seek(0)
             stream.write(tmp.read().decode("utf-8", "replace"))
             stream.flush()
+
+
+def _key_values(flag: str, specs: Sequence[str]) -> dict[str, str]:
+    """`K=V` flags (`--label`, `--annotation`) as a dict; an empty key is refused."""
+    out: dict[str, str] = {}
+    for spec in specs:
+        key, _, value = spec.partition("=")
+        if not key:
+            raise InvalidArgument(f"{flag} {spec!r}: the name is empty: use KEY=VALUE")
+        out[key] = value
+    return out
 
 
 def build(store: Store, opts: BuildOptions) -> str:

@@ -15,11 +15,18 @@ History texts, as buildah 1.28 writes `created_by` (its `getCreatedBy`):
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from pypod.build.config_edit import add_port, add_volume, env_map, set_env, set_label
+from pypod.build.config_edit import (
+    add_onbuild,
+    add_port,
+    add_volume,
+    env_map,
+    healthcheck_config,
+    set_env,
+    set_label,
+)
 from pypod.build.containerfile import Instruction, parse_duration
 from pypod.errors import InvalidArgument
 
@@ -31,7 +38,6 @@ __all__ = [
     "created_by",
     "env_map",
     "healthcheck",
-    "normalize_port",
     "run_argv",
     "set_env",
     "shell_of",
@@ -101,24 +107,23 @@ def healthcheck(ins: Instruction) -> dict[str, Any]:
     """HEALTHCHECK's config value (Docker's `Healthcheck`: Test, Interval, Timeout, ...)."""
     kind = ins.args[0].upper()
     if kind == "NONE":
-        return {"Test": ["NONE"]}
-    if ins.json:
-        test = ["CMD", *ins.args[1:]]
-    else:
-        test = ["CMD-SHELL", ins.args[1]]
-    out: dict[str, Any] = {"Test": test}
-    for flag, key in (("interval", "Interval"), ("timeout", "Timeout"),
-                      ("start-period", "StartPeriod")):  # fmt: skip
+        return healthcheck_config(["NONE"])
+    test = ["CMD", *ins.args[1:]] if ins.json else ["CMD-SHELL", ins.args[1]]
+    durations: dict[str, int | None] = {}
+    for flag in ("interval", "timeout", "start-period"):
         value = ins.flag_value(flag)
-        if value:
-            try:
-                out[key] = parse_duration(value, flag)
-            except ValueError as e:
-                raise ins.error(str(e)) from None
+        try:
+            durations[flag] = parse_duration(value, flag) if value else None
+        except ValueError as e:
+            raise ins.error(str(e)) from None
     retries = ins.flag_value("retries")
-    if retries:
-        out["Retries"] = int(retries)
-    return out
+    return healthcheck_config(
+        test,
+        interval=durations["interval"],
+        timeout=durations["timeout"],
+        start_period=durations["start-period"],
+        retries=int(retries) if retries else None,
+    )
 
 
 def _check_signal(value: str, ins: Instruction) -> None:
@@ -146,7 +151,10 @@ def apply_config(
             set_label(config, key, value)
     elif command == "EXPOSE":
         for port in args:
-            add_port(config, normalize_port(port, ins))
+            try:
+                add_port(config, port)
+            except InvalidArgument as e:
+                raise ins.error(str(e)) from None
     elif command == "VOLUME":
         for volume in args:
             if not volume.strip():
@@ -171,7 +179,7 @@ def apply_config(
     elif command == "HEALTHCHECK":
         config["Healthcheck"] = healthcheck(ins)
     elif command == "ONBUILD":
-        config["OnBuild"] = [*(config.get("OnBuild") or []), args[0]]
+        add_onbuild(config, args[0])
     else:
         raise InvalidArgument(f"{command} does not change the image config")
     return cmd_set
@@ -184,14 +192,3 @@ def workdir_path(current: str, value: str) -> str:
     path = value if value.startswith("/") else posixpath.join(current or "/", value)
     cleaned = posixpath.normpath(path)
     return "/" if cleaned == "//" else cleaned
-
-
-def normalize_port(port: str, ins: Instruction) -> str:
-    """`80` -> `80/tcp`; `1000-1002/udp` kept; refuses what is not a port."""
-    number, _, proto = port.partition("/")
-    proto = (proto or "tcp").lower()
-    low, _, high = number.partition("-")
-    ok = low.isdigit() and (not high or high.isdigit()) and proto in ("tcp", "udp", "sctp")
-    if not ok:
-        raise ins.error(f"invalid containerPort: {json.dumps(port)}")
-    return f"{number}/{proto}"

@@ -19,13 +19,19 @@ not).
 
 Isolation "oci": new pid, mount, ipc, uts namespaces, and a network namespace unless the
 network is "host".  "chroot": only mount and uts namespaces (buildah's chroot isolation:
-chroot, a mount namespace, its own hostname), the host's processes visible.
+chroot, a mount namespace, its own hostname), the host's processes visible.  Both get
+buildah's default seccomp profile (podman's, :mod:`pypod.config.seccomp_default`) for
+buildah's capabilities, as `buildah run` applies it with either isolation.
 
 Network "host" (the default of pypod's builds: buildah's would configure a network, the build
 layer has none to configure): the host's network.  "none" and "private": a network namespace
-of its own.  pypod's runtime, like runc, leaves its loopback interface down and the build
-layer may not bring it up itself (it may not import `pypod.linux`), so nothing can listen on
-or connect to 127.0.0.1 in such a step yet.
+of its own with only the loopback interface, up (the runtime brings it up in a network
+namespace it creates, as runc does), so a step can serve and fetch on 127.0.0.1.
+
+Rootless (a regular user's `pypod build`, already in the user's namespace, the pause
+process's): the same spec, adapted by :func:`pypod.runtime.rootless_spec.adapt` (no cgroup
+where none is delegated, /proc bound from the host with chroot isolation...); the runtime
+binds device nodes, /sys and /dev/mqueue itself where it may not make or mount them.
 
 Nothing stays behind: the container's mounts live in its mount namespace, the runtime's state
 and the private directory are removed when the command ends, fails to start or is
@@ -146,6 +152,9 @@ def run_in_rootfs(rootfs: str, config: Mapping[str, Any], opts: RunOptions, *, r
         context_dir=opts.context_dir,
         stage_roots=opts.stage_roots,
     )
+    from pypod.runtime import rootless_spec
+
+    rootless = rootless_spec.is_rootless()
     run_id = secrets_mod.token_hex(32)
     container_id = opts.container_id or run_id
     hostname = opts.hostname or container_id[:12]
@@ -170,6 +179,7 @@ def run_in_rootfs(rootfs: str, config: Mapping[str, Any], opts: RunOptions, *, r
                 name=opts.name,
                 image=opts.image,
                 image_id=opts.image_id,
+                rootless=rootless,
                 skip=frozenset(m.destination for m in parsed),
             )
             etc_mounts = [
@@ -188,6 +198,8 @@ def run_in_rootfs(rootfs: str, config: Mapping[str, Any], opts: RunOptions, *, r
                 mounts=[*etc_mounts, *prepared.mounts],
                 run_id=run_id,
             )
+            if rootless:
+                rootless_spec.adapt(spec)
             stubs = make_stubs(rootfs, spec["mounts"])
             from pypod.oci.runtime_defaults import dump_spec_json
 
@@ -271,6 +283,7 @@ def _spec(
     mounts: list[dict[str, Any]],
     run_id: str,
 ) -> dict[str, Any]:
+    from pypod.config import seccomp_profile
     from pypod.oci.runtime_defaults import default_spec
 
     spec = default_spec()
@@ -301,6 +314,9 @@ def _spec(
         namespaces.append("network")
     linux = spec["linux"]
     linux["namespaces"] = [{"type": t} for t in namespaces]
+    seccomp = seccomp_profile.default_seccomp(caps)
+    if seccomp is not None:  # buildah's default, with either isolation
+        linux["seccomp"] = seccomp_profile.to_json(seccomp)
     linux["cgroupsPath"] = f"/pypod-build-{run_id[:16]}"
     return spec
 

@@ -10,76 +10,18 @@ Written into the run's private directory (never into the rootfs, so never into t
 * `/etc/resolv.conf` (not with `--network none`): a copy of the host's;
 * `/run/.containerenv`: the engine, name, id, image, imageid and rootless lines.
 
-The rules are those of containers/common's etchosts that podman uses too
-(`pypod.engine.etcfiles`, which the build layer may not import).
+The rules are those of containers/common's etchosts that podman uses too: the shared code is
+:mod:`pypod.config.etchosts`.
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
 
-import pypod
 from pypod.atomic import write_atomic
+from pypod.config import etchosts
 
-__all__ = ["containerenv_text", "host_address", "hosts_text", "write_etc_files"]
-
-HOST_HOSTS = "/etc/hosts"
-HOST_RESOLV_CONF = "/etc/resolv.conf"
-HOST_CONTAINERS_INTERNAL = "host.containers.internal"
-#: TEST-NET-2 (RFC 5737): "connecting" a UDP socket sends nothing, the kernel picks the source
-_PROBE_ADDRESS = ("198.51.100.1", 9)
-
-
-def hosts_text(base: str | None, host_ip: str | None, own: tuple[str, ...]) -> str:
-    """/etc/hosts: `base`'s entries, then the special names not yet present; `own`: the names
-    put on 127.0.0.1 (hostname and container name) when the step has a network of its own."""
-    lines = []
-    seen: set[str] = set()
-    for raw in (base or "").splitlines():
-        fields = raw.split("#", 1)[0].split()
-        if len(fields) < 2:
-            continue
-        seen.update(fields[1:])
-        lines.append(f"{fields[0]}\t{' '.join(fields[1:])}")
-    special: list[tuple[str, list[str]]] = [("127.0.0.1", ["localhost"]), ("::1", ["localhost"])]
-    if host_ip:
-        special.append((host_ip, [HOST_CONTAINERS_INTERNAL]))
-    if own:
-        special.append(("127.0.0.1", list(dict.fromkeys(n for n in own if n))))
-    for ip, names in special:
-        free = [n for n in names if n not in seen]
-        if free:
-            lines.append(f"{ip}\t{' '.join(free)}")
-    return "".join(line + "\n" for line in lines)
-
-
-def host_address() -> str | None:
-    """The host's IPv4 address (host.containers.internal): the source of its default route."""
-    import socket
-
-    with contextlib.suppress(OSError), socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.connect(_PROBE_ADDRESS)
-        address: str = s.getsockname()[0]
-        if not address.startswith("127.") and address != "0.0.0.0":
-            return address
-    return None
-
-
-def containerenv_text(*, container_id: str, name: str, image: str, image_id: str) -> str:
-    rootless = 0 if os.geteuid() == 0 else 1
-    return (
-        f'engine="pypod-{pypod.__version__}"\nname="{name}"\nid="{container_id}"\n'
-        f'image="{image}"\nimageid="{image_id}"\nrootless={rootless}\n'
-    )
-
-
-def _read(path: str) -> str | None:
-    try:
-        with open(path, encoding="utf-8", errors="replace") as f:
-            return f.read()
-    except FileNotFoundError:
-        return None
+__all__ = ["write_etc_files"]
 
 
 def write_etc_files(
@@ -91,6 +33,7 @@ def write_etc_files(
     name: str,
     image: str,
     image_id: str,
+    rootless: bool,
     skip: frozenset[str] = frozenset(),
 ) -> dict[str, str]:
     """Write the files into `directory`; returns {destination in the container: host file}.
@@ -99,12 +42,21 @@ def write_etc_files(
         "/etc/hostname": ("hostname", hostname + "\n"),
     }
     if network != "none":
-        own = () if network == "host" else (hostname, name)
-        files["/etc/hosts"] = ("hosts", hosts_text(_read(HOST_HOSTS), host_address(), own))
-        files["/etc/resolv.conf"] = ("resolv.conf", _read(HOST_RESOLV_CONF) or "")
+        own = [] if network == "host" else [(hostname, name)]
+        base = etchosts.read_host_file(etchosts.HOST_HOSTS)
+        hosts = etchosts.hosts_text(base, own, etchosts.host_address())
+        files["/etc/hosts"] = ("hosts", hosts)
+        resolv = etchosts.read_host_file(etchosts.HOST_RESOLV_CONF) or ""
+        files["/etc/resolv.conf"] = ("resolv.conf", resolv)
     files["/run/.containerenv"] = (
         ".containerenv",
-        containerenv_text(container_id=container_id, name=name, image=image, image_id=image_id),
+        etchosts.containerenv_text(
+            container_id=container_id,
+            name=name,
+            image=image,
+            image_id=image_id,
+            rootless=rootless,
+        ),
     )
     out = {}
     for destination, (filename, text) in files.items():

@@ -212,10 +212,7 @@ def _bind(
     if not dest:
         raise _bad(text, "must set volume destination")
     if stage:
-        root = stage_roots.get(stage)
-        if root is None:
-            raise _bad(text, f"no stage or image found with name {stage}")
-        source = host_path(root, resolve_in_root(root, source or "/"))
+        source = _in_stage(text, stage_roots, stage, source, what="stage or image")
     elif context_dir is not None:
         source = host_path(context_dir, resolve_in_root(context_dir, source or "/"))
     else:
@@ -234,6 +231,16 @@ def _bind(
     )
 
 
+def _in_stage(
+    text: str, stage_roots: Mapping[str, str], stage: str, source: str | None, *, what: str
+) -> str:
+    """The host path of `source` in the mounted root of `from=<stage>` (`what`: for the error)."""
+    root = stage_roots.get(stage)
+    if root is None:
+        raise _bad(text, f"no {what} found with name {stage}")
+    return host_path(root, resolve_in_root(root, source or "/"))
+
+
 def _check_host_dir(text: str, source: str) -> None:
     if not source.startswith("/"):
         raise _bad(text, f'invalid host path, must be an absolute path "{source}"')
@@ -241,6 +248,15 @@ def _check_host_dir(text: str, source: str) -> None:
         os.stat(source)
     except OSError as e:
         raise _bad(text, f"stat {source}: {(e.strerror or str(e)).lower()}") from e
+
+
+#: the options of cache and secret mounts that set the owner and mode of what is mounted
+_OWNERSHIP = ("mode", "uid", "gid")
+
+
+def _ownership(text: str, key: str, value: str | None) -> int:
+    """The number of a mode= (octal), uid= or gid= option."""
+    return _int(text, key, _value(text, key, value), base=8 if key == "mode" else 10)
 
 
 def _cache(
@@ -253,7 +269,7 @@ def _cache(
     cache_id = ""
     stage = ""
     sharing = "shared"
-    mode, uid, gid = 0o755, 0, 0
+    owner = {"mode": 0o755, "uid": 0, "gid": 0}
     for key, value in fields:
         if key == "type":
             continue
@@ -290,21 +306,14 @@ def _cache(
             dest = _target(text, _value(text, key, value), workdir)
         elif key in ("src", "source"):
             source = _value(text, key, value)
-        elif key == "mode":
-            mode = _int(text, key, _value(text, key, value), base=8)
-        elif key == "uid":
-            uid = _int(text, key, _value(text, key, value))
-        elif key == "gid":
-            gid = _int(text, key, _value(text, key, value))
+        elif key in _OWNERSHIP:
+            owner[key] = _ownership(text, key, value)
         else:
             raise _bad(text, f"{key}: invalid mount option")
     if not dest:
         raise _bad(text, "must set volume destination")
     if stage:
-        root = stage_roots.get(stage)
-        if root is None:
-            raise _bad(text, f"no stage found with name {stage}")
-        source = host_path(root, resolve_in_root(root, source or "/"))
+        source = _in_stage(text, stage_roots, stage, source, what="stage")
     options.append("ro" if read_only else "rw")
     options.append("bind")
     return RunMount(
@@ -315,9 +324,9 @@ def _cache(
         from_stage=stage,
         cache_id=cache_id or dest,
         sharing=sharing,
-        mode=mode,
-        uid=uid,
-        gid=gid,
+        mode=owner["mode"],
+        uid=owner["uid"],
+        gid=owner["gid"],
         text=text,
     )
 
@@ -353,7 +362,7 @@ def _secret(text: str, fields: list[tuple[str, str | None]], workdir: str) -> Ru
     secret_id = ""
     dest = ""
     required = False
-    mode, uid, gid = 0o400, 0, 0
+    owner = {"mode": 0o400, "uid": 0, "gid": 0}
     for key, value in fields:
         if key == "type":
             continue
@@ -364,12 +373,8 @@ def _secret(text: str, fields: list[tuple[str, str | None]], workdir: str) -> Ru
             dest = _clean(raw if raw.startswith("/") else os.path.join(_SECRETS_DIR, raw))
         elif key == "required":
             required = _bool(text, key, value)
-        elif key == "mode":
-            mode = _int(text, key, _value(text, key, value), base=8)
-        elif key == "uid":
-            uid = _int(text, key, _value(text, key, value))
-        elif key == "gid":
-            gid = _int(text, key, _value(text, key, value))
+        elif key in _OWNERSHIP:
+            owner[key] = _ownership(text, key, value)
         else:
             raise _bad(text, f"{key}: invalid mount option")
     if not secret_id:
@@ -383,9 +388,9 @@ def _secret(text: str, fields: list[tuple[str, str | None]], workdir: str) -> Ru
         destination=dest,
         source=secret_id,
         options=("ro", "rbind", "nosuid", "nodev", "noexec"),
-        mode=mode,
-        uid=uid,
-        gid=gid,
+        mode=owner["mode"],
+        uid=owner["uid"],
+        gid=owner["gid"],
         required=required,
         text=text,
     )

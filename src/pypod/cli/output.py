@@ -3,8 +3,15 @@
 from __future__ import annotations
 
 import json
+import sys
 import time
 from collections.abc import Sequence
+
+
+def out(text: str) -> None:
+    """`text` on stdout, flushed (before an error line on stderr, as Go's unbuffered writes)."""
+    sys.stdout.write(text)
+    sys.stdout.flush()
 
 
 def tabwrite(rows: Sequence[Sequence[str]], *, minwidth: int = 12, padding: int = 3) -> str:

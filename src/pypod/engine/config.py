@@ -145,6 +145,10 @@ class ContainerConfig:
     gidmap: tuple[str, ...] = ()
     #: `--requires`: containers (IDs once created) started before this one
     requires: tuple[str, ...] = ()
+    #: `--pod`: the pod's name or ID ("new:NAME" asks for a new pod); its ID once created
+    pod: str = ""
+    #: the infra container of `pod` (made by `pod create`, holds the pod's namespaces)
+    infra: bool = False
 
 
 def to_json(cfg: ContainerConfig) -> dict[str, Any]:

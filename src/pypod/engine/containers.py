@@ -210,7 +210,26 @@ class Engine:
         """A new container (status `configured`): its read-write layer and its DB row.
 
         `create_command`: the command line that created it (inspect's Config.CreateCommand).
+        `cfg.pod`: the container joins that pod's namespaces (`new:NAME`: a new pod, removed
+        again when the container cannot be created).
         """
+        if not cfg.pod or cfg.infra:
+            return self._create(cfg, replace_existing, create_command)
+        from pypod.engine.pods import Pods
+
+        pods = Pods(self)
+        made = cfg.pod.startswith("new:")
+        cfg = pods.join(cfg)
+        try:
+            return self._create(cfg, replace_existing, create_command)
+        except BaseException:
+            if made:
+                with contextlib.suppress(PypodError, OSError):
+                    pods.remove(cfg.pod, force=True, timeout=0)
+            raise
+
+    def _create(self, cfg: ContainerConfig, replace_existing: bool,
+                create_command: tuple[str, ...]) -> Container:  # fmt: skip
         name = cfg.name or self._free_name()
         check_name(name)
         if replace_existing:
@@ -708,8 +727,21 @@ class Engine:
 
     # --- remove ---------------------------------------------------------------------------------
     def remove(self, id_or_name: str, *, force: bool = False, volumes: bool = False,
-               timeout: int | None = None) -> str:  # fmt: skip
+               timeout: int | None = None, infra_ok: bool = False) -> str:  # fmt: skip
+        """Remove a container (`infra_ok`: also a pod's infra container, as `pod rm` does)."""
         c = self.lookup(id_or_name)
+        if c.config.infra and not infra_ok:
+            from pypod.engine.pods import Pods, infra_refusal
+
+            refusal = infra_refusal(self, c, force=force)
+            if refusal:
+                from pypod.errors import InUse
+
+                raise InUse(refusal)
+            if force and self.db.query("SELECT 1 FROM pods WHERE id = ?", (c.config.pod,)):
+                # the last of its pod (`rm -af`): the pod goes with it, as with podman
+                Pods(self).remove(c.config.pod, force=True, timeout=timeout)
+                return c.id
         dependents = self.dependents(c.id)
         if dependents:
             raise AlreadyExists(

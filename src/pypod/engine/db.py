@@ -1,4 +1,4 @@
-"""The engine's state: containers, volumes, exec sessions and events in `<graphroot>/engine.db`.
+"""The engine's state: containers, pods, volumes, exec sessions, events in `<graphroot>/engine.db`.
 
 SQLite in WAL mode, like the storage database (`storage/db.py` says why): every change is one
 transaction (`EngineDB.transaction()`, BEGIN IMMEDIATE, so concurrent pypod commands serialise
@@ -20,7 +20,7 @@ from typing import Any
 
 from pypod import sqlite
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS containers (
@@ -50,8 +50,28 @@ CREATE TABLE IF NOT EXISTS events (
     name TEXT NOT NULL,
     attributes TEXT NOT NULL
 );
-CREATE INDEX IF NOT EXISTS events_time ON events(time)
+CREATE INDEX IF NOT EXISTS events_time ON events(time);
+CREATE TABLE IF NOT EXISTS pods (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    config TEXT NOT NULL,
+    created REAL NOT NULL
+)
 """
+
+#: what takes a database of an older version to the next one (applied in order, each in the
+#: same transaction as the new `user_version`)
+_MIGRATIONS: dict[int, str] = {
+    # 2: pods (`pypod pod create`)
+    2: """
+CREATE TABLE IF NOT EXISTS pods (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    config TEXT NOT NULL,
+    created REAL NOT NULL
+)
+""",
+}
 
 
 class EngineDB:
@@ -65,6 +85,25 @@ class EngineDB:
             path, _SCHEMA, SCHEMA_VERSION, what="engine database", synchronous="NORMAL"
         )
         self._depth = 0
+        self._migrate()
+
+    def _migrate(self) -> None:
+        """Bring a database an older pypod wrote up to `SCHEMA_VERSION` (one transaction)."""
+        if self._db.execute("PRAGMA user_version").fetchone()[0] >= SCHEMA_VERSION:
+            return
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            found = self._db.execute("PRAGMA user_version").fetchone()[0]
+            for version in range(found + 1, SCHEMA_VERSION + 1):
+                for statement in _MIGRATIONS.get(version, "").split(";"):
+                    if statement.strip():
+                        self._db.execute(statement)
+            if found < SCHEMA_VERSION:
+                self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+            self._db.execute("COMMIT")
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
 
     def close(self) -> None:
         self._db.close()

@@ -16,16 +16,26 @@ makes the mounts from :func:`write_etc_files`' answer):
 * `/run/.containerenv`: empty, or with `--privileged` the engine, name, id, image, imageid and
   rootless lines;
 * `/etc/localtime` (`--tz`): a copy of the zone's file from /usr/share/zoneinfo.
+
+The /etc/hosts rules, the host's address and the .containerenv text are shared with the
+build's RUN steps: :mod:`pypod.config.etchosts` (`hosts_text` and `host_address` are
+re-exported here).
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
 import stat
 
-import pypod
 from pypod.atomic import write_atomic
+from pypod.config.etchosts import (
+    HOST_HOSTS,
+    HOST_RESOLV_CONF,
+    containerenv_text,
+    host_address,
+    hosts_text,
+    read_host_file,
+)
 from pypod.errors import InvalidArgument
 from pypod.record import record
 
@@ -41,12 +51,6 @@ __all__ = [
 ]
 
 ZONEINFO = "/usr/share/zoneinfo"
-HOST_HOSTS = "/etc/hosts"
-HOST_RESOLV_CONF = "/etc/resolv.conf"
-HOST_CONTAINERS_INTERNAL = "host.containers.internal"
-#: an address of TEST-NET-2 (RFC 5737): "connecting" a UDP socket to it sends nothing and
-#: makes the kernel pick the source address of the default route
-_PROBE_ADDRESS = ("198.51.100.1", 9)
 
 
 def write_etc_files(
@@ -153,13 +157,13 @@ def _network_files(net: NetworkFiles, hostname: str, name: str) -> dict[str, tup
     files: dict[str, tuple[str, bytes]] = {}
     if not net.no_hosts:
         entries = [] if net.mode == "host" else [(hostname, name)]
-        base = _read_host_file(HOST_HOSTS)
+        base = read_host_file(HOST_HOSTS)
         host_ip = net.host_ip or host_address()
         text = hosts_text(base, entries, host_ip, ip=net.ips[0] if net.ips else "127.0.0.1",
                           extra=net.add_hosts, peers=net.peers)  # fmt: skip
         files["/etc/hosts"] = ("hosts", text.encode())
     if net.mode != "none" or net.nameservers or net.search or net.options:
-        host = _read_host_file(HOST_RESOLV_CONF) or ""
+        host = read_host_file(HOST_RESOLV_CONF) or ""
         plain = net.mode == "host" and not (net.nameservers or net.search or net.options)
         text = host if plain else resolv_conf_text(host, net)  # the host's own, as it is
         files["/etc/resolv.conf"] = ("resolv.conf", text.encode())
@@ -185,71 +189,11 @@ def rewrite_network_files(userdata: str, net: NetworkFiles, hostname: str, name:
 
 
 def _containerenv(container_id: str, name: str, image: str, image_id: str) -> bytes:
-    from pypod.linux.userns import rootless as is_rootless
+    from pypod.linux.userns import rootless
 
-    rootless = 1 if is_rootless() else 0
-    return (
-        f'engine="pypod-{pypod.__version__}"\nname="{name}"\nid="{container_id}"\n'
-        f'image="{image}"\nimageid="{image_id}"\nrootless={rootless}\n'
+    return containerenv_text(
+        container_id=container_id, name=name, image=image, image_id=image_id, rootless=rootless()
     ).encode()
-
-
-def _read_host_file(path: str) -> str | None:
-    try:
-        with open(path, encoding="utf-8", errors="replace") as f:
-            return f.read()
-    except FileNotFoundError:
-        return None
-
-
-def hosts_text(
-    base: str | None,
-    containers: list[tuple[str, str]],
-    host_ip: str | None,
-    *,
-    ip: str = "127.0.0.1",
-    extra: tuple[tuple[str, str], ...] = (),
-    peers: tuple[tuple[str, str, str], ...] = (),
-) -> str:
-    """/etc/hosts: `extra` (`--add-host` (name, ip) pairs), `base`'s entries, then the special
-    ones for names not yet present.
-
-    `containers` are (hostname, name) pairs put on `ip` (the container's address on its first
-    network; 127.0.0.1 without one); `peers` (ip, hostname, name) come before them (the
-    container whose network namespace this one joins).
-    """
-    lines = [f"{address}\t{host}" for host, address in extra]
-    seen: set[str] = {host for host, _ in extra}
-    for raw in (base or "").splitlines():
-        fields = raw.split("#", 1)[0].split()
-        if len(fields) < 2:
-            continue
-        seen.update(fields[1:])
-        lines.append(f"{fields[0]}\t{' '.join(fields[1:])}")
-    special: list[tuple[str, list[str]]] = [("127.0.0.1", ["localhost"]), ("::1", ["localhost"])]
-    if host_ip:
-        special.append((host_ip, [HOST_CONTAINERS_INTERNAL]))
-    for peer_ip, hostname, name in peers:
-        special.append((peer_ip, list(dict.fromkeys(n for n in (hostname, name) if n))))
-    for hostname, name in containers:
-        special.append((ip, list(dict.fromkeys(n for n in (hostname, name) if n))))
-    for ip, names in special:
-        free = [n for n in names if n not in seen]
-        if free:
-            lines.append(f"{ip}\t{' '.join(free)}")
-    return "".join(line + "\n" for line in lines)
-
-
-def host_address() -> str | None:
-    """The host's IPv4 address (host.containers.internal): the source of its default route."""
-    import socket
-
-    with contextlib.suppress(OSError), socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.connect(_PROBE_ADDRESS)
-        address: str = s.getsockname()[0]
-        if not address.startswith("127.") and address != "0.0.0.0":
-            return address
-    return None
 
 
 def zone_file(tz: str) -> str:

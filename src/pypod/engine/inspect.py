@@ -149,7 +149,7 @@ def inspect_container(eng: Engine, c: Container, *, size: bool = False) -> dict[
         "ImageDigest": digest,
         "ImageName": image_name,
         "Rootfs": "",
-        "Pod": "",
+        "Pod": cfg.pod,
         "ResolvConfPath": os.path.join(userdata, "resolv.conf"),
         "HostnamePath": os.path.join(userdata, "hostname"),
         "HostsPath": os.path.join(userdata, "hosts"),
@@ -175,7 +175,7 @@ def inspect_container(eng: Engine, c: Container, *, size: bool = False) -> dict[
         "Dependencies": [],
         "NetworkSettings": networking.network_settings(c),
         "Namespace": "",
-        "IsInfra": False,
+        "IsInfra": cfg.infra,
         "IsService": False,
         "Config": {
             "Hostname": spec.get("hostname", cfg.hostname or c.id[:12]),

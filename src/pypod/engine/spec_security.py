@@ -7,7 +7,7 @@
   bounding set, plus what `--cap-add` names in every set (podman 4.3);
 * masked and read-only paths: podman's lists, less `unmask=` (ALL, paths or Go globs), plus
   `mask=`; none with `--privileged`;
-* seccomp: podman's default profile (:mod:`pypod.engine.seccomp_default`) or
+* seccomp: podman's default profile (:mod:`pypod.config.seccomp_default`) or
   `seccomp=FILE`, converted for the container's bounding set; none with `seccomp=unconfined`,
   nor with `--privileged` unless a file is given.
 """
@@ -157,17 +157,13 @@ def _path_match(pattern: str, path: str) -> bool:
 def seccomp(cfg: ContainerConfig, bounding: tuple[str, ...]) -> LinuxSeccomp | None:
     """Podman's default profile unless `seccomp=unconfined` or --privileged (without a profile
     of its own); `seccomp=FILE` loads a Docker/podman profile."""
-    from pypod.engine import seccomp_profile
+    from pypod.config import seccomp_profile
 
     choice = cfg.seccomp_profile
     if choice == "unconfined" or (cfg.privileged and not choice):
         return None
-    if choice:
-        profile = seccomp_profile.load_file(choice)
-        source = f"seccomp profile {choice}"
-    else:
-        from pypod.engine.seccomp_default import profile as default_profile
-
-        profile = default_profile()
-        source = "the default seccomp profile"
+    if not choice:
+        return seccomp_profile.default_seccomp(bounding)
+    profile = seccomp_profile.load_file(choice)
+    source = f"seccomp profile {choice}"
     return seccomp_profile.to_oci(profile, bounding=bounding, source=source)

@@ -1,4 +1,5 @@
-"""Containers in the store: each a read-write layer on top of an image's layers."""
+"""Containers in the store: each a read-write layer on top of an image's layers, or on
+nothing (a container of no image: `pypod-build from scratch`; its `image_id` is "")."""
 
 from __future__ import annotations
 
@@ -34,7 +35,7 @@ class ContainerStore(ImageStore):
             Container(
                 id=r[0],
                 names=tuple(names[r[0]]),
-                image_id=r[1],
+                image_id=r[1] or "",
                 layer_id=r[2],
                 metadata=r[3],
                 created=r[4],
@@ -65,13 +66,14 @@ class ContainerStore(ImageStore):
 
     def create_container(
         self,
-        image: str,
+        image: str | None,
         names: Iterable[str] = (),
         metadata: str = "",
         *,
         container_id: str | None = None,
     ) -> Container:
-        """A container of `image`: its own read-write layer on top of the image's layers."""
+        """A container of `image`: its own read-write layer on top of the image's layers.
+        With `image` None, a container of no image: an empty layer with no parent."""
         cid = container_id or new_id()
         names = list(dict.fromkeys(names))
         layer_id = new_id()
@@ -80,15 +82,16 @@ class ContainerStore(ImageStore):
         created = False
         try:
             with self._lock:
-                img = self.image(image)
+                img = self.image(image) if image is not None else None
+                image_id, parent = (img.id, img.top_layer) if img is not None else (None, None)
                 self._check_container_free(cid, names)
                 with self._txn() as db:
                     db.execute(
                         "INSERT INTO layers (id, parent, created, incomplete) VALUES (?, ?, ?, 1)",
-                        (layer_id, img.top_layer, time.time()),
+                        (layer_id, parent, time.time()),
                     )
                 created = True
-            self.driver.create(layer_id, img.top_layer)
+            self.driver.create(layer_id, parent)
             with self._lock:
                 self._check_container_free(cid, names)
                 with self._txn() as db:
@@ -96,7 +99,7 @@ class ContainerStore(ImageStore):
                     db.execute(
                         "INSERT INTO containers (id, image_id, layer_id, metadata, created) "
                         "VALUES (?, ?, ?, ?, ?)",
-                        (cid, img.id, layer_id, metadata, time.time()),
+                        (cid, image_id, layer_id, metadata, time.time()),
                     )
                     db.executemany(
                         "INSERT INTO container_names (name, container_id) VALUES (?, ?)",

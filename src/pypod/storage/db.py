@@ -24,8 +24,11 @@ from __future__ import annotations
 import sqlite3
 
 from pypod import sqlite
+from pypod.errors import StorageError
 
-SCHEMA_VERSION = 1
+#: 1: the first schema; 2: a container may have no image (`containers.image_id` NULL: a
+#: `pypod-build from scratch` working container stands on no image and no layer)
+SCHEMA_VERSION = 2
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS layers (
@@ -68,7 +71,7 @@ CREATE INDEX IF NOT EXISTS image_digests_digest ON image_digests(digest);
 
 CREATE TABLE IF NOT EXISTS containers (
     id TEXT PRIMARY KEY,
-    image_id TEXT NOT NULL REFERENCES images(id),
+    image_id TEXT REFERENCES images(id),
     layer_id TEXT NOT NULL UNIQUE REFERENCES layers(id),
     metadata TEXT NOT NULL,
     created REAL NOT NULL
@@ -83,6 +86,71 @@ CREATE INDEX IF NOT EXISTS container_names_container ON container_names(containe
 """
 
 
+#: what takes a database of version N-1 to version N: statements run in order, in one
+#: transaction with the new `user_version`, foreign keys off (a table rebuild must not cascade)
+#: and checked before the commit
+_MIGRATIONS: dict[int, tuple[str, ...]] = {
+    # 2: `containers.image_id` loses NOT NULL (a container of no image).  SQLite cannot alter a
+    # column's constraints: the table is rebuilt as SQLite's documentation prescribes (new
+    # table, copy, drop, rename, indexes again)
+    2: (
+        """CREATE TABLE containers_v2 (
+            id TEXT PRIMARY KEY,
+            image_id TEXT REFERENCES images(id),
+            layer_id TEXT NOT NULL UNIQUE REFERENCES layers(id),
+            metadata TEXT NOT NULL,
+            created REAL NOT NULL
+        )""",
+        "INSERT INTO containers_v2 (id, image_id, layer_id, metadata, created) "
+        "SELECT id, image_id, layer_id, metadata, created FROM containers",
+        "DROP TABLE containers",
+        "ALTER TABLE containers_v2 RENAME TO containers",
+        "CREATE INDEX IF NOT EXISTS containers_image ON containers(image_id)",
+    ),
+}
+
+
 def connect(path: str) -> sqlite3.Connection:
-    """Open (creating when needed) the database; autocommit mode, the store runs BEGIN."""
-    return sqlite.connect(path, _SCHEMA, SCHEMA_VERSION, what="storage database")
+    """Open (creating when needed) the database, upgrading an older schema; autocommit mode,
+    the store runs BEGIN."""
+    db = sqlite.connect(path, _SCHEMA, SCHEMA_VERSION, what="storage database")
+    if db.execute("PRAGMA user_version").fetchone()[0] < SCHEMA_VERSION:
+        try:
+            _migrate(db)
+        except sqlite3.DatabaseError as e:
+            db.close()
+            raise StorageError(
+                f"upgrade storage database {path} to version {SCHEMA_VERSION}: {e}; "
+                "the database is unchanged"
+            ) from e
+        except BaseException:
+            db.close()
+            raise
+    return db
+
+
+def _migrate(db: sqlite3.Connection) -> None:
+    """Bring an older schema up to SCHEMA_VERSION in one transaction (all or nothing: a crash
+    or a failure leaves the old schema, upgraded again on the next open)."""
+    db.execute("PRAGMA foreign_keys=OFF")  # a no-op inside a transaction: set it before BEGIN
+    try:
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            # read under the write lock: another process may have upgraded it meanwhile
+            found = db.execute("PRAGMA user_version").fetchone()[0]
+            for version in range(found + 1, SCHEMA_VERSION + 1):
+                for statement in _MIGRATIONS.get(version, ()):
+                    db.execute(statement)
+            if found < SCHEMA_VERSION:
+                broken = db.execute("PRAGMA foreign_key_check").fetchall()
+                if broken:
+                    raise sqlite3.IntegrityError(
+                        f"{len(broken)} rows break foreign keys, first {tuple(broken[0])}"
+                    )
+                db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+    finally:
+        db.execute("PRAGMA foreign_keys=ON")

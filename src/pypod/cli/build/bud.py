@@ -14,6 +14,7 @@ from pypod.cli.build.common import open_build_store, store_location
 from pypod.cli.build.main import Command, CommandError, Globals
 from pypod.cli.build.transfer import PLATFORM_FLAGS, REMOTE_FLAGS, context, progress_line
 from pypod.cli.build.working import pull_policy
+from pypod.cli.build_flags import SHARED_FLAGS, build_args, env_bool, flag_bool, secrets
 from pypod.cli.flags import Flag, Parsed
 from pypod.errors import InvalidArgument, NotSupported
 
@@ -26,52 +27,7 @@ _NOT_YET = ("add-host", "all-platforms", "build-context", "cache-from", "cache-t
             "memory-swap", "os-feature", "os-version", "output", "pid", "runtime",
             "runtime-flag", "security-opt", "shm-size", "sign-by", "ssh", "ulimit", "unsetenv",
             "userns", "userns-gid-map", "userns-gid-map-group", "userns-uid-map",
-            "userns-uid-map-user", "uts", "annotation")  # fmt: skip
-
-
-def _bool(opts: Parsed, name: str, default: bool) -> bool:
-    value = opts.values.get(name)
-    if value is None:
-        return default
-    if isinstance(value, bool):
-        return value
-    return str(value).lower() in ("true", "1")
-
-
-def _env_bool(name: str) -> bool | None:
-    value = os.environ.get(name)
-    if value is None:
-        return None
-    return value.lower() in ("1", "true")
-
-
-def _build_args(opts: Parsed) -> dict[str, str]:
-    args: dict[str, str] = {}
-    for spec in opts.texts("build-arg"):
-        key, eq, value = spec.partition("=")
-        if eq:
-            args[key] = value
-        elif key in os.environ:
-            args[key] = os.environ[key]
-    for path in opts.texts("build-arg-file"):
-        with open(path) as f:
-            for line in f:
-                line = line.strip()
-                if line and not line.startswith("#"):
-                    key, _, value = line.partition("=")
-                    args[key] = value
-    return args
-
-
-def _secrets(opts: Parsed) -> dict[str, str]:
-    found: dict[str, str] = {}
-    for spec in opts.texts("secret"):
-        fields = dict(part.partition("=")[::2] for part in spec.split(","))
-        sid, src = fields.get("id"), fields.get("src")
-        if not sid or not src:
-            raise InvalidArgument(f'invalid secret "{spec}": use id=ID,src=FILE')
-        found[sid] = src
-    return found
+            "userns-uid-map-user", "uts")  # fmt: skip
 
 
 def cmd_bud(g: Globals, opts: Parsed) -> int:
@@ -84,7 +40,7 @@ def cmd_bud(g: Globals, opts: Parsed) -> int:
     if opts.flag("no-hosts") or opts.flag("omit-history"):
         flag = "no-hosts" if opts.flag("no-hosts") else "omit-history"
         raise NotSupported(f"'bud --{flag}' is not supported yet")
-    if not _bool(opts, "skip-unused-stages", True):
+    if not flag_bool(opts, "skip-unused-stages", True):
         raise NotSupported("'bud --skip-unused-stages=false' is not supported yet")
     if len(opts.args) > 1:
         raise InvalidArgument(f"accepts at most 1 arg(s), received {len(opts.args)}")
@@ -93,7 +49,7 @@ def cmd_bud(g: Globals, opts: Parsed) -> int:
         raise NotSupported(f"building from {context_dir!r} (a URL) is not supported yet")
     if not os.path.isdir(context_dir):
         raise InvalidArgument(f"context directory {context_dir!r} does not exist")
-    layers = _bool(opts, "layers", _env_bool("BUILDAH_LAYERS") or False)
+    layers = flag_bool(opts, "layers", env_bool("BUILDAH_LAYERS", False))
     fmt = (opts.text("format") or os.environ.get("BUILDAH_FORMAT") or "oci").lower()
     if fmt not in ("oci", "docker"):
         raise InvalidArgument(f'unrecognized image type "{fmt}"')
@@ -111,8 +67,9 @@ def cmd_bud(g: Globals, opts: Parsed) -> int:
         context_dir=os.path.abspath(context_dir),
         tags=tuple(opts.texts("tag")),
         target=opts.text("target"),
-        build_args=_build_args(opts),
+        build_args=build_args(opts.texts("build-arg"), opts.texts("build-arg-file")),
         labels=tuple(opts.texts("label")),
+        annotations=tuple(opts.texts("annotation")),
         layers=layers,
         no_cache=opts.flag("no-cache"),
         squash_all=opts.flag("squash"),
@@ -123,16 +80,17 @@ def cmd_bud(g: Globals, opts: Parsed) -> int:
         network=opts.text("network") or "host",
         pull=pull,
         quiet=quiet,
-        rm=_bool(opts, "rm", True),
+        rm=flag_bool(opts, "rm", True),
         # buildah 1.28 removes the working container of a failed build too (observed)
-        force_rm=_bool(opts, "force-rm", True),
+        force_rm=flag_bool(opts, "force-rm", True),
         transfer=transfer.TransferOptions(
             store=store_location(g), ctx=context(opts), progress=None if quiet else progress_line
         ),
         ignorefile=opts.text("ignorefile"),
-        secrets=_secrets(opts),
+        secrets=secrets(opts.texts("secret")),
         volumes=tuple(opts.texts("volume")),
         out=sys.stdout,
+        err=sys.stderr,  # pull and commit progress, as buildah
     )
     with open_build_store(g) as store:
         try:
@@ -149,40 +107,24 @@ def _flags() -> tuple[Flag, ...]:
     return (
         *REMOTE_FLAGS,
         *PLATFORM_FLAGS,
-        Flag(("build-arg",), True, True, help="`argument=value` to supply to the builder"),
+        *SHARED_FLAGS,
         Flag(("build-arg-file",), True, True, help="file of `argument=value` lines"),
         Flag(("compress",), help="this is a legacy option, which has no effect on the image"),
-        Flag(("disable-compression", "D"), help="don't compress layers by default"),
         Flag(("disable-content-trust",), help="this is a Docker specific option and is a NOOP"),
-        Flag(("file", "f"), True, True, help="`pathname or URL` of a Dockerfile"),
         Flag(("force-rm",), True, help="always remove intermediate containers after a build"),
-        Flag(("format",), True, help='`format` of the built image\'s manifest and metadata'),
         Flag(("http-proxy",), help="pass through HTTP Proxy environment variables"),
         Flag(("identity-label",), help="add default identity label (default true)"),
-        Flag(("ignorefile",), True, help="path to an alternate .dockerignore file"),
-        Flag(("iidfile",), True, help="`file` to write the image ID to"),
-        Flag(("isolation",), True, help="`type` of process isolation to use (oci, chroot)"),
-        Flag(("label",), True, True, help="set metadata for an image (default [])"),
         Flag(("layers",), True, help="cache intermediate layers during build"),
         Flag(("network",), True, help="'private', 'none' or 'host' (the default)"),
-        Flag(("no-cache",), help="do not use existing cached images for the container build"),
         Flag(("no-hosts",), help="do not create new /etc/hosts files for RUN instructions"),
         Flag(("omit-history",), help="omit build history information from built image"),
         Flag(("pull",), True, help="pull the image: true (if newer or missing), false, always, "
              "never"),
-        Flag(("pull-always",), help="pull the image even if the named image is present"),
-        Flag(("pull-never",), help="do not pull the image, use the image present in store"),
-        Flag(("quiet", "q"), help="refrain from announcing build instructions and progress"),
         Flag(("rm",), True, help="remove intermediate containers after a successful build"),
-        Flag(("secret",), True, True, help="secret file to expose to the build"),
         Flag(("skip-unused-stages",), True, help="skips stages in multi-stage builds which "
              "do not affect the final target (default true)"),
         Flag(("squash",), help="squash all image layers into a single layer"),
         Flag(("stdin",), help="pass stdin into containers"),
-        Flag(("tag", "t"), True, True, help="tagged `name` to apply to the built image"),
-        Flag(("target",), True, help="set the target build stage to build"),
-        Flag(("timestamp",), True, help="set created timestamp to the specified epoch seconds"),
-        Flag(("volume", "v"), True, True, help="bind mount a volume into the container"),
         *not_yet,
     )  # fmt: skip
 

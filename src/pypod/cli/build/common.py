@@ -1,30 +1,46 @@
-"""What the pypod-build commands share: the store, buildah's `--format` layout, Go names."""
+"""What the pypod-build commands share: the store, buildah's `--format` layout, Go names,
+the flags several commands take."""
 
 from __future__ import annotations
 
+import os
 import re
 import sys
 from collections.abc import Sequence
 from typing import Any
 
 from pypod.cli.build.main import Globals
+from pypod.cli.flags import Flag, Parsed
 from pypod.cli.gotemplate import Struct, parse
-from pypod.cli.output import tabwrite
+from pypod.cli.output import out, tabwrite
+from pypod.cli.program import open_cli_store, store_location
+from pypod.cli.registry import RETRY_FLAG
 from pypod.errors import InvalidArgument
-from pypod.image.transports.containers_storage import Store, StoreLocation, open_store
+from pypod.image.transports.containers_storage import Store
+
+__all__ = ["ADD_HISTORY_FLAG", "RETRY_FLAGS", "add_history_wanted", "at_least", "exactly",
+           "go_struct", "open_build_store", "out", "plain_struct", "render", "store_location",
+           "template_out"]  # fmt: skip
+#: `--retry` and buildah's `--retry-delay` (pull, push, commit, copy, add, bud ...)
+RETRY_FLAGS = (
+    RETRY_FLAG,
+    Flag(("retry-delay",), True, help='delay between retries (default "2s")'),
+)
+#: `--add-history` of the commands that change a working container (config, copy, add, run)
+ADD_HISTORY_FLAG = Flag(
+    ("add-history",), help="add an entry for this operation to the image's history"
+)
 
 
-def store_location(g: Globals) -> StoreLocation:
-    return StoreLocation(graphroot=g.graphroot, runroot=g.runroot, driver=g.driver)
+def add_history_wanted(opts: Parsed) -> bool:
+    """--add-history, else $BUILDAH_HISTORY (buildah's default: no history entry)."""
+    if "add-history" in opts.values:
+        return opts.flag("add-history")
+    return os.environ.get("BUILDAH_HISTORY", "").lower() in ("1", "true")
 
 
 def open_build_store(g: Globals) -> Store:
-    return open_store(store_location(g))
-
-
-def out(text: str) -> None:
-    sys.stdout.write(text)
-    sys.stdout.flush()
+    return open_cli_store(g)
 
 
 def render(fmt: str, rows: Sequence[Any], headers: dict[str, str]) -> str:

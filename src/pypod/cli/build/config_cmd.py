@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from pypod.build import config_edit
-from pypod.cli.build.common import open_build_store
+from pypod.cli.build.common import ADD_HISTORY_FLAG, add_history_wanted, open_build_store
 from pypod.cli.build.main import Command, Globals
 from pypod.cli.build.working import open_builder
 from pypod.cli.flags import Flag, Parsed
@@ -31,6 +32,8 @@ _VAR = re.compile(r"\$(?:\{([A-Za-z_][A-Za-z0-9_]*)\}|([A-Za-z_][A-Za-z0-9_]*))"
 def set_env(cfg: dict[str, Any], spec: str) -> None:
     """One `--env`: K=V (expanded from the image's Env), K- (unset), - (clear), K (host's)."""
     key, eq, value = spec.partition("=")
+    if not eq and _removal(cfg, "Env", key, config_edit.unset_env):
+        return
     if eq:
         known = config_edit.env_map(cfg)
 
@@ -42,47 +45,46 @@ def set_env(cfg: dict[str, Any], spec: str) -> None:
             return name
 
         value = _VAR.sub(expand, value)
-    elif key == "-":
-        cfg["Env"] = []
-        return
-    elif key.endswith("-"):
-        config_edit.unset_env(cfg, key[:-1])
-        return
     else:
         value = os.environ.get(key, "")
     config_edit.set_env(cfg, key, value)
 
 
+def _removal(
+    cfg: dict[str, Any],
+    field: str,
+    spec: str,
+    remove: Callable[[dict[str, Any], str], None],
+    *,
+    clear_prefix: bool = False,
+) -> bool:
+    """buildah's removal forms of a `config` value: `-` empties `field` (any value starting
+    with "-" for `--port`: `clear_prefix`), `NAME-` removes NAME; False for anything else."""
+    if spec == "-" or (clear_prefix and spec.startswith("-")):
+        config_edit.clear(cfg, field)
+    elif spec.endswith("-"):
+        remove(cfg, spec[:-1])
+    else:
+        return False
+    return True
+
+
 def _label(cfg: dict[str, Any], spec: str) -> None:
     """`--label K=V`, `K-` (remove), `-` (remove all), `K` (an empty value)."""
     name, eq, value = spec.partition("=")
-    if not eq and name == "-":
-        cfg["Labels"] = {}
-    elif not eq and name.endswith("-"):
-        config_edit.remove_label(cfg, name[:-1])
-    else:
+    if eq or not _removal(cfg, "Labels", name, config_edit.remove_label):
         config_edit.set_label(cfg, name, value)
 
 
 def _port(cfg: dict[str, Any], spec: str) -> None:
-    """`--port 80` (kept as given, "53/UDP" too, as buildah: not config_edit.add_port, which
-    normalizes for EXPOSE), `80-` removes, `-` removes all."""
-    ports = dict(cfg.get("ExposedPorts") or {})
-    if spec == "-":
-        ports = {}
-    elif spec.endswith("-"):
-        ports.pop(spec[:-1], None)
-    else:
-        ports[spec] = {}
-    cfg["ExposedPorts"] = ports
+    """`--port 80` (kept as given, "53/UDP" too, as buildah), `80-` removes, `-` (or any
+    value starting with "-") removes all."""
+    if not _removal(cfg, "ExposedPorts", spec, config_edit.remove_port, clear_prefix=True):
+        config_edit.add_port(cfg, spec, as_given=True)
 
 
 def _volume(cfg: dict[str, Any], spec: str) -> None:
-    if spec == "-":
-        cfg["Volumes"] = {}
-    elif spec.endswith("-"):
-        config_edit.remove_volume(cfg, spec[:-1])
-    else:
+    if not _removal(cfg, "Volumes", spec, config_edit.remove_volume):
         config_edit.add_volume(cfg, spec)
 
 
@@ -125,17 +127,18 @@ def _healthcheck(cfg: dict[str, Any], opts: Parsed) -> None:
         for flag, key in _HEALTH_FLAGS:
             if opts.text(flag) is None and key in old:
                 new[key] = old[key]
-        cfg["Healthcheck"] = {k: new[k] for k in ("Test", "Interval", "Timeout", "StartPeriod",
-                                                  "Retries") if k in new}  # fmt: skip
+    elif old:
+        new = old
+        for flag, key in _HEALTH_FLAGS:
+            value = opts.text(flag)
+            if value is not None:
+                new[key] = (
+                    opts.number(flag) if key == "Retries" else config_edit.go_duration_ns(value)
+                )
+    else:
         return
-    if not old:
-        return
-    for flag, key in _HEALTH_FLAGS:
-        value = opts.text(flag)
-        if value is not None:
-            old[key] = opts.number(flag) if key == "Retries" else config_edit.go_duration_ns(value)
-    cfg["Healthcheck"] = {k: old[k] for k in ("Test", "Interval", "Timeout", "StartPeriod",
-                                              "Retries") if k in old}  # fmt: skip
+    cfg["Healthcheck"] = {k: new[k] for k in ("Test", "Interval", "Timeout", "StartPeriod",
+                                              "Retries") if k in new}  # fmt: skip
 
 
 def _warn_docker_only(opts: Parsed) -> None:
@@ -199,17 +202,11 @@ def apply(builder: Builder, opts: Parsed) -> None:
     if shell is not None:
         cfg["Shell"] = config_edit.parse_json_or_shell(shell) if shell.strip() else []
     for onbuild in opts.texts("onbuild"):
-        cfg["OnBuild"] = [*(cfg.get("OnBuild") or []), onbuild]
+        config_edit.add_onbuild(cfg, onbuild)
     _healthcheck(cfg, opts)
     comment = opts.text("history-comment")
     if comment is not None:
         builder.history_comment = comment
-
-
-def _add_history_wanted(opts: Parsed) -> bool:
-    if "add-history" in opts.values:
-        return opts.flag("add-history")
-    return os.environ.get("BUILDAH_HISTORY", "").lower() in ("1", "true")
 
 
 #: the flags `--add-history` records, in buildah's order, with the instruction it names
@@ -228,7 +225,7 @@ def cmd_config(g: Globals, opts: Parsed) -> int:
     with open_build_store(g) as store:
         builder = open_builder(store, opts.args[0])
         apply(builder, opts)
-        if _add_history_wanted(opts):
+        if add_history_wanted(opts):
             for flag, instruction in _HISTORY_FLAGS:
                 value = opts.values.get(flag)
                 for one in value if isinstance(value, list) else [value] if value else []:
@@ -241,7 +238,7 @@ COMMANDS: dict[str, Command] = {
     "config": Command(
         handler=cmd_config,
         flags=(
-            Flag(("add-history",), help="add an entry for this operation to the image's history"),
+            ADD_HISTORY_FLAG,
             Flag(("annotation", "a"), True, True, help="add annotation e.g. annotation=value"),
             Flag(("arch",), True, help="set architecture of the target image"),
             Flag(("author",), True, help="set image author contact information"),

@@ -6,7 +6,13 @@ import os
 import sys
 from typing import TYPE_CHECKING
 
-from pypod.cli.build.common import open_build_store, out
+from pypod.cli.build.common import (
+    ADD_HISTORY_FLAG,
+    RETRY_FLAGS,
+    add_history_wanted,
+    open_build_store,
+    out,
+)
 from pypod.cli.build.main import Command, CommandError, Globals
 from pypod.cli.build.working import open_builder
 from pypod.cli.flags import Flag, Parsed
@@ -21,13 +27,6 @@ from pypod.errors import (
 if TYPE_CHECKING:
     from pypod.build.builder import Builder
     from pypod.image.transports.containers_storage import Store
-
-
-def add_history_wanted(opts: Parsed) -> bool:
-    """--add-history, else $BUILDAH_HISTORY (buildah's default: no history entry)."""
-    if "add-history" in opts.values:
-        return opts.flag("add-history")
-    return os.environ.get("BUILDAH_HISTORY", "").lower() in ("1", "true")
 
 
 # --- copy, add ------------------------------------------------------------------------------
@@ -178,7 +177,7 @@ def cmd_run(g: Globals, opts: Parsed) -> int:
 
 
 _COPY_FLAGS = (
-    Flag(("add-history",), help="add an entry for this operation to the image's history"),
+    ADD_HISTORY_FLAG,
     Flag(("chmod",), True, help="set the access permissions of the destination content"),
     Flag(("chown",), True, help="set the user and group ownership of the destination content"),
     Flag(("contextdir",), True, help="context directory path"),
@@ -186,8 +185,7 @@ _COPY_FLAGS = (
          "the source root directory"),
     Flag(("ignorefile",), True, help="path to .containerignore file"),
     Flag(("quiet", "q"), help="don't output a digest of the newly-added/copied content"),
-    Flag(("retry",), True, help="number of times to retry in case of failure (default 3)"),
-    Flag(("retry-delay",), True, help='delay between retries (default "2s")'),
+    *RETRY_FLAGS,
 )  # fmt: skip
 
 COMMANDS: dict[str, Command] = {
@@ -211,7 +209,7 @@ COMMANDS: dict[str, Command] = {
     "run": Command(
         handler=cmd_run,
         flags=(
-            Flag(("add-history",), help="add an entry for this operation to the image's history"),
+            ADD_HISTORY_FLAG,
             Flag(("cap-add",), True, True, help="add the specified capability"),
             Flag(("cap-drop",), True, True, help="drop the specified capability"),
             Flag(("cgroupns",), True, help="'private', or 'host'"),

@@ -11,6 +11,13 @@ from pypod.cli.build.main import Command, CommandError, Globals
 from pypod.cli.engine.units import image_size, since
 from pypod.cli.flags import Flag, Parsed
 from pypod.cli.gotemplate import Struct
+from pypod.cli.image_list import (
+    check_rmi_args,
+    common_cells,
+    listed_images,
+    repo_tags,
+    shown_id,
+)
 from pypod.errors import InvalidArgument, PypodError
 from pypod.image import local
 from pypod.image.transports.containers_storage import Store
@@ -40,31 +47,22 @@ def _go_string(rfc3339: str) -> str:
 
 
 def _rows(s: local.ImageSummary, raw: str, *, truncate: bool) -> list[Struct]:
-    names = s.names or ("<none>:<none>",)
-    rows = []
-    seen: set[tuple[str, str]] = set()
-    for name in names:
-        repo, tag, _ = local.split_name(name) if s.names else ("<none>", "<none>", "")
-        if (repo, tag) in seen:
-            continue
-        seen.add((repo, tag))
-        rows.append(
-            Struct(
-                ID=s.id[:12] if truncate else "sha256:" + s.id,
-                Name=repo,
-                Tag=tag,
-                Digest=s.digest,
-                CreatedAt=since(s.created),
-                Size=image_size(s.size),
-                Created=int(s.created),
-                CreatedAtRaw=_go_string(raw),
-                ReadOnly=False,
-                # pypod keeps no names history: the names the image has (buildah: <none>
-                # until a name is added or removed)
-                History=", ".join(reversed(s.names)) or "<none>",
-            )
-        )
-    return rows
+    # pypod keeps no names history: HISTORY shows the names the image has (buildah: <none>
+    # until a name is added or removed)
+    history = ", ".join(reversed(s.names)) or "<none>"
+    return [
+        Struct(
+            {
+                **common_cells(s, tag, truncate=truncate),
+                "Name": repo,
+                "CreatedAt": since(s.created),
+                "Created": int(s.created),
+                "CreatedAtRaw": _go_string(raw),
+                "History": history,
+            }
+        )  # fmt: skip
+        for repo, tag in repo_tags(s)
+    ]
 
 
 def cmd_images(g: Globals, opts: Parsed) -> int:
@@ -75,11 +73,7 @@ def cmd_images(g: Globals, opts: Parsed) -> int:
     truncate = not opts.flag("no-trunc")
     with open_build_store(g) as store:
         filters = [f for spec in opts.texts("filter") for f in spec.split(",") if f]
-        summaries = local.list_images(store, all_images=opts.flag("all") or bool(filters))
-        if filters:  # libimage's filters, as `pypod images`
-            if not opts.flag("all") and not any(f.startswith("intermediate=") for f in filters):
-                filters.append("intermediate=false")
-            summaries = local.filter_images(store, summaries, filters)
+        summaries = listed_images(store, filters, all_images=opts.flag("all"))
         hidden = _scratch_bases(store)
         summaries = [s for s in summaries if s.id not in hidden]
         if opts.args:
@@ -87,13 +81,13 @@ def cmd_images(g: Globals, opts: Parsed) -> int:
             summaries = [s for s in summaries if s.id == wanted]
         raw = {s.id: _raw_created(store, s) for s in summaries}
     if opts.flag("quiet"):
-        out("".join(f"{s.id[:12] if truncate else 'sha256:' + s.id}\n" for s in summaries))
+        out("".join(f"{shown_id(s.id, truncate=truncate)}\n" for s in summaries))
         return 0
     if opts.flag("json"):
         docs = []
         for s in summaries:
             docs.append({
-                "id": s.id[:12] if truncate else "sha256:" + s.id,
+                "id": shown_id(s.id, truncate=truncate),
                 "names": list(s.names) or None,
                 "digest": s.digest,
                 "createdat": since(s.created),
@@ -162,12 +156,7 @@ def cmd_rmi(g: Globals, opts: Parsed) -> int:
             for image_id in local.prune_images(store):  # the dangling ones, as buildah
                 print(image_id)
         return 0
-    if not opts.args and not all_images:
-        raise InvalidArgument("image name or ID must be specified")
-    if opts.args and all_images:
-        raise InvalidArgument(
-            "when using the --all switch, you may not pass any images names or IDs"
-        )
+    check_rmi_args(opts.args, all_images=all_images)
     with open_build_store(g) as store:
         reports = local.remove_images(
             store, opts.args, force=opts.flag("force"), all_images=all_images

@@ -9,27 +9,25 @@ buildah's `Error: ...` line and exit code: 125 for its own errors (buildah 1.28 
 
 from __future__ import annotations
 
-import contextlib
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import pypod
-from pypod.cli.common import default_locations
+from pypod.cli import program
 from pypod.cli.flags import Flag, Parsed, parse
+from pypod.cli.program import Command, Globals
 from pypod.errors import EXIT_ENGINE_ERROR, InvalidArgument, NotSupported, PypodError
-from pypod.record import record
+
+#: Command and Globals are the programs' shared ones (cli/program.py)
+__all__ = ["Command", "CommandError", "Globals", "main"]
 
 PROG = "pypod-build"
 #: buildah 1.28 exits 125 on its own errors (checked against buildah here)
 EXIT_ERROR = EXIT_ENGINE_ERROR
 
 GLOBAL_FLAGS = (
-    Flag(("root",), True, help="storage root dir (default from pypod's defaults)"),
-    Flag(("runroot",), True, help="storage state dir"),
-    Flag(("storage-driver",), True, help="storage-driver (overlay, vfs)"),
-    Flag(("storage-opt",), True, multiple=True, help="storage driver option"),
-    Flag(("log-level",), True, help='the log level ("trace", "debug", "info", "warn", ...)'),
+    *program.STORE_FLAGS,
     Flag(("cgroup-manager",), True, help='cgroup manager (default "cgroupfs")'),
     Flag(("registries-conf",), True, help="path to registries.conf file (not usually used)"),
     Flag(("registries-conf-dir",), True, help="path to registries.conf.d directory"),
@@ -39,34 +37,6 @@ GLOBAL_FLAGS = (
     Flag(("help", "h"), help="help for pypod-build"),
     Flag(("version", "v"), help="version for pypod-build"),
 )
-
-
-@record
-class Globals:
-    graphroot: str
-    runroot: str
-    driver: str | None
-
-
-Handler = Callable[[Globals, Parsed], int]
-
-
-@record
-class Command:
-    handler: Handler
-    flags: tuple[Flag, ...]
-    help: str
-    usage: str = ""
-    long: str = ""
-    #: flags may follow arguments (only `tag`); buildah's commands stop at the first argument
-    interspersed: bool = False
-    #: buildah refuses anything that looks like a flag after the first argument ("no options
-    #: (--env) can be specified after the image or container name"); not `run`, `bud`, `login`
-    check_order: bool = True
-    #: flags whose value is optional (`--pull` alone means `--pull=true`)
-    optional_values: tuple[str, ...] = ()
-    #: the command needs no store (`version`, `login`): no rootless set-up either
-    storeless: bool = False
 
 
 class CommandError(PypodError):
@@ -92,15 +62,7 @@ _MODULES: dict[str, tuple[str, ...]] = {
 
 
 def _commands(name: str | None = None) -> dict[str, Command]:
-    import importlib
-
-    for module, names in _MODULES.items():
-        if name in names:
-            return importlib.import_module(f"pypod.cli.build.{module}").COMMANDS  # type: ignore[no-any-return]
-    found: dict[str, Command] = {}
-    for module in _MODULES:
-        found.update(importlib.import_module(f"pypod.cli.build.{module}").COMMANDS)
-    return found
+    return program.find_commands("pypod.cli.build", _MODULES, name)
 
 
 def _aliases() -> dict[str, str]:
@@ -110,26 +72,11 @@ def _aliases() -> dict[str, str]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
-    try:
-        return _run(args)
-    except CommandError as e:
-        sys.stdout.flush()
-        print(f"Error: {e}", file=sys.stderr)
-        return e.code
-    except PypodError as e:
-        sys.stdout.flush()
-        print(f"Error: {e}", file=sys.stderr)
-        return EXIT_ERROR
-    except BrokenPipeError:
-        with contextlib.suppress(OSError):
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 0
-    except OSError as e:
-        where = f": {e.filename}" if e.filename else ""
-        print(f"Error: {e.strerror or e}{where}", file=sys.stderr)
-        return EXIT_ERROR
-    except KeyboardInterrupt:
-        return 130
+    return program.run_guarded(lambda: _run(args), _exit_code)
+
+
+def _exit_code(error: PypodError) -> int:
+    return error.code if isinstance(error, CommandError) else EXIT_ERROR
 
 
 def parse_flags(args: Sequence[str], flags: Sequence[Flag], *, interspersed: bool) -> Parsed:
@@ -170,18 +117,17 @@ def _run(args: list[str]) -> int:
     if opts.flag("help"):
         print(_command_help(name, command))
         return 0
-    if command.check_order:
+    if command.check_order and not command.storeless:
         for arg in opts.args:
             if arg.startswith("-"):
                 raise InvalidArgument(
                     f"no options ({arg}) can be specified after the image or container name"
                 )
-    merged = {**g.values, **{k: v for k, v in opts.values.items() if k in _GLOBAL_NAMES}}
+    merged = program.merged_globals(g, opts, GLOBAL_FLAGS)
     _setup_logging(merged.get("log-level"))
-    graphroot, runroot = default_locations()
-    root, run, driver = merged.get("root"), merged.get("runroot"), merged.get("storage-driver")
-    if driver is not None and driver not in ("overlay", "vfs"):
-        raise NotSupported(f'unknown storage driver "{driver}": use overlay or vfs')
+    graphroot, runroot, driver = program.store_globals(
+        merged, [*g.texts("storage-opt"), *opts.texts("storage-opt")]
+    )
     for name in ("registries-conf-dir", "short-name-alias-conf", "userns-uid-map",
                  "userns-gid-map"):  # fmt: skip
         if merged.get(name) is not None:
@@ -192,23 +138,12 @@ def _run(args: list[str]) -> int:
     cgroup_manager = merged.get("cgroup-manager")
     if cgroup_manager not in (None, "cgroupfs"):
         raise NotSupported(f'cgroup manager "{cgroup_manager}": only cgroupfs (no systemd here)')
-    given = [*g.texts("storage-opt"), *opts.texts("storage-opt")]
-    if given:
-        os.environ["STORAGE_OPTS"] = ",".join(o for o in given if o)
-    glob = Globals(
-        graphroot=root if isinstance(root, str) else graphroot,
-        runroot=run if isinstance(run, str) else runroot,
-        driver=driver if isinstance(driver, str) else None,
-    )
-    if os.geteuid() != 0 and not command.storeless:
-        raise NotSupported(
-            "pypod-build as a normal user is not supported yet: run it as root, "
-            "or use `pypod build`"
-        )
+    glob = Globals(graphroot=graphroot, runroot=runroot, driver=driver)
+    if os.geteuid() != 0 and not command.storeless:  # rootless: into the user's namespace
+        from pypod.engine import rootless
+
+        rootless.enter(glob.runroot)
     return command.handler(glob, opts)
-
-
-_GLOBAL_NAMES = {f.names[0] for f in GLOBAL_FLAGS} - {"help", "version"}
 
 
 def _setup_logging(level: object) -> None:
@@ -217,12 +152,12 @@ def _setup_logging(level: object) -> None:
     log.use_logrus_style()
     if not isinstance(level, str):
         return
-    levels = {"debug": 10, "info": 20, "warn": 30, "warning": 30, "error": 40, "fatal": 50}
-    if level not in levels and level not in ("trace", "panic"):
-        raise InvalidArgument(f'unable to parse log level: not a valid logrus Level: "{level}"')
+    value = program.log_level(
+        level, f'unable to parse log level: not a valid logrus Level: "{level}"'
+    )
     import logging
 
-    logging.getLogger().setLevel(levels.get(level, 10 if level == "trace" else 50))
+    logging.getLogger().setLevel(value)
 
 
 def cobra_flags(flags: Sequence[Flag]) -> str:

@@ -179,8 +179,8 @@ def cmd_containers(g: Globals, opts: Parsed) -> int:
         if opts.flag("all"):
             for c in store.containers():
                 cname = c.names[0] if c.names else ""
-                # a scratch builder stands on an internal empty image: show it as buildah does
-                image_id = ours[c.id].from_image_id if c.id in ours else c.image_id or ""
+                # a scratch builder's storage container has no image ("")
+                image_id = ours[c.id].from_image_id if c.id in ours else c.image_id
                 rows.append({"id": c.id, "builder": c.id in ours, "imageid": image_id,
                              "imagename": image_name(image_id),
                              "containername": cname})  # fmt: skip

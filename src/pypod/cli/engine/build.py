@@ -15,6 +15,7 @@ import os
 import sys
 from collections.abc import Sequence
 
+from pypod.cli.build_flags import SHARED_FLAGS, build_args, env_bool, flag_bool, secrets
 from pypod.cli.engine.main import Command, Globals
 from pypod.cli.flags import Flag, Parsed
 from pypod.errors import InvalidArgument, NotSupported
@@ -31,31 +32,15 @@ _PULL_VALUES = {
 }
 
 FLAGS = (
-    Flag(("file", "f"), True, multiple=True, help="pathname or URL of a Containerfile"),
-    Flag(("tag", "t"), True, multiple=True, help="tagged name to apply to the built image"),
-    Flag(("target",), True, help="set the target build stage to build"),
-    Flag(("build-arg",), True, multiple=True, help="argument=value to supply to the builder"),
-    Flag(("label",), True, multiple=True, help="set metadata for an image (default [])"),
-    Flag(("annotation",), True, multiple=True, help="set metadata for an image (default [])"),
+    *SHARED_FLAGS,
     Flag(("layers",), default=None, help="cache intermediate layers during build (default true)"),
-    Flag(("no-cache",), help="do not use existing cached images for the container build"),
     Flag(("squash",), help="squash all image layers into a single layer"),
     Flag(("squash-all",), help="squash all layers into a single layer"),
-    Flag(("format",), True, help="format of the built image's manifest and metadata (oci, docker)"),
-    Flag(("iidfile",), True, help="write the image ID to the file"),
-    Flag(("timestamp",), True, help="set created timestamp to the specified epoch seconds"),
-    Flag(("isolation",), True, help="type of process isolation to use (oci, chroot)"),
     Flag(("network", "net"), True, help="network for RUN instructions (host, none)"),
     Flag(("pull",), help="pull the image if not present (always with a bare --pull)"),
     Flag(("pull-policy",), True, help="--pull=VALUE: always, missing, never, newer"),
-    Flag(("pull-always",), help="pull the image even if the named image is present in store"),
-    Flag(("pull-never",), help="do not pull the image, use the image present in store"),
-    Flag(("quiet", "q"), help="refrain from announcing build instructions and image read/write"),
     Flag(("rm",), default=None, help="remove intermediate containers after a successful build"),
     Flag(("force-rm",), default=None, help="always remove intermediate containers"),
-    Flag(("ignorefile",), True, help="path to an alternate .dockerignore file"),
-    Flag(("secret",), True, multiple=True, help="secret file to expose to the build"),
-    Flag(("volume", "v"), True, multiple=True, help="bind mount a volume into RUN containers"),
     Flag(("platform",), True, help="set the OS/ARCH[/VARIANT] of the image (this host only)"),
     Flag(("arch",), True, help="set the ARCH of the image (this host only)"),
     Flag(("os",), True, help="set the OS of the image (this host only)"),
@@ -63,7 +48,6 @@ FLAGS = (
     Flag(("creds",), True, help="use `[username[:password]]` for accessing the registry"),
     Flag(("authfile",), True, help="path of the authentication file"),
     Flag(("cert-dir",), True, help="use certificates at the specified path to access the registry"),
-    Flag(("disable-compression", "D"), help="don't compress layers (layers are kept as tar)"),
 )
 
 
@@ -76,15 +60,6 @@ def _pre_parse(args: Sequence[str]) -> list[str]:
         else:
             out.append(arg)
     return out
-
-
-def _bool(opts: Parsed, name: str, default: bool) -> bool:
-    value = opts.values.get(name)
-    if value is None:
-        return default
-    if isinstance(value, bool):
-        return value
-    return str(value).lower() in ("true", "1", "")
 
 
 def _pull_policy(opts: Parsed) -> str:
@@ -101,32 +76,6 @@ def _pull_policy(opts: Parsed) -> str:
             )
         return policy
     return "always" if opts.flag("pull") else "missing"
-
-
-def _build_args(values: Sequence[str]) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for item in values:
-        key, sep, value = item.partition("=")
-        if not key:
-            raise InvalidArgument(f"--build-arg {item!r}: the name is empty: use NAME=VALUE")
-        if sep:
-            out[key] = value
-        elif key in os.environ:  # `--build-arg NAME`: the value comes from the environment
-            out[key] = os.environ[key]
-    return out
-
-
-def _secrets(values: Sequence[str]) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for item in values:
-        fields = dict(part.partition("=")[::2] for part in item.split(","))
-        sid, src = fields.get("id"), fields.get("src") or fields.get("source")
-        if fields.get("type", "file") != "file":
-            raise NotSupported(f"--secret {item!r}: only file secrets are supported yet")
-        if not sid or not src:
-            raise InvalidArgument(f"--secret {item!r}: use id=ID,src=PATH")
-        out[sid] = src
-    return out
 
 
 def _timestamp(opts: Parsed) -> int | None:
@@ -198,7 +147,7 @@ def cmd_build(g: Globals, opts: Parsed) -> int:
     location = StoreLocation(graphroot=g.graphroot, runroot=g.runroot, driver=g.driver)
     tls = opts.values.get("tls-verify")
     ctx = SystemContext(
-        tls_verify=None if tls is None else _bool(opts, "tls-verify", True),
+        tls_verify=None if tls is None else flag_bool(opts, "tls-verify", True),
         authfile=opts.text("authfile") or os.environ.get("REGISTRY_AUTH_FILE"),
         credentials=opts.text("creds"),
         certs_dir=opts.text("cert-dir"),
@@ -213,10 +162,10 @@ def cmd_build(g: Globals, opts: Parsed) -> int:
         context_dir=context,
         tags=tuple(opts.texts("tag")),
         target=opts.text("target"),
-        build_args=_build_args(opts.texts("build-arg")),
+        build_args=build_args(opts.texts("build-arg")),
         labels=tuple(opts.texts("label")),
         annotations=tuple(opts.texts("annotation")),
-        layers=_bool(opts, "layers", _env_bool("BUILDAH_LAYERS", True)),
+        layers=flag_bool(opts, "layers", env_bool("BUILDAH_LAYERS", True)),
         no_cache=opts.flag("no-cache"),
         squash=opts.flag("squash"),
         squash_all=opts.flag("squash-all"),
@@ -227,11 +176,11 @@ def cmd_build(g: Globals, opts: Parsed) -> int:
         network=network,
         pull=_pull_policy(opts),
         quiet=quiet,
-        rm=_bool(opts, "rm", True),
-        force_rm=_bool(opts, "force-rm", True),
+        rm=flag_bool(opts, "rm", True),
+        force_rm=flag_bool(opts, "force-rm", True),
         transfer=transfer,
         ignorefile=opts.text("ignorefile"),
-        secrets=_secrets(opts.texts("secret")),
+        secrets=secrets(opts.texts("secret")),
         volumes=tuple(opts.texts("volume")),
         out=sys.stdout,
         err=sys.stderr,
@@ -239,13 +188,6 @@ def cmd_build(g: Globals, opts: Parsed) -> int:
     with open_store(location) as store:
         build(store, options)
     return 0
-
-
-def _env_bool(name: str, default: bool) -> bool:
-    value = os.environ.get(name)
-    if value is None:
-        return default
-    return value.lower() in ("1", "true")
 
 
 def _handler(g: Globals, raw: Parsed) -> int:

@@ -118,8 +118,8 @@ def _make(eng: Engine, key: str, values: list[str], *, prune: bool) -> Predicate
         return lambda c: c.config.network in ("", "bridge") and any(
             n in c.config.networks for n in values
         )
-    if key == "pod":  # no pods yet
-        return lambda c: False
+    if key == "pod":  # a pod's name, ID or ID prefix
+        return _in_pods(eng, values)
     if key == "restart-policy":
         bad = [v for v in values if v not in _RESTART_POLICIES]
         if bad:
@@ -147,6 +147,14 @@ def _uses_volume(c: Container, want: str) -> bool:
         if source in names and (not dest or m.destination == dest):
             return True
     return False
+
+
+def _in_pods(eng: Engine, values: list[str]) -> Predicate:
+    from pypod.engine.pods import Pods
+
+    pods = Pods(eng).list_pods()
+    ids = {p.id for p in pods for v in values if v in (p.name, p.id) or p.id.startswith(v)}
+    return lambda c: c.config.pod in ids
 
 
 def _until(values: list[str]) -> Predicate:

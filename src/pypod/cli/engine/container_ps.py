@@ -67,7 +67,11 @@ def _status_text(c: Container, now: float, *, health: bool = True) -> str:
     return "Created"
 
 
-def _ps_struct(c: Container, now: float, *, no_trunc: bool, size: dict[str, int] | None) -> Struct:
+def _ps_struct(c: Container, now: float, *, no_trunc: bool, size: dict[str, int] | None,
+               pod_names: dict[str, str] | None = None,
+               net_owner: Container | None = None) -> Struct:  # fmt: skip
+    """`net_owner`: the container whose network namespace `c` joins (a pod's infra): its
+    published ports are shown, as podman shows them."""
     cmd = " ".join(_command(c))
     if not no_trunc and len(cmd) > 20:
         cmd = cmd[:17] + "..."
@@ -86,7 +90,7 @@ def _ps_struct(c: Container, now: float, *, no_trunc: bool, size: dict[str, int]
         Status=_status_text(c, now),
         # podman's psReporter.State(): the status without the health
         State=_status_text(c, now, health=False),
-        Ports=_ports_text(c),
+        Ports=_ports_text(net_owner or c),
         Names=c.name,
         Labels=dict(c.config.labels) or None,
         Mounts=[m.destination for m in c.config.mounts],
@@ -97,10 +101,10 @@ def _ps_struct(c: Container, now: float, *, no_trunc: bool, size: dict[str, int]
         StartedAt=int(started) if started else -62135596800,
         AutoRemove=c.config.remove,
         Networks=",".join(_network_names(c)),
-        Pod="",
-        PodName="",
+        Pod=c.config.pod if no_trunc else c.config.pod[:12],
+        PodName=(pod_names or {}).get(c.config.pod, ""),
         Size=size,
-        IsInfra=False,
+        IsInfra=c.config.infra,
         # no --ns: libpod's empty namespace struct (seven strings), as Go prints it
         Namespaces="{      }",
     )
@@ -142,15 +146,15 @@ def _ps_json(s: Struct, c: Container) -> dict[str, Any]:
         "Id": c.id,
         "Image": s["Image"],
         "ImageID": c.config.image_id,
-        "IsInfra": False,
+        "IsInfra": c.config.infra,
         "Labels": s["Labels"],
         "Mounts": s["Mounts"],
         "Names": [c.name],
         "Namespaces": {},
         "Networks": _network_names(c),
         "Pid": s["Pid"],
-        "Pod": "",
-        "PodName": "",
+        "Pod": c.config.pod,
+        "PodName": s["PodName"],
         "Ports": [dict(p) for p in c.config.ports] or None,
         "Size": s["Size"],
         "StartedAt": s["StartedAt"],
@@ -165,7 +169,7 @@ _PS_SORT = ("command", "created", "id", "image", "names", "runningfor", "size", 
 def cmd_ps(g: Globals, opts: Parsed) -> int:
     from pypod.errors import NotSupported
 
-    for flag in ("watch", "ns", "external", "pod"):
+    for flag in ("watch", "ns", "external"):
         if opts.values.get(flag) not in (None, False):
             raise NotSupported(f"'--{flag}' is not supported yet")
     sort_by = opts.text("sort") or "created"
@@ -176,6 +180,7 @@ def cmd_ps(g: Globals, opts: Parsed) -> int:
         )
     eng = engine(g)
     found = eng.containers()
+    by_id = {c.id: c for c in found}
     if not opts.flag("all") and not opts.flag("latest") and opts.text("last") is None:
         found = [c for c in found if c.status == "running"]  # podman: status=running
     if opts.texts("filter"):
@@ -195,9 +200,13 @@ def cmd_ps(g: Globals, opts: Parsed) -> int:
     found = _sorted(found, sort_by, now, sizes)
     if not opts.flag("size"):
         sizes = {}
+    # podman fills PODNAME with --pod only
+    pod_names = _pod_names(eng) if opts.flag("pod") and any(c.config.pod for c in found) else {}
     structs = [
-        _ps_struct(c, now, no_trunc=opts.flag("no-trunc"), size=sizes.get(c.id)) for c in found
-    ]
+        _ps_struct(c, now, no_trunc=opts.flag("no-trunc"), size=sizes.get(c.id),
+                   pod_names=pod_names, net_owner=_net_owner(c, by_id))
+        for c in found
+    ]  # fmt: skip
     fmt = opts.text("format")
     if opts.flag("quiet") and not is_json(fmt):
         fmt = "{{.ID}}"
@@ -207,12 +216,26 @@ def cmd_ps(g: Globals, opts: Parsed) -> int:
         return 0
     if fmt is None:
         fmt = _PS_DEFAULT
+        if opts.flag("pod"):
+            fmt += "\t{{.Pod}}\t{{.PodName}}"
         if opts.flag("size"):
             fmt += "\t{{.Size}}"
             for s in structs:
                 s["Size"] = _size_text(s["Size"])
     sys.stdout.write(render_rows(fmt, structs, _PS_HEADERS))
     return 0
+
+
+def _net_owner(c: Container, by_id: dict[str, Container]) -> Container | None:
+    if not c.config.network.startswith("container:"):
+        return None
+    return by_id.get(c.config.network.partition(":")[2])
+
+
+def _pod_names(eng: Engine) -> dict[str, str]:
+    from pypod.engine.pods import Pods
+
+    return {p.id: p.name for p in Pods(eng).list_pods()}
 
 
 def _sorted(found: list[Container], by: str, now: float,

@@ -18,6 +18,15 @@ from pypod.cli.engine.main import Command, Globals
 from pypod.cli.engine.units import go_time_string, human_duration, human_size, image_size, since
 from pypod.cli.flags import Flag, Parsed
 from pypod.cli.gotemplate import Struct
+from pypod.cli.image_list import (
+    check_rmi_args,
+    common_cells,
+    listed_images,
+    repo_tags,
+    shown_id,
+)
+from pypod.cli.output import out
+from pypod.cli.program import open_cli_store
 from pypod.errors import (
     EXIT_ENGINE_ERROR,
     ImageNotFound,
@@ -26,7 +35,7 @@ from pypod.errors import (
     NotSupported,
 )
 from pypod.image import local
-from pypod.image.transports.containers_storage import Store, StoreLocation, open_store
+from pypod.image.transports.containers_storage import Store
 from pypod.record import record
 
 _IMAGE_HEADERS = {
@@ -60,55 +69,36 @@ _HISTORY_HEADERS = {
 }
 
 
-def _store(g: Globals) -> Store:
-    return open_store(StoreLocation(graphroot=g.graphroot, runroot=g.runroot, driver=g.driver))
-
-
-def _out(text: str) -> None:
-    sys.stdout.write(text)
-    sys.stdout.flush()
-
-
 # --- images -------------------------------------------------------------------------------
 def _summary_rows(summaries: Sequence[local.ImageSummary], *, no_trunc: bool) -> list[Struct]:
-    rows: list[Struct] = []
-    for s in summaries:
-        names = s.names or ("<none>:<none>",)
-        seen: set[tuple[str, str]] = set()
-        for name in names:
-            repo, tag, _ = local.split_name(name) if s.names else ("<none>", "<none>", "")
-            if (repo, tag) in seen:
-                continue
-            seen.add((repo, tag))
-            rows.append(_image_struct(s, repo, tag, no_trunc=no_trunc))
-    return rows
+    return [
+        _image_struct(s, repo, tag, no_trunc=no_trunc)
+        for s in summaries
+        for repo, tag in repo_tags(s)
+    ]
 
 
 def _image_struct(s: local.ImageSummary, repo: str, tag: str, *, no_trunc: bool) -> Struct:
-    return Struct(
-        ID=("sha256:" + s.id) if no_trunc else s.id[:12],
-        Id=s.id,
-        ParentId=s.parent_id,
-        Repository=repo,
-        Tag=tag,
-        Digest=s.digest,
-        Digests=list(s.digests),
-        Created=since(s.created),
-        CreatedSince=since(s.created),
-        CreatedAt=go_time_string(s.created),
-        CreatedTime=go_time_string(s.created),
-        Size=image_size(s.size),
-        VirtualSize=image_size(s.size),
-        SharedSize=image_size(s.shared_size),
-        Containers=s.containers,
-        Labels=dict(s.labels or {}),
-        Dangling=s.dangling,
-        ReadOnly=False,
-        IsReadOnly=False,
-        Names=list(s.names),
-        History=list(reversed(s.names)),
-        RepoTags=[n for n in s.names if "@" not in n],
-    )
+    return Struct({
+        **common_cells(s, tag, truncate=not no_trunc),
+        "Id": s.id,
+        "ParentId": s.parent_id,
+        "Repository": repo,
+        "Digests": list(s.digests),
+        "Created": since(s.created),
+        "CreatedSince": since(s.created),
+        "CreatedAt": go_time_string(s.created),
+        "CreatedTime": go_time_string(s.created),
+        "VirtualSize": image_size(s.size),
+        "SharedSize": image_size(s.shared_size),
+        "Containers": s.containers,
+        "Labels": dict(s.labels or {}),
+        "Dangling": s.dangling,
+        "IsReadOnly": False,
+        "Names": list(s.names),
+        "History": list(reversed(s.names)),
+        "RepoTags": [n for n in s.names if "@" not in n],
+    })  # fmt: skip
 
 
 def _image_json(s: local.ImageSummary) -> dict[str, Any]:
@@ -177,12 +167,8 @@ def cmd_images(g: Globals, opts: Parsed) -> int:
     if len(opts.args) > 1:
         raise InvalidArgument("pypod images accepts at most 1 argument (an image name)")
     filters = opts.texts("filter")
-    with _store(g) as store:
-        summaries = local.list_images(store, all_images=opts.flag("all") or bool(filters))
-        if filters:
-            if not any(f.startswith("intermediate=") for f in filters) and not opts.flag("all"):
-                filters = [*filters, "intermediate=false"]
-            summaries = local.filter_images(store, summaries, filters)
+    with open_cli_store(g) as store:
+        summaries = listed_images(store, filters, all_images=opts.flag("all"))
     summaries = _sorted(summaries, opts.text("sort") or "created")
     if opts.args:
         summaries = [s for s in summaries if _matches(s, opts.args[0])]
@@ -191,13 +177,13 @@ def cmd_images(g: Globals, opts: Parsed) -> int:
     if opts.flag("quiet"):
         seen: list[str] = []
         for s in summaries:
-            shown = ("sha256:" + s.id) if no_trunc else s.id[:12]
+            shown = shown_id(s.id, truncate=not no_trunc)
             if shown not in seen:
                 seen.append(shown)
-        _out("".join(f"{i}\n" for i in seen))
+        out("".join(f"{i}\n" for i in seen))
         return 0
     if _is_json(fmt):
-        _out(json.dumps([_image_json(s) for s in summaries], indent=4) + "\n")
+        out(json.dumps([_image_json(s) for s in summaries], indent=4) + "\n")
         return 0
     rows = _summary_rows(summaries, no_trunc=no_trunc)
     if fmt is None:
@@ -208,20 +194,15 @@ def cmd_images(g: Globals, opts: Parsed) -> int:
         fmt = "table " + "\t".join(cols)
     if opts.flag("noheading"):
         fmt = fmt.removeprefix("table").lstrip()
-    _out(render_rows(fmt, rows, _IMAGE_HEADERS))
+    out(render_rows(fmt, rows, _IMAGE_HEADERS))
     return 0
 
 
 # --- rmi, tag, untag, exists --------------------------------------------------------------
 def cmd_rmi(g: Globals, opts: Parsed) -> int:
     all_images = opts.flag("all")
-    if not opts.args and not all_images:
-        raise InvalidArgument("image name or ID must be specified")
-    if opts.args and all_images:
-        raise InvalidArgument(
-            "when using the --all switch, you may not pass any images names or IDs"
-        )
-    with _store(g) as store:
+    check_rmi_args(opts.args, all_images=all_images)
+    with open_cli_store(g) as store:
         reports = local.remove_images(
             store, opts.args, force=opts.flag("force"), all_images=all_images
         )
@@ -249,7 +230,7 @@ def cmd_rmi(g: Globals, opts: Parsed) -> int:
 def cmd_tag(g: Globals, opts: Parsed) -> int:
     if len(opts.args) < 2:
         raise InvalidArgument("image name and at least one new name must be specified")
-    with _store(g) as store:
+    with open_cli_store(g) as store:
         local.tag_image(store, opts.args[0], opts.args[1:])
     return 0
 
@@ -257,7 +238,7 @@ def cmd_tag(g: Globals, opts: Parsed) -> int:
 def cmd_untag(g: Globals, opts: Parsed) -> int:
     if not opts.args:
         raise InvalidArgument("requires at least 1 arg(s), only received 0")
-    with _store(g) as store:
+    with open_cli_store(g) as store:
         local.untag_image(store, opts.args[0], opts.args[1:])
     return 0
 
@@ -265,7 +246,7 @@ def cmd_untag(g: Globals, opts: Parsed) -> int:
 def cmd_exists(g: Globals, opts: Parsed) -> int:
     if len(opts.args) != 1:
         raise InvalidArgument(f"accepts 1 arg(s), received {len(opts.args)}")
-    with _store(g) as store:
+    with open_cli_store(g) as store:
         return 0 if local.image_exists(store, opts.args[0]) else 1
 
 
@@ -277,7 +258,7 @@ def _inspect(g: Globals, opts: Parsed, *, generic: bool) -> int:
         raise NotSupported(f"inspect --type {opts.text('type')}: only images are supported yet")
     found: list[dict[str, Any]] = []
     errors: list[str] = []
-    with _store(g) as store:
+    with open_cli_store(g) as store:
         for name in opts.args:
             try:
                 found.append(local.inspect_image(store, name))
@@ -287,9 +268,9 @@ def _inspect(g: Globals, opts: Parsed, *, generic: bool) -> int:
                 )
     fmt = opts.text("format")
     if fmt is None or _is_json(fmt):
-        _out(json.dumps(found, indent=5) + "\n")
+        out(json.dumps(found, indent=5) + "\n")
     else:
-        _out(render_rows(fmt, [_struct(d) for d in found], {}))
+        out(render_rows(fmt, [_struct(d) for d in found], {}))
     if errors:
         for e in errors[:-1]:
             print(f"Error: {e}", file=sys.stderr)
@@ -316,14 +297,12 @@ def cmd_image_inspect(g: Globals, opts: Parsed) -> int:
 def cmd_history(g: Globals, opts: Parsed) -> int:
     if len(opts.args) != 1:
         raise InvalidArgument(f"accepts 1 arg(s), received {len(opts.args)}")
-    with _store(g) as store:
+    with open_cli_store(g) as store:
         entries = local.image_history(store, opts.args[0])
     no_trunc, human = opts.flag("no-trunc"), opts.text("human") != "false"
     fmt = opts.text("format")
     if opts.flag("quiet"):
-        _out(
-            "".join(f"{e.id if no_trunc or e.id == '<missing>' else e.id[:12]}\n" for e in entries)
-        )
+        out("".join(f"{e.id if no_trunc or e.id == '<missing>' else e.id[:12]}\n" for e in entries))
         return 0
     if _is_json(fmt):
         data = [
@@ -337,7 +316,7 @@ def cmd_history(g: Globals, opts: Parsed) -> int:
             }
             for e in entries
         ]
-        _out(json.dumps(data, separators=(",", ":")) + "\n")
+        out(json.dumps(data, separators=(",", ":")) + "\n")
         return 0
     rows: list[Struct] = []
     for e in entries:
@@ -360,7 +339,7 @@ def cmd_history(g: Globals, opts: Parsed) -> int:
             )
         )
     fmt = fmt or "table {{.ID}}\t{{.Created}}\t{{.CreatedBy}}\t{{.Size}}\t{{.Comment}}"
-    _out(render_rows(fmt, rows, _HISTORY_HEADERS))
+    out(render_rows(fmt, rows, _HISTORY_HEADERS))
     return 0
 
 
@@ -385,9 +364,9 @@ def cmd_prune(g: Globals, opts: Parsed) -> int:
             raise InvalidArgument("EOF")
         if answer.strip().lower() not in ("y", "yes"):
             return 0
-    with _store(g) as store:
+    with open_cli_store(g) as store:
         removed = local.prune_images(store, all_images=all_images, filters=filters)
-    _out("".join(f"{i}\n" for i in removed))
+    out("".join(f"{i}\n" for i in removed))
     return 0
 
 
@@ -452,11 +431,11 @@ def _engine_usage(g: Globals, store: Store) -> tuple[list[_ContainerUsage], list
 
 
 def cmd_system_df(g: Globals, opts: Parsed) -> int:
-    with _store(g) as store:
+    with open_cli_store(g) as store:
         images, _total = local.image_disk_usage(store)
         containers, volumes = _engine_usage(g, store)
     if opts.flag("verbose"):  # podman 4.3 prints its tables whatever --format says
-        _out(_df_verbose(images, containers, volumes))
+        out(_df_verbose(images, containers, volumes))
         return 0
     rows = [
         _df_row(
@@ -483,10 +462,10 @@ def cmd_system_df(g: Globals, opts: Parsed) -> int:
     ]
     fmt = opts.text("format")
     if _is_json(fmt):
-        _out(json.dumps([dict(r) for r in rows], indent=4) + "\n")
+        out(json.dumps([dict(r) for r in rows], indent=4) + "\n")
         return 0
     fmt = fmt or "table {{.Type}}\t{{.Total}}\t{{.Active}}\t{{.Size}}\t{{.Reclaimable}}"
-    _out(render_rows(fmt, rows, {}))
+    out(render_rows(fmt, rows, {}))
     return 0
 
 

@@ -8,52 +8,27 @@ command (`images`, `image ls`, `system df` ...), and turns errors into podman's
 
 from __future__ import annotations
 
-import contextlib
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import pypod
-from pypod.cli.common import default_locations
+from pypod.cli import program
 from pypod.cli.flags import Flag, Parsed, help_text, parse
-from pypod.errors import EXIT_ENGINE_ERROR, InvalidArgument, NotSupported, PypodError
-from pypod.record import record
+from pypod.cli.program import Command, Globals
+from pypod.errors import EXIT_ENGINE_ERROR, InvalidArgument, PypodError
+
+#: Command and Globals are the programs' shared ones (cli/program.py)
+__all__ = ["Command", "Globals", "UsageError", "main"]
 
 PROG = "pypod"
 
 GLOBAL_FLAGS = (
-    Flag(("root",), True, help="path to the root directory in which data is stored"),
-    Flag(("runroot",), True, help="path to the 'run directory' where all state is stored"),
-    Flag(("storage-driver",), True, help="select which storage driver is used (overlay, vfs)"),
-    Flag(
-        ("storage-opt",), True, multiple=True, help="used to pass an option to the storage driver"
-    ),
+    *program.STORE_FLAGS,
     Flag(("tmpdir",), True, help="path to the tmp directory for libpod state content"),
-    Flag(("log-level",), True, help="log messages at and above this level (debug, info, warn)"),
     Flag(("help", "h"), help="help for pypod"),
     Flag(("version", "v"), help="version for pypod"),
 )
-
-
-@record
-class Globals:
-    graphroot: str
-    runroot: str
-    driver: str | None
-    tmpdir: str | None
-
-
-Handler = Callable[[Globals, Parsed], int]
-
-
-@record
-class Command:
-    handler: Handler
-    flags: tuple[Flag, ...]
-    help: str
-    usage: str = ""
-    #: the handler parses its own arguments (`run`: flags stop at the image)
-    raw: bool = False
 
 
 class UsageError(InvalidArgument):
@@ -61,7 +36,7 @@ class UsageError(InvalidArgument):
 
 
 #: groups whose sub-command is the second word (`image ls`, `system df`)
-GROUPS = ("image", "system", "volume", "container", "healthcheck", "network")
+GROUPS = ("image", "system", "volume", "container", "healthcheck", "network", "pod")
 
 #: command modules (under `pypod.cli.engine`) and the commands each one serves; a command is
 #: looked up in its own module only, since start-up time counts (`transfer` brings the copy
@@ -107,51 +82,27 @@ _MODULES["networks"] = tuple(
     for verb in ("create", "ls", "list", "inspect", "rm", "remove", "prune", "exists",
                  "connect", "disconnect", "reload")
 )  # fmt: skip
+_MODULES["pods"] = tuple(
+    f"pod {verb}"
+    for verb in ("create", "ps", "ls", "list", "inspect", "start", "stop", "restart", "kill",
+                 "pause", "unpause", "rm", "prune", "exists", "top", "stats", "logs")
+)  # fmt: skip
 _MODULES["unshare"] = ("unshare",)
 _MODULES["build"] = ("build", "image build")
 
 
 def _commands(name: str | None = None) -> dict[str, Command]:
     """The commands (only those of `name`'s module when it is known: start-up time counts)."""
-    import importlib
-
-    for module, names in _MODULES.items():
-        if name in names and _present(module):
-            return importlib.import_module(f"pypod.cli.engine.{module}").COMMANDS  # type: ignore[no-any-return]
-    found: dict[str, Command] = {}
-    for module in dict.fromkeys((*_MODULES, *_OPTIONAL)):
-        if _present(module):
-            found.update(importlib.import_module(f"pypod.cli.engine.{module}").COMMANDS)
-    return found
-
-
-def _present(module: str) -> bool:
-    """Whether a command module exists (commands arrive one module at a time)."""
-    import importlib.util
-
-    return importlib.util.find_spec(f"pypod.cli.engine.{module}") is not None
+    return program.find_commands("pypod.cli.engine", _MODULES, name, optional=_OPTIONAL)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
-    try:
-        return _run(args)
-    except UsageError as e:
-        print(f"Error: {e}", file=sys.stderr)
-        return EXIT_ENGINE_ERROR
-    except PypodError as e:
-        print(f"Error: {e}", file=sys.stderr)
-        return e.engine_exit_code
-    except BrokenPipeError:  # `pypod ps | head`: the reader went away, as podman: quietly
-        with contextlib.suppress(OSError):
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 0
-    except OSError as e:
-        where = f": {e.filename}" if e.filename else ""
-        print(f"Error: {e.strerror or e}{where}", file=sys.stderr)
-        return EXIT_ENGINE_ERROR
-    except KeyboardInterrupt:
-        return 130
+    return program.run_guarded(lambda: _run(args), _exit_code)
+
+
+def _exit_code(error: PypodError) -> int:
+    return EXIT_ENGINE_ERROR if isinstance(error, UsageError) else error.engine_exit_code
 
 
 def _run(args: list[str]) -> int:
@@ -184,26 +135,17 @@ def _run(args: list[str]) -> int:
         print(f"{command.help}\n\nUsage:\n  {PROG} {name} {command.usage}\n\nOptions:\n"
               f"{help_text(command.flags)}")  # fmt: skip
         return 0
-    merged = {**g.values, **{k: v for k, v in opts.values.items() if k in _GLOBAL_NAMES}}
+    merged = program.merged_globals(g, opts, GLOBAL_FLAGS)
     _setup_logging(merged.get("log-level"))
-    graphroot, runroot = default_locations()
-    root = merged.get("root")
-    run = merged.get("runroot")
-    driver = merged.get("storage-driver")
-    tmpdir = merged.get("tmpdir")
-    if driver is not None and driver not in ("overlay", "vfs"):
-        raise NotSupported(f'unknown storage driver "{driver}": use overlay or vfs')
     given = g.texts("storage-opt")
     if not any("storage-opt" in f.names for f in command.flags):  # (`run --storage-opt`)
         given += opts.texts("storage-opt")
-    if given:
-        # podman: the flags replace STORAGE_OPTS (`--storage-opt ""`: no options); there the
-        # drivers, the monitor and the cleanup command it runs all find them
-        os.environ["STORAGE_OPTS"] = ",".join(o for o in given if o)
+    graphroot, runroot, driver = program.store_globals(merged, given)
+    tmpdir = merged.get("tmpdir")
     glob = Globals(
-        graphroot=root if isinstance(root, str) else graphroot,
-        runroot=run if isinstance(run, str) else runroot,
-        driver=driver if isinstance(driver, str) else None,
+        graphroot=graphroot,
+        runroot=runroot,
+        driver=driver,
         tmpdir=tmpdir if isinstance(tmpdir, str) else None,
     )
     if os.geteuid() != 0:  # rootless: into the user's namespace first (the pause process)
@@ -213,26 +155,19 @@ def _run(args: list[str]) -> int:
     return command.handler(glob, opts)
 
 
-_GLOBAL_NAMES = {f.names[0] for f in GLOBAL_FLAGS} - {"help", "version"}
-
-
 def _setup_logging(level: object) -> None:
     if not isinstance(level, str):
         from pypod import log
 
         log.use_logrus_style()
         return
-    levels = {"debug": 10, "info": 20, "warn": 30, "warning": 30, "error": 40, "fatal": 50}
-    if level not in levels and level not in ("trace", "panic"):
-        raise InvalidArgument(
-            f'log level "{level}" is invalid: use trace, debug, info, warn, error, fatal or panic'
-        )
+    value = program.log_level(
+        level,
+        f'log level "{level}" is invalid: use trace, debug, info, warn, error, fatal or panic',
+    )
     import logging
 
-    logging.basicConfig(
-        level=levels.get(level, 10 if level == "trace" else 50),
-        format="%(levelname)s %(message)s",
-    )
+    logging.basicConfig(level=value, format="%(levelname)s %(message)s")
 
 
 def _usage(commands: dict[str, Command]) -> str:

@@ -288,6 +288,7 @@ def _parse_run(args: Sequence[str], command: str) -> tuple[ContainerConfig, RunE
         runtime=_runtime(v.text("runtime")) if v.has("runtime") else _DEFAULT.runtime,
         cgroup_parent=v.text("cgroup-parent") or None,
         requires=tuple(v.texts("requires")),
+        pod=_pod(v.text("pod"), v.text("pod-id-file")),
         **_userns(v),
     )
     if config.remove and _restart_text(v) not in ("", "no", "on-failure"):
@@ -694,6 +695,26 @@ def _namespace(v: _Values, kind: str, modes: tuple[str, ...]) -> str:
     if text == "pod":
         raise NotSupported(f"'--{kind} pod' is not supported yet: pypod has no pods yet")
     raise InvalidArgument(f"unrecognized namespace mode {text} passed")
+
+
+def _pod(text: str | None, id_file: str | None = None) -> str:
+    """`--pod NAME|ID`, `--pod new:NAME` or `--pod-id-file FILE` (the pod is looked up by the
+    engine when it creates)."""
+    if id_file:
+        if text:
+            raise InvalidArgument("--pod and --pod-id-file cannot be set together")
+        try:
+            with open(id_file) as f:
+                text = f.read().strip()
+        except OSError as e:
+            raise InvalidArgument(f"reading pod ID file: {e.strerror}: {id_file}") from None
+        if not text:
+            raise InvalidArgument(f"reading pod ID file: {id_file} is empty")
+    if text is None or text == "":
+        return ""
+    if text == "new:":
+        raise InvalidArgument("new pod name must be at least one character")
+    return text
 
 
 def _userns(v: _Values) -> dict[str, Any]:

@@ -2,80 +2,20 @@
 
 from __future__ import annotations
 
-import getpass
-import os
 import sys
 
+from pypod.cli import registry
 from pypod.cli.engine.main import Command, Globals
 from pypod.cli.flags import Flag, Parsed
 from pypod.errors import InvalidArgument
 from pypod.image import transfer
 from pypod.image.transports.containers_storage import StoreLocation
-from pypod.image.types import SystemContext
 
 
-def _bool_flag(opts: Parsed, name: str) -> bool | None:
-    """A `--flag[=true|false]` given as a boolean or a value (podman's --tls-verify)."""
-    value = opts.values.get(name)
-    if value is None:
-        return None
-    if isinstance(value, bool):
-        return value
-    return str(value).lower() in ("true", "1", "")
-
-
-def _platform(opts: Parsed) -> tuple[str | None, str | None, str | None]:
-    """(os, arch, variant) from --platform OS/ARCH[/VARIANT] or --os, --arch, --variant."""
-    os_, arch, variant = opts.text("os"), opts.text("arch"), opts.text("variant")
-    platform = opts.text("platform")
-    if platform:
-        if os_ or arch or variant:
-            raise InvalidArgument("--platform option can not be specified with --arch or --os")
-        parts = platform.split("/")
-        if len(parts) not in (2, 3) or not all(parts):
-            raise InvalidArgument(f"invalid platform syntax for --platform={platform!r}: "
-                                  "use OS/ARCH[/VARIANT]")  # fmt: skip
-        os_, arch = parts[0], parts[1]
-        variant = parts[2] if len(parts) == 3 else None
-    return os_, arch, variant
-
-
-def _options(g: Globals, opts: Parsed, *, quiet: bool | None = None) -> transfer.TransferOptions:
-    os_, arch, variant = _platform(opts)
-    ctx = SystemContext(
-        os=os_,
-        arch=arch,
-        variant=variant,
-        tls_verify=_bool_flag(opts, "tls-verify"),
-        authfile=opts.text("authfile") or os.environ.get("REGISTRY_AUTH_FILE"),
-        credentials=opts.text("creds"),
-        certs_dir=opts.text("cert-dir"),
-        tmpdir=g.tmpdir,
-        retries=opts.number("retry", 3),
-        environ=dict(os.environ),
-    )
-    silent = opts.flag("quiet") if quiet is None else quiet
-    return transfer.TransferOptions(
-        store=StoreLocation(graphroot=g.graphroot, runroot=g.runroot, driver=g.driver),
-        ctx=ctx,
-        progress=None if silent else _progress,
-        manifest_format=_manifest_format(opts.text("format")),
-        compression=opts.text("compression-format"),
-        digest_file=opts.text("digestfile"),
-    )
-
-
-def _manifest_format(value: str | None) -> str | None:
-    if value in (None, "oci", "v2s2"):
-        return value
-    if value == "v2s1":
-        raise InvalidArgument("--format v2s1: schema 1 images cannot be written")
-    return value
-
-
-def _progress(message: str) -> None:
-    sys.stderr.write(message + "\n")
-    sys.stderr.flush()
+def _options(g: Globals, opts: Parsed, *, quiet: bool = False) -> transfer.TransferOptions:
+    ctx = registry.system_context(opts, exclusive_platform=True, tmpdir=g.tmpdir)
+    store = StoreLocation(graphroot=g.graphroot, runroot=g.runroot, driver=g.driver)
+    return registry.transfer_options(store, ctx, opts, quiet=quiet)
 
 
 def cmd_pull(g: Globals, opts: Parsed) -> int:
@@ -153,47 +93,21 @@ def cmd_import(g: Globals, opts: Parsed) -> int:
 
 
 def cmd_login(g: Globals, opts: Parsed) -> int:
-    if len(opts.args) != 1:
-        raise InvalidArgument("please provide a registry to log in to")
-    username = opts.text("username")
-    password = opts.text("password")
-    if opts.flag("password-stdin"):
-        password = sys.stdin.readline().rstrip("\n")
-    if username is None:
-        username = input("Username: ") if sys.stdin.isatty() else ""
-    if password is None:
-        if not sys.stdin.isatty():
-            raise InvalidArgument("password required: use --password or --password-stdin")
-        password = getpass.getpass("Password: ")
-    if not username:
-        raise InvalidArgument("username required: use --username")
-    options = _options(g, opts)
-    transfer.login(opts.args[0], username, password, options.ctx)
-    print("Login Succeeded!")
+    ctx = _options(g, opts).ctx
+    registry.login(opts, ctx, no_registry="please provide a registry to log in to")
     return 0
 
 
 def cmd_logout(g: Globals, opts: Parsed) -> int:
-    options = _options(g, opts)
-    if opts.flag("all"):
-        transfer.logout(None, options.ctx)
-        print("Removed login credentials for all registries")
-        return 0
-    if len(opts.args) != 1:
-        raise InvalidArgument("please provide a registry to log out from")
-    if not transfer.logout(opts.args[0], options.ctx):
-        raise InvalidArgument(f"not logged into {opts.args[0]}")
-    print(f"Removed login credentials for {opts.args[0]}")
+    ctx = _options(g, opts).ctx
+    registry.logout(opts, ctx, no_registry="please provide a registry to log out from")
     return 0
 
 
 _REMOTE = (
-    Flag(("tls-verify",), help="require HTTPS and verify certificates when contacting registries"),
-    Flag(("creds",), True, help="use `[username[:password]]` for accessing the registry"),
-    Flag(("authfile",), True, help="path of the authentication file"),
-    Flag(("cert-dir",), True, help="use certificates at the specified path to access the registry"),
+    *registry.ACCESS_FLAGS,
     Flag(("quiet", "q"), help="suppress output information when copying images"),
-    Flag(("retry",), True, help="number of times to retry in case of failure"),
+    registry.RETRY_FLAG,
 )
 
 COMMANDS: dict[str, Command] = {
@@ -202,10 +116,7 @@ COMMANDS: dict[str, Command] = {
         flags=(
             *_REMOTE,
             Flag(("all-tags", "a"), help="All tagged images in the repository will be pulled"),
-            Flag(("platform",), True, help="specify the platform for selecting the image"),
-            Flag(("arch",), True, help="use ARCH instead of the architecture of the machine"),
-            Flag(("os",), True, help="use OS instead of the running OS"),
-            Flag(("variant",), True, help="use VARIANT instead of the running variant"),
+            *registry.PLATFORM_FLAGS,
         ),
         help="Pull an image from a registry",
         usage="[options] IMAGE",
@@ -214,9 +125,7 @@ COMMANDS: dict[str, Command] = {
         handler=cmd_push,
         flags=(
             *_REMOTE,
-            Flag(("format", "f"), True, help="manifest type (oci, v2s2) to use in the destination"),
-            Flag(("compression-format",), True, help="compression format to use (gzip, zstd)"),
-            Flag(("digestfile",), True, help="write the digest of the pushed image to this file"),
+            *registry.PUSH_FLAGS,
         ),
         help="Push an image to a specified destination",
         usage="[options] IMAGE [DESTINATION]",
@@ -268,7 +177,7 @@ COMMANDS: dict[str, Command] = {
     ),
     "logout": Command(
         handler=cmd_logout,
-        flags=(Flag(("authfile",), True), Flag(("all", "a"))),
+        flags=(registry.AUTHFILE_FLAG, Flag(("all", "a"))),
         help="Log out of a container registry",
         usage="[options] REGISTRY",
     ),

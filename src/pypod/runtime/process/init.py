@@ -30,7 +30,7 @@ from pypod.errors import (
     OSLevelError,
     PypodError,
 )
-from pypod.linux import capabilities, console, exec_helper
+from pypod.linux import capabilities, console, exec_helper, netns
 from pypod.linux import syscalls as sc
 from pypod.oci.runtime_spec import Process, Spec
 from pypod.record import record
@@ -215,6 +215,8 @@ def stage1(chan: Channel, plan: Plan, prep: Prepared) -> NoReturn:
         rest = plan.unshare_flags & ~(sc.CLONE_NEWUSER | sc.CLONE_NEWCGROUP)
         if rest:
             sc.unshare(rest)
+        if rest & sc.CLONE_NEWNET:
+            netns.set_link_up("lo")  # runc's "loopback" network: a new namespace gets lo up
         if rest & sc.CLONE_NEWTIME and plan.spec.linux is not None:
             _time_offsets(plan.spec)
         if not plan.in_userns:

@@ -1,6 +1,6 @@
 """Docker/podman seccomp profiles -> the OCI `linux.seccomp` object, as containers/common does.
 
-A profile (podman's default, :mod:`pypod.engine.seccomp_default`, or the JSON file of
+A profile (podman's default, :mod:`pypod.config.seccomp_default`, or the JSON file of
 `--security-opt seccomp=FILE`) lists rules with conditions; :func:`to_oci` keeps the rules that
 apply to this container, as containers/common 0.50's `setupSeccomp` (podman 4.3):
 
@@ -34,7 +34,7 @@ from pypod.oci.runtime_spec import (
     LinuxSyscall,
 )
 
-__all__ = ["kernel_version", "load_file", "native_arch", "to_oci"]
+__all__ = ["default_seccomp", "kernel_version", "load_file", "native_arch", "to_json", "to_oci"]
 
 #: uname machine -> libseccomp-golang's architecture name (what profiles' "arches" use)
 _MACHINE_TO_ARCH = {
@@ -158,6 +158,21 @@ def to_oci(
         flags=tuple(flags),
         syscalls=tuple(syscalls),
     )
+
+
+def default_seccomp(bounding: Sequence[str]) -> LinuxSeccomp | None:
+    """Podman's (and buildah's) default profile for a process whose bounding set is `bounding`."""
+    from pypod.config.seccomp_default import profile
+
+    return to_oci(profile(), bounding=bounding, source="the default seccomp profile")
+
+
+def to_json(seccomp: LinuxSeccomp) -> dict[str, Any]:
+    """The spec's JSON form of `seccomp` (the `linux.seccomp` object of a config.json)."""
+    from pypod.oci.runtime_spec import Linux, Spec, spec_to_dict
+
+    out: dict[str, Any] = spec_to_dict(Spec(linux=Linux(seccomp=seccomp)))["linux"]["seccomp"]
+    return out
 
 
 def _str(obj: Mapping[str, Any], key: str, where: str) -> str:

@@ -2,7 +2,9 @@
 
 The profile podman 4.3.1 applies (Debian installs it as /usr/share/containers/seccomp.json),
 in the same JSON shape (a Docker/podman seccomp profile), so that one converter,
-:func:`pypod.engine.seccomp_profile.to_oci`, serves it and `--security-opt seccomp=FILE`.
+:func:`pypod.config.seccomp_profile.to_oci`, serves it and `--security-opt seccomp=FILE`.
+It lives with the configuration (containers-common ships it as a configuration file) so that
+the engine's containers and the build's RUN steps (:mod:`pypod.build.run`, as buildah) share it.
 System call names are kept as space-separated words to keep the module small.  Generated;
 `tests/unit/test_engine_spec_seccomp.py` compares it with the installed file when present.
 """
