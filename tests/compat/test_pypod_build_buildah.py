@@ -233,3 +233,29 @@ def test_same_image_listed_and_inspected_alike(build: Build, buildah: Buildah) -
     assert sorted(ours["ImageAnnotations"]) == sorted(theirs["ImageAnnotations"])
     name = "org.opencontainers.image.base.name"
     assert ours["ImageAnnotations"][name] == theirs["ImageAnnotations"][name]
+
+
+def test_config_annotations_reach_the_manifest(build: Build, buildah: Buildah,
+                                               tmp_path: Path) -> None:  # fmt: skip
+    """`config --annotation` K=V / K / K- as buildah: shown by inspect, written by commit."""
+
+    def annotations(tool: Tool) -> tuple[str, dict[str, str]]:
+        cid = tool.ok("from", IMAGE).strip()
+        tool.ok("config", "--annotation", "a=b", "--annotation", "c", "--annotation", "d=e", cid)
+        tool.ok("config", "--annotation", "d-", cid)
+        shown = tool.ok("inspect", "--format", "{{.ImageAnnotations}}", cid)
+        layout = tmp_path / f"oci-{type(tool).__name__}"
+        tool.ok("commit", "-q", cid, f"oci:{layout}:x")
+        index = json.loads((layout / "index.json").read_text())
+        digest = index["manifests"][0]["digest"].split(":")[1]
+        manifest = json.loads((layout / "blobs/sha256" / digest).read_text())
+        tool.ok("rm", cid)
+        return shown, manifest.get("annotations")
+
+    ours, theirs = both(build, buildah, annotations)
+    assert ours[1]["a"] == "b" and ours[1]["c"] == "" and "d" not in ours[1]
+    assert ours[1].keys() == theirs[1].keys()
+    assert ours[0] == theirs[0].replace(theirs[1][BASE_DIGEST], ours[1][BASE_DIGEST])
+
+
+BASE_DIGEST = "org.opencontainers.image.base.digest"

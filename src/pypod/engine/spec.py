@@ -7,7 +7,7 @@ userdata directory, and returns the document as a dict.  One function per part, 
 of the spec: process (args, env, cwd, user: :mod:`pypod.runtime.users`; capabilities:
 :mod:`pypod.engine.spec_security`; rlimits: :mod:`pypod.engine.spec_limits`), mounts
 (:mod:`pypod.engine.spec_mounts`), namespaces, resources, devices
-(:mod:`pypod.engine.devices`), masked paths, seccomp (:mod:`pypod.engine.seccomp_profile`),
+(:mod:`pypod.engine.devices`), masked paths, seccomp (:mod:`pypod.config.seccomp_profile`),
 sysctls, annotations.  Everything that can be refused is checked before anything is written.
 
 Where pypod differs from podman 4.3.1 on purpose: `container=pypod` in the environment,

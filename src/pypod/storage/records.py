@@ -54,6 +54,7 @@ class Image:
 class Container:
     id: str
     names: tuple[str, ...]
+    #: "" for a container of no image (a `from scratch` working container)
     image_id: str
     #: the container's own read-write layer, on top of the image's top layer
     layer_id: str

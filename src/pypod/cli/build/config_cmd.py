@@ -76,6 +76,20 @@ def _label(cfg: dict[str, Any], spec: str) -> None:
         config_edit.set_label(cfg, name, value)
 
 
+def _annotation(annotations: dict[str, str], spec: str) -> None:
+    """`--annotation K=V`, `K-` (remove), `-` (remove all), `K` (an empty value), as labels;
+    the next commit writes them into the manifest."""
+    name, eq, value = spec.partition("=")
+    if eq:
+        annotations[name] = value
+    elif name == "-":
+        annotations.clear()
+    elif name.endswith("-"):
+        annotations.pop(name[:-1], None)
+    else:
+        annotations[name] = ""
+
+
 def _port(cfg: dict[str, Any], spec: str) -> None:
     """`--port 80` (kept as given, "53/UDP" too, as buildah), `80-` removes, `-` (or any
     value starting with "-") removes all."""
@@ -164,7 +178,7 @@ def _warn_docker_only(opts: Parsed) -> None:
 
 def apply(builder: Builder, opts: Parsed) -> None:
     """Every `config` flag given, in buildah's order, on `builder` (not saved)."""
-    for name in ("annotation", "created-by", "comment", "os-feature", "os-version"):
+    for name in ("created-by", "comment", "os-feature", "os-version"):
         if opts.values.get(name) not in (None, []):
             raise NotSupported(f"'config --{name}' is not supported yet")
     _warn_docker_only(opts)
@@ -198,6 +212,8 @@ def apply(builder: Builder, opts: Parsed) -> None:
         _volume(cfg, volume)
     for label in opts.texts("label"):
         _label(cfg, label)
+    for spec in opts.texts("annotation"):
+        _annotation(builder.annotations, spec)
     shell = opts.text("shell")
     if shell is not None:
         cfg["Shell"] = config_edit.parse_json_or_shell(shell) if shell.strip() else []

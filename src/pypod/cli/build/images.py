@@ -74,8 +74,6 @@ def cmd_images(g: Globals, opts: Parsed) -> int:
     with open_build_store(g) as store:
         filters = [f for spec in opts.texts("filter") for f in spec.split(",") if f]
         summaries = listed_images(store, filters, all_images=opts.flag("all"))
-        hidden = _scratch_bases(store)
-        summaries = [s for s in summaries if s.id not in hidden]
         if opts.args:
             wanted = local.find_image(store, opts.args[0]).id
             summaries = [s for s in summaries if s.id == wanted]
@@ -117,20 +115,6 @@ def cmd_images(g: Globals, opts: Parsed) -> int:
         fmt = fmt.removeprefix("table").lstrip()
     out(render(fmt, rows, _HEADERS))
     return 0
-
-
-def _scratch_bases(store: Store) -> set[str]:
-    """The empty, unnamed images `from scratch` working containers stand on (buildah has
-    none: its scratch containers have no image), left out of the listing."""
-    from pypod.build.builder import list_builders
-
-    found = set()
-    for b in list_builders(store):
-        if not b.from_image_id:
-            image_id = store.container(b.container_id).image_id
-            if image_id and not store.image(image_id).names:
-                found.add(image_id)
-    return found
 
 
 def _table(fmt: str, rows: list[Struct]) -> int:
