@@ -36,7 +36,8 @@ class UsageError(InvalidArgument):
 
 
 #: groups whose sub-command is the second word (`image ls`, `system df`)
-GROUPS = ("image", "system", "volume", "container", "healthcheck", "network", "pod")
+GROUPS = ("image", "system", "volume", "container", "healthcheck", "network", "pod", "kube",
+          "generate", "play")  # fmt: skip
 
 #: command modules (under `pypod.cli.engine`) and the commands each one serves; a command is
 #: looked up in its own module only, since start-up time counts (`transfer` brings the copy
@@ -89,6 +90,8 @@ _MODULES["pods"] = tuple(
 )  # fmt: skip
 _MODULES["unshare"] = ("unshare",)
 _MODULES["build"] = ("build", "image build")
+_MODULES["systemd"] = ("generate systemd",)
+_MODULES["kube"] = ("kube generate", "generate kube", "kube play", "play kube", "kube down")
 
 
 def _commands(name: str | None = None) -> dict[str, Command]:
