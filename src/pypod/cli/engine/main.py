@@ -174,7 +174,8 @@ def _setup_logging(level: object) -> None:
 
 
 def _usage(commands: dict[str, Command]) -> str:
-    lines = "\n".join(f"  {n:<16}{c.help}" for n, c in sorted(commands.items()))
+    width = max([16, *(len(n) + 2 for n in commands)])  # a long name keeps a gap, as cobra's
+    lines = "\n".join(f"  {n:<{width}}{c.help}" for n, c in sorted(commands.items()))
     return (
         f"Manage pods, containers and images\n\nUsage:\n  {PROG} [options] [command]\n\n"
         f"Available Commands:\n{lines}\n\nOptions:\n{help_text(GLOBAL_FLAGS)}"
