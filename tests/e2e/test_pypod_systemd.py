@@ -14,7 +14,7 @@ import shutil
 import socket
 import subprocess
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -31,12 +31,6 @@ from tests.engine_support import (  # noqa: F401  (fixtures)
 )
 
 pytestmark = pytest.mark.root
-
-#: what pypod lacks for `--new` units to run (see the report of issue 7's systemd part)
-NEW_MISSING = (
-    "--new units need `run --cgroups=no-conmon --sdnotify=conmon`, `stop/rm --cidfile`, "
-    "`pod create --infra-conmon-pidfile` and `pod start/stop --pod-id-file`"
-)
 
 
 # --- a unit as systemd reads it ----------------------------------------------------------------
@@ -84,12 +78,13 @@ def argv(value: str, runtime_dir: str, unit_name: str) -> list[str]:
 
 def run_exec(
     unit: str, key: str, runtime_dir: str, unit_name: str, *,
-    env: dict[str, str] | None = None, store: Pypod | None = None,
+    env: dict[str, str] | None = None, store: Pypod | None = None, cgroup: str | None = None,
 ) -> list[subprocess.CompletedProcess[str]]:  # fmt: skip
     """Run each `key=` command line of the unit as systemd would (environment: the unit's
     `Environment=` lines); every one must succeed.  `store`: the units of existing containers
     name no store (podman's neither: they use the default one), so the test store's
-    `--root`/`--runroot` go after the program."""
+    `--root`/`--runroot` go after the program.  `cgroup`: the unit's cgroup directory (systemd
+    runs a service's commands in a cgroup of its own: see `unit_cgroup`)."""
     environ = {**os.environ, **(env or {})}
     for setting in values(unit, "Environment"):
         for word in argv(setting, runtime_dir, unit_name):
@@ -103,12 +98,25 @@ def run_exec(
             cmd[1:1] = store.argv[1:]
         with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
             proc = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
-                                  env=environ, timeout=120, check=False)  # fmt: skip
+                                  env=environ, timeout=120, check=False,
+                                  preexec_fn=_joiner(cgroup))  # fmt: skip
             out.seek(0)
             err.seek(0)
             done.append(subprocess.CompletedProcess(cmd, proc.returncode, out.read(), err.read()))
         assert may_fail or proc.returncode == 0, f"{key}={line}\n{done[-1].stderr}{done[-1].stdout}"
     return done
+
+
+def _joiner(cgroup: str | None) -> Callable[[], None] | None:
+    """A preexec_fn that moves the child into `cgroup` (a directory of a cgroup2 mount)."""
+    if cgroup is None:
+        return None
+
+    def join() -> None:
+        with open(os.path.join(cgroup, "cgroup.procs"), "w") as f:
+            f.write("0")
+
+    return join
 
 
 def units(pypod: Pypod, *args: str) -> dict[str, str]:
@@ -119,6 +127,49 @@ def units(pypod: Pypod, *args: str) -> dict[str, str]:
 
 def status(pypod: Pypod, name: str) -> str:
     return pypod.ok("inspect", "--format", "{{.State.Status}}", name).strip()
+
+
+def _cgroup_mounts() -> list[tuple[str, str]]:
+    """(mount point, fs type) of the cgroup and cgroup2 mounts."""
+    out = []
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            fields = line.split()
+            fstype = fields[fields.index("-") + 1]
+            if fstype in ("cgroup", "cgroup2"):
+                out.append((fields[4], fstype))
+    return out
+
+
+@pytest.fixture(name="unit_cgroup")
+def unit_cgroup_fixture() -> Iterator[str]:
+    """A service's cgroup as systemd makes one (`<slice>/<unit>.service` in the cgroup2
+    hierarchy: /sys/fs/cgroup, or /sys/fs/cgroup/unified on a hybrid host); removed after the
+    test with what was made below it, and the cgroups of the same path in the v1 hierarchies
+    (a container's cgroup parent there)."""
+    unified = [m for m, t in _cgroup_mounts() if t == "cgroup2"]
+    if not unified:
+        pytest.skip("no cgroup2 hierarchy is mounted (systemd would put units there)")
+    relative = f"pypod-test-{os.getpid()}.slice/sdqc.service"
+    path = os.path.join(unified[0], relative)
+    os.makedirs(path)
+    try:
+        yield path
+    finally:
+        for mount, _ in _cgroup_mounts():
+            top = os.path.join(mount, relative.split("/")[0])
+            for d in sorted((r for r, _, _ in os.walk(top)), key=len, reverse=True):
+                wait_for(lambda d=d: _rmdir(d), what=f"{d} to be removed")
+
+
+def _rmdir(path: str) -> bool:
+    try:
+        os.rmdir(path)
+    except FileNotFoundError:
+        pass
+    except OSError:
+        return False
+    return True
 
 
 @pytest.fixture(name="runtime_dir")
@@ -198,9 +249,14 @@ def test_new_container_unit_creates_and_removes_the_container(
     assert "READY=1" in messages and "MAINPID=" in messages
     assert status(pypod, cid) == "running"
     assert "x y" in wait_for(lambda: pypod.ok("logs", cid))
-    run_exec(unit, "ExecStop", runtime_dir, name)
-    run_exec(unit, "ExecStopPost", runtime_dir, name)
+    monitor = int(pypod.ok("inspect", "--format", "{{.State.ConmonPid}}", cid))
+    assert f"MAINPID={monitor}\n" in messages  # podman's: the monitor is the unit's main process
+    # (podman 4.3's stop/rm lines name no store, as run's does: the test's goes after the program)
+    (stopped,) = run_exec(unit, "ExecStop", runtime_dir, name, store=pypod)
+    assert stopped.stdout == f"{cid}\n"
+    run_exec(unit, "ExecStopPost", runtime_dir, name, store=pypod)
     assert pypod("container", "exists", cid).returncode == 1
+    run_exec(unit, "ExecStopPost", runtime_dir, name, store=pypod)  # --ignore: gone is fine
 
 
 def test_new_pod_units_create_and_remove_the_pod(pypod: Pypod, runtime_dir: str) -> None:
@@ -218,8 +274,14 @@ def test_new_pod_units_create_and_remove_the_pod(pypod: Pypod, runtime_dir: str)
     run_exec(member_unit, "ExecStart", runtime_dir, "container-sdnewm.service")
     cid = Path(runtime_dir, "container-sdnewm.service.ctr-id").read_text().strip()
     assert json.loads(pypod.ok("inspect", cid))[0]["Pod"] == pod_id
-    run_exec(member_unit, "ExecStop", runtime_dir, "container-sdnewm.service")
-    run_exec(member_unit, "ExecStopPost", runtime_dir, "container-sdnewm.service")
+    infra = json.loads(pypod.ok("pod", "inspect", pod_id))["InfraContainerID"]
+    assert monitor == int(pypod.ok("inspect", "--format", "{{.State.ConmonPid}}", infra))
+    run_exec(member_unit, "ExecStop", runtime_dir, "container-sdnewm.service", store=pypod)
+    run_exec(member_unit, "ExecStopPost", runtime_dir, "container-sdnewm.service", store=pypod)
+    assert pypod("container", "exists", cid).returncode == 1
+    # `pod create --exit-policy=stop` (the unit's): the last member gone, the pod stops
+    pypod.wait_status(infra, "exited")
+    wait_for(lambda: not alive(monitor), what="the infra container's monitor to exit")
     run_exec(pod_unit, "ExecStop", runtime_dir, "pod-sdnewpod.service")
     run_exec(pod_unit, "ExecStopPost", runtime_dir, "pod-sdnewpod.service")
     assert pypod("pod", "exists", pod_id).returncode == 1
@@ -323,8 +385,8 @@ def test_quadlet_units_create_the_volume_and_the_network(pypod: Pypod, tmp_path:
         pypod("network", "rm", "-f", "systemd-sdq")
 
 
-def test_quadlet_container_unit_runs_the_container(pypod: Pypod, tmp_path: Path,
-                                                   runtime_dir: str) -> None:  # fmt: skip
+def test_quadlet_container_unit_runs_the_container(pypod: Pypod, tmp_path: Path, runtime_dir: str,
+                                                   unit_cgroup: str) -> None:  # fmt: skip
     src = tmp_path / "src"
     src.mkdir()
     store = f"GlobalArgs=--root {pypod.root} --runroot {pypod.runroot}\n"
@@ -332,10 +394,32 @@ def test_quadlet_container_unit_runs_the_container(pypod: Pypod, tmp_path: Path,
     proc = quadlet(src, str(tmp_path / "out"))
     assert proc.returncode == 0, proc.stderr
     unit = (tmp_path / "out" / "sdqc.service").read_text()
-    run_exec(unit, "ExecStart", runtime_dir, "sdqc.service")
+    assert "--cgroups=split" in unit and "--sdnotify=conmon" in unit
+    run_exec(unit, "ExecStart", runtime_dir, "sdqc.service", cgroup=unit_cgroup)
     assert status(pypod, "systemd-sdqc") == "running"
+    # --cgroups=split: the monitor in the unit's cgroup's `runtime`, the container below it
+    own = "/" + os.path.relpath(unit_cgroup, unit_cgroup.rsplit("/pypod-test-", 1)[0])
+    pids = pypod.ok("inspect", "--format", "{{.State.ConmonPid}} {{.State.Pid}}", "systemd-sdqc")
+    monitor, pid = pids.split()
+    assert f"0::{own}/runtime\n" in Path(f"/proc/{monitor}/cgroup").read_text()
+    assert f"0::{own}/pypod-" in Path(f"/proc/{pid}/cgroup").read_text()
     run_exec(unit, "ExecStop", runtime_dir, "sdqc.service")
     assert pypod("container", "exists", "systemd-sdqc").returncode == 1
+    wait_for(lambda: not alive(int(monitor)), what="the monitor to exit")
+
+
+def test_split_cgroups_need_a_cgroup_of_their_own(pypod: Pypod) -> None:
+    """`--cgroups=split` outside a service (the root cgroup, as here without systemd): podman
+    4.3's error, 126 from `run`, 125 from `start`."""
+    if not Path("/proc/self/cgroup").read_text().endswith("0::/\n"):
+        pytest.skip("this test runs in a cgroup of its own (not the root one)")
+    err = pypod.fails(126, "run", "--rm", "--cgroups=split", IMAGE, "true")
+    assert err == 'Error: could not find cgroup mount in "/proc/self/cgroup"\n'
+    cid = pypod.ok("create", "--cgroups=split", IMAGE, "true").strip()
+    err = pypod.fails(125, "start", cid)
+    assert err == (f'Error: unable to start container "{cid}": could not find cgroup mount in '
+                   '"/proc/self/cgroup"\n')  # fmt: skip
+    pypod.ok("rm", cid)
 
 
 def test_quadlet_dryrun_prints_units_and_reports_bad_files(tmp_path: Path) -> None:

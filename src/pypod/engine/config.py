@@ -149,6 +149,13 @@ class ContainerConfig:
     pod: str = ""
     #: the infra container of `pod` (made by `pod create`, holds the pod's namespaces)
     infra: bool = False
+    #: `--sdnotify`: "" (not given: NOTIFY_SOCKET is not used), "conmon" (MAINPID=<monitor> and
+    #: READY=1 once started), "ignore"
+    sdnotify: str = ""
+    #: `--conmon-pidfile` (`pod create --infra-conmon-pidfile`): the monitor's pid, at each start
+    conmon_pidfile: str = ""
+    #: `--cgroups=split` ("split"; "" otherwise): see engine/cgroup_split.py
+    cgroups: str = ""
 
 
 def to_json(cfg: ContainerConfig) -> dict[str, Any]:

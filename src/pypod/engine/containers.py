@@ -388,6 +388,10 @@ class Engine:
             )
         if os.path.exists(os.path.join(self.paths.runtime_root(c.config.runtime), c.id)):
             self._cleanup_runtime(c)  # what an earlier run left in the runtime's state
+        if c.config.cgroups == "split":  # the caller's cgroup, split (before the monitor forks)
+            from pypod.engine.cgroup_split import split_cgroup
+
+            c.config = replace(c.config, cgroup_parent=split_cgroup())
         from pypod.engine.spec import build_spec
         from pypod.image.local import image_config
 
@@ -397,8 +401,28 @@ class Engine:
         os.makedirs(rundir, mode=0o700, exist_ok=True)
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self.paths.exit_file(c.id))
-        rootfs = self.store.mount_container(c.id)
-        volumes = self._mount_volumes(c)
+        from pypod.engine.health import as_state, effective
+
+        image = self.store.image(c.config.image_id)
+        config = image_config(self.store, image).get("config") or {}
+        check = effective(c.config, config)
+        # the monitor is forked now: it sets itself up while we mount and write the bundle,
+        # and creates the container once told to (`early.create()`); `abort` if we fail first
+        early = self._spawn_monitor(
+            c, userdata, rundir, check_every=check.interval if check else None
+        )
+        try:
+            rootfs = self.store.mount_container(c.id)
+        except BaseException:
+            early.abort()
+            raise
+        try:
+            volumes = self._mount_volumes(c)
+        except BaseException:
+            early.abort()
+            with contextlib.suppress(PypodError, OSError):
+                self.store.unmount_container(c.id)
+            raise
         from pypod.engine import networking
 
         net_state: dict[str, Any] = {}
@@ -407,8 +431,6 @@ class Engine:
         try:
             netns, net_state, background = networking.attach_overlapped(self, c)
             c.state.update(net_state)
-            image = self.store.image(c.config.image_id)
-            config = image_config(self.store, image).get("config") or {}
             joined = None
             if (c.config.network or "").startswith("container:"):
                 joined = self.lookup(c.config.network.partition(":")[2])
@@ -419,13 +441,13 @@ class Engine:
             process = spec.get("process") or {}
             if console_size and process.get("terminal") and min(console_size) > 0:
                 process["consoleSize"] = {"height": console_size[0], "width": console_size[1]}
-            write_atomic(os.path.join(userdata, "config.json"), json.dumps(spec).encode())
-            from pypod.engine.health import as_state, effective
-
-            check = effective(c.config, config)
-            pending = self._spawn_monitor(
-                c, userdata, rundir, check_every=check.interval if check else None
+            # not fsynced: every init writes it anew before the runtime reads it, and after a
+            # power failure nothing is left created (the runroot is gone): a crash leaves the
+            # old file or the new one (rename), and either is rewritten before it is used
+            write_atomic(
+                os.path.join(userdata, "config.json"), json.dumps(spec).encode(), sync=False
             )
+            pending = early.create()
             if background is not None:
                 waiting, background = background, None
                 try:
@@ -442,6 +464,7 @@ class Engine:
                 files = networking.etc_network(c, net_state["networks"])
                 rewrite_network_files(userdata, files, hostname, c.name)
         except BaseException:
+            early.abort()
             with contextlib.suppress(PypodError, OSError):
                 self.store.unmount_container(c.id)
             self._unmount_volumes(volumes)
@@ -507,8 +530,10 @@ class Engine:
     def _spawn_monitor(
         self, c: Container, userdata: str, rundir: str, *, check_every: float | None = None
     ) -> Any:
+        """Fork the container's monitor (`Spawning`: `create()` it once the bundle is written,
+        or `abort()`)."""
         from pypod.monitor.config import MonitorConfig
-        from pypod.monitor.spawn import spawn
+        from pypod.monitor.spawn import fork_monitor
 
         cfg = MonitorConfig(
             container_id=c.id,
@@ -528,7 +553,7 @@ class Engine:
             ),
             periodic_interval=check_every or 0.0,
         )
-        return spawn(cfg)
+        return fork_monitor(cfg)
 
     def command_prefix(self) -> tuple[str, ...]:
         """How to call this pypod again with the same store (the monitor's exit command)."""
@@ -585,6 +610,12 @@ class Engine:
                 with self.db.transaction():
                     self.save_state(c)
                     self.container_event(c, "start")
+                if c.config.sdnotify or c.config.conmon_pidfile:  # (see engine/sdnotify.py)
+                    from pypod.engine.sdnotify import notify_started
+
+                    notify_started(sdnotify="" if restarting else c.config.sdnotify,
+                                   conmon_pidfile=c.config.conmon_pidfile,
+                                   monitor_pid=int(c.state.get("monitor_pid", 0)))  # fmt: skip
             return c
 
     def _kill_and_forget(self, c: Container) -> None:
@@ -664,27 +695,48 @@ class Engine:
 
     # --- cleanup (the monitor's exit command) ---------------------------------------------------
     def cleanup(self, id_or_name: str, *, remove: bool | None = None) -> None:
-        """What happens after the container's process ended: record, unmount, --rm, restart."""
+        """What happens after the container's process ended: record, unmount, --rm, restart;
+        then its pod's `--exit-policy=stop` (the pod stops when only its infra is left)."""
+        ended = self._cleanup_or_restart(id_or_name, remove=remove)
+        if ended is not None:
+            self._pod_exit_policy(ended)
+
+    def _cleanup_or_restart(self, id_or_name: str, *, remove: bool | None) -> Container | None:
+        """`cleanup`'s work; the container if it ended for good (not running, not restarted)."""
         try:
             c = self.lookup(id_or_name)
         except ContainerNotFound:
-            return
+            return None
         with self.locked(c.id):
             c = self.lookup(c.id)
             if c.status in LIVE:
-                return
+                return None
             self._cleanup(c, from_monitor=True)
             if remove if remove is not None else c.config.remove:
                 self._remove(c, volumes=True)
-                return
+                return c
         with self.locked(c.id):  # decided under the lock: a `stop` meanwhile cancels it
             c = self.lookup(c.id)
-            if c.status in LIVE or not self._should_restart(c):
-                return
+            if c.status in LIVE:
+                return None
+            if not self._should_restart(c):
+                return c
             c.state["restart_count"] = int(c.state.get("restart_count", 0)) + 1
             with self.db.transaction():
                 self.save_state(c)
         self.start(c.id, restarting=True)
+        return None
+
+    def _pod_exit_policy(self, c: Container) -> None:
+        """A pod member ended or went: its pod stops if its exit policy says so."""
+        if not c.config.pod or c.config.infra:
+            return
+        from pypod.engine.pods import Pods
+
+        try:
+            Pods(self).stop_if_only_infra_remains(c.config.pod, c.id)
+        except PypodError as e:
+            log.warning("stopping pod %s (exit policy stop): %s", c.config.pod, e)
 
     def _should_restart(self, c: Container) -> bool:
         policy = c.config.restart_policy
@@ -761,6 +813,8 @@ class Engine:
                 return c.id
             self._cleanup(found, from_monitor=False)
             self._remove(found, volumes=volumes)
+        if not infra_ok:  # (`pod rm` removes its members with infra_ok)
+            self._pod_exit_policy(found)
         return c.id
 
     def dependents(self, cid: str) -> list[str]:

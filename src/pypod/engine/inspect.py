@@ -156,7 +156,7 @@ def inspect_container(eng: Engine, c: Container, *, size: bool = False) -> dict[
         "StaticDir": userdata,
         "OCIConfigPath": os.path.join(userdata, "config.json"),
         "OCIRuntime": cfg.runtime,
-        "ConmonPidFile": os.path.join(rundir, "monitor.pid"),
+        "ConmonPidFile": cfg.conmon_pidfile or os.path.join(rundir, "monitor.pid"),
         "PidFile": os.path.join(rundir, "pidfile"),
         "Name": c.name,
         "RestartCount": int(st.get("restart_count", 0)),

@@ -44,6 +44,9 @@ SHAREABLE = ("cgroup", "ipc", "net", "pid", "uts")
 DEFAULT_SHARE = ("ipc", "net", "uts")
 #: the cgroup pods (and so their members) live under
 POD_CGROUP_PARENT = "/pypod_parent"
+#: the statuses of a container that runs (or will), and of one that ended
+_LIVE = frozenset({"running", "paused", "stopping"})
+_ENDED = frozenset({"exited", "stopped", "stopping", "removing", "unknown"})
 
 
 class PodNotFound(NotFound):
@@ -82,6 +85,8 @@ class PodConfig:
     userns: str = ""
     exit_policy: str = "continue"
     create_command: tuple[str, ...] = ()
+    #: `--infra-conmon-pidfile`: the infra container's monitor pid, written at each start
+    infra_conmon_pidfile: str = ""
 
 
 @record(frozen=False)
@@ -311,6 +316,7 @@ class Pods:
             infra=True,
             stop_timeout=10,
             labels={},
+            conmon_pidfile=cfg.infra_conmon_pidfile,
         )
         return self.eng.create(infra)
 
@@ -441,6 +447,22 @@ class Pods:
         self._event(pod, "stop")
         self._raise(pod, errors, "stopping")
         return pod
+
+    def stop_if_only_infra_remains(self, pod_id: str, ended: str) -> None:
+        """`--exit-policy=stop`: once a member (`ended`) exited or went, the pod stops when no
+        other member is left that is not exited or stopped (libpod's stopIfOnlyInfraRemains)."""
+        try:
+            pod = self.lookup(pod_id)
+        except PodNotFound:
+            return
+        if pod.config.exit_policy != "stop" or not pod.infra_id:
+            return
+        members = self.members(pod)
+        for c in members:
+            if c.id not in (pod.infra_id, ended) and c.status not in _ENDED:
+                return
+        if any(c.id == pod.infra_id and c.status in _LIVE for c in members):
+            self.stop(pod.id)
 
     def restart(self, id_or_name: str, *, timeout: int | None = None) -> Pod:
         self.stop(id_or_name, timeout=timeout)

@@ -7,6 +7,8 @@
    becomes its child;
 2. opens the log, binds `userdata/attach` (SOCK_SEQPACKET, listening), makes the `userdata/ctl`
    fifo, writes `userdata/monitor.pid`;
+   imports what the runtime needs, then waits for CREATE (the CLI writes the bundle
+   meanwhile; EOF instead: it gave up, the monitor removes its files and exits);
 3. makes the container's pipes (or, with a terminal, gets the pty master from the runtime),
    points its fds 0, 1, 2 at them and calls `OCIRuntime.create` (for an exec session: nothing
    yet); reports CREATED;
@@ -14,6 +16,9 @@
    leave the container created);
 5. exec()s `python -I -S` running pypod/monitor/loop.py with the fds it needs: the loop is a
    fresh interpreter without the CLI's modules, and the container's process stays its child.
+   A process that ends within a few milliseconds of its start is seen to its end by the loop
+   run in this process instead: its caller (`run --rm`, `exec`) does not wait for a new
+   interpreter to learn the exit.
 
 Any failure before STARTED is reported as ERROR and leaves nothing behind.  See sync.py for
 the messages.
@@ -33,7 +38,7 @@ from pypod.linux import unixsock
 from pypod.monitor import sync
 from pypod.monitor.config import FILE_LOG_DRIVERS, MonitorConfig
 from pypod.monitor.sync import Msg
-from pypod.runtime.oci_runtime import OCIRuntime, open_runtime
+from pypod.runtime.oci_runtime import IN_PROCESS, OCIRuntime, open_runtime
 
 #: how long a failed monitor waits for the CLI to take its error before it exits anyway
 _ERROR_LINGER = 30.0
@@ -82,6 +87,11 @@ class Bootstrap:
             self.isolate()
             self.prepare()
             self.runtime = open_runtime(self.cfg.runtime, self.cfg.runtime_root)
+            _warm_up(self.runtime)
+        except BaseException as e:
+            self.fail(e)
+        self.wait_for_create()
+        try:
             if not self.cfg.is_exec:
                 self.create()
         except BaseException as e:
@@ -107,6 +117,18 @@ class Bootstrap:
             self.fail(RuntimeError_(f"monitor: unexpected {msg.type} from the caller"))
         self.sock.close()
         self.become_loop()
+
+    def wait_for_create(self) -> None:
+        """Until the CLI has written the bundle (CREATE); at EOF it gave up: leave."""
+        try:
+            msg = sync.recv(self.sock)
+        except Exception as e:  # garbage from the caller
+            self.fail(e)
+        if msg is None:
+            self.remove_files()
+            os._exit(0)
+        if msg.type is not Msg.CREATE:
+            self.fail(RuntimeError_(f"monitor: unexpected {msg.type} from the caller"))
 
     def isolate(self) -> None:
         """Leave the CLI behind: its fds, its signal handlers, its directory."""
@@ -265,14 +287,56 @@ class Bootstrap:
                 os.set_inheritable(fd, True)
         os.close(self.devnull)
         encoded = loop_mod.encode_args(args)
-        if sys.executable:
+        if sys.executable and not _exits_soon(self.pid):
             here = os.path.dirname(os.path.abspath(loop_mod.__file__))
             code = f"import sys;sys.path.append({here!r});import loop;loop.main(sys.argv[1])"
             with contextlib.suppress(OSError):
                 os.execv(sys.executable, [sys.executable, "-I", "-S", "-c", code, encoded])
-        # no interpreter to exec: run the loop here (bigger, but the container is watched)
+        # the process has ended (or there is no interpreter to exec): run the loop here
+        # (bigger than the exec'd one, but it only has to see the end through)
         loop_mod.main(encoded)
         os._exit(0)
+
+
+def _warm_up(runtime: OCIRuntime) -> None:
+    """Import what creating the container needs while the CLI still writes the bundle (the
+    in-process runtime's modules: ~10 ms that are then off the caller's path)."""
+    if runtime.name != IN_PROCESS:
+        return
+    import pypod.runtime.container
+    from pypod.linux import cgroups
+
+    with contextlib.suppress(Exception):  # only a head start: `create` reports any failure
+        if cgroups.detect_mode() is cgroups.CgroupMode.UNIFIED:
+            import pypod.linux.cgroups.v2
+        else:
+            import pypod.linux.cgroups.v1
+        import pypod.linux.seccomp_cache  # noqa: F401
+
+
+#: how long the monitor waits for a short-lived process (`run --rm IMAGE true`, `exec ID cmd`)
+#: to exit before it execs the loop's own interpreter: a process that ended meanwhile is seen
+#: to its end by the loop run here, so its caller learns the exit without waiting for a new
+#: interpreter to start (a long-lived one is served that much later, its output kept in the pipes)
+_SHORT_LIVED_WAIT = 0.02
+
+
+def _exits_soon(pid: int) -> bool:
+    """Whether `pid` (our child) has exited, or does within `_SHORT_LIVED_WAIT`."""
+    if pid <= 0:
+        return False
+    try:
+        pidfd = os.pidfd_open(pid)
+    except OSError:
+        return False  # the loop finds out what happened to it
+    try:
+        import select
+
+        poller = select.poll()
+        poller.register(pidfd, select.POLLIN)
+        return bool(poller.poll(int(_SHORT_LIVED_WAIT * 1000)))
+    finally:
+        os.close(pidfd)
 
 
 def _listen(path: str) -> unixsock.Socket:

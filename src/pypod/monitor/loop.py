@@ -48,6 +48,8 @@ STREAM_STDERR = 3
 MSG_STDIN = 0
 MSG_STDIN_EOF = 1
 MSG_RESIZE = 2
+MSG_CLEANUP_CLAIM = 3
+MSG_CLEANUP_DONE = 4
 CTL_RESIZE = 1
 CTL_REOPEN_LOG = 2
 #: bytes read from the container at a time (conmon's STDIO_BUF_SIZE: the same partial lines)
@@ -60,6 +62,9 @@ CLIENT_QUEUE_MAX = 8 << 20
 FLUSH_TIMEOUT = 5.0
 #: how long the exit path waits for a terminal's last output
 DRAIN_TTY_WAIT = 0.5
+#: how long the exit path waits for an attacher that claimed the cleanup to report it done;
+#: then (or when it goes away without reporting) the exit command runs after all
+CLAIM_TIMEOUT = 60.0
 
 _TIOCSWINSZ = 0x5414
 IN = select.POLLIN
@@ -215,13 +220,16 @@ def read_oom_kills(counter: tuple[str, str] | None) -> int:
 
 
 class Client:
-    __slots__ = ("fd", "queue", "queued", "reading")
+    __slots__ = ("claimed", "done", "fd", "queue", "queued", "reading")
 
     def __init__(self, fd: int) -> None:
         self.fd = fd
         self.queue: deque[bytes] = deque()
         self.queued = 0
         self.reading = True
+        #: it does the cleanup once the process exits (MSG_CLEANUP_CLAIM), and did (DONE)
+        self.claimed = False
+        self.done = False
 
 
 # --- the monitor ----------------------------------------------------------------------------------
@@ -442,6 +450,10 @@ class Monitor:
         elif kind == MSG_RESIZE and len(payload) >= 4:
             rows, cols = struct.unpack("!HH", payload[:4])
             self.resize(rows, cols)
+        elif kind == MSG_CLEANUP_CLAIM:
+            client.claimed = True
+        elif kind == MSG_CLEANUP_DONE:
+            client.done = True
 
     def probe(self, client: Client) -> None:
         """Drop an attacher that is gone entirely (not one that only ended its input)."""
@@ -518,7 +530,16 @@ class Monitor:
         except OSError:
             pass  # the directory went away: the engine finds the monitor gone, no exit file
         self.flush_clients_before_close()
+        self.read_clients_pending()  # a claim sent before the process ended, unread so far
+        claimers = []
         for client in list(self.clients.values()):
+            if client.claimed and client.reading:
+                claimers.append(client)
+                try:  # its output ends (EOF) while it can still tell us it is done
+                    _socket.socket(fileno=os.dup(client.fd)).shutdown(_socket.SHUT_WR)
+                    continue
+                except OSError:
+                    claimers.pop()
             self.drop(client)
         userdata = self.cfg["userdata"]
         for name in ("attach", "ctl"):
@@ -526,12 +547,64 @@ class Monitor:
                 os.unlink(os.path.join(userdata, name))
             except OSError:
                 pass
-        if self.cfg.get("exit_command"):
+        cleaned = self.wait_for_claimers(claimers)
+        if self.cfg.get("exit_command") and not cleaned:
             run_detached(list(self.cfg["exit_command"]))
         try:
             os.unlink(os.path.join(userdata, "monitor.pid"))
         except OSError:
             pass
+
+    def read_clients_pending(self) -> None:
+        """Take in what attachers sent and we have not read yet (never blocks)."""
+        for _ in range(64):
+            readable = [c for c in self.clients.values() if c.reading]
+            if not readable:
+                return
+            poller = select.poll()
+            for client in readable:
+                poller.register(client.fd, IN)
+            events = poller.poll(0)
+            if not events:
+                return
+            for fd, _ev in events:
+                if fd in self.clients:
+                    self.read_client(self.clients[fd])
+
+    def wait_for_claimers(self, claimers: list[Client]) -> bool:
+        """Whether an attacher that claimed the cleanup (`run --rm` in the foreground, which
+        removes the container itself) reported it done before it closed.  One that closes
+        without DONE (killed, or its cleanup failed) or takes too long leaves the cleanup to
+        the exit command, as when nobody claimed it."""
+        deadline = time.monotonic() + CLAIM_TIMEOUT
+        cleaned = False
+        while claimers and not cleaned:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            poller = select.poll()
+            for client in claimers:
+                poller.register(client.fd, IN_ANY)
+            try:
+                events = poller.poll(int(left * 1000) + 1)
+            except InterruptedError:
+                continue
+            for fd, _ev in events:
+                client = next(c for c in claimers if c.fd == fd)
+                try:
+                    msg = os.read(fd, CLIENT_MSG_MAX)
+                except (BlockingIOError, InterruptedError):
+                    continue
+                except OSError:
+                    msg = b""
+                if msg[:1] == bytes([MSG_CLEANUP_DONE]):
+                    cleaned = True
+                elif not msg:
+                    claimers.remove(client)
+                    self.drop(client)
+        for client in claimers:
+            self.drop(client)
+        return cleaned
 
     def drain(self) -> None:
         """What the process wrote before it exited.  A pipe has it all already; a terminal
@@ -597,22 +670,21 @@ def exit_file_json(code: int, finished: float, oom_killed: bool) -> str:
 
 
 def write_exit_file(path: str, code: int, oom_killed: bool) -> None:
-    """Temporary file next to it, fsync, rename, fsync the directory."""
+    """Temporary file next to it, rename: readers see no file or the whole of it.
+
+    Not fsynced (as conmon's): the file lives in the runroot, a tmpfs whose content a power
+    failure loses anyway along with the process it describes; a crash of this process at any
+    point leaves no file (the engine then finds the monitor gone) or the complete one.
+    """
     data = exit_file_json(code, time.time(), oom_killed)
     directory = os.path.dirname(path) or "."
     tmp = os.path.join(directory, f".tmp-{os.getpid()}-{os.path.basename(path)}")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
     try:
         os.write(fd, data.encode())
-        os.fsync(fd)
     finally:
         os.close(fd)
     os.replace(tmp, path)
-    dfd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        os.fsync(dfd)
-    finally:
-        os.close(dfd)
 
 
 def run_detached(argv: list[str]) -> None:

@@ -13,6 +13,14 @@ Files in the container's `userdata` directory (the monitor makes them):
                                                      closes the container's stdin (not for a
                                                      terminal: a terminal's EOF is ^D)
                         [MSG_RESIZE=2] + !HH rows cols   set the terminal size (TIOCSWINSZ)
+                        [MSG_CLEANUP_CLAIM=3]        this client cleans up (removes the
+                                                     container) once the process exits: the
+                                                     monitor then only shuts its sending side
+                                                     (the client reads EOF) and waits for
+                        [MSG_CLEANUP_DONE=4]         instead of running its exit command; a
+                                                     client that closes without it (killed,
+                                                     or its cleanup failed) leaves the
+                                                     cleanup to the exit command
     Closing the connection is a detach: the container's stdin stays open.  Several clients
     may attach at once; each gets all output from the moment the monitor accepts it (clients
     that connect before the container starts get everything).  When the process exits the
@@ -61,6 +69,8 @@ STREAM_STDERR = 3
 MSG_STDIN = 0
 MSG_STDIN_EOF = 1
 MSG_RESIZE = 2
+MSG_CLEANUP_CLAIM = 3
+MSG_CLEANUP_DONE = 4
 CTL_RESIZE = 1
 CTL_REOPEN_LOG = 2
 ATTACH_SOCKET = "attach"
@@ -154,6 +164,7 @@ class Connection:
 
     def __init__(self, sock: unixsock.Socket) -> None:
         self.sock = sock
+        self._claimed = False
 
     def fileno(self) -> int:
         return self.sock.fileno()
@@ -167,6 +178,18 @@ class Connection:
 
     def resize(self, rows: int, cols: int) -> None:
         self.sock.send(bytes([MSG_RESIZE]) + struct.pack("!HH", rows, cols))
+
+    def claim_cleanup(self) -> None:
+        """Tell the monitor that we clean up after the exit (see the module's docstring):
+        `run` then leaves the connection open when the output ends, for `cleanup_done`."""
+        self.sock.send(bytes([MSG_CLEANUP_CLAIM]))
+        self._claimed = True
+
+    def cleanup_done(self) -> None:
+        """The cleanup we claimed is done: the monitor need not run its exit command."""
+        with contextlib.suppress(OSError):
+            self.sock.send(bytes([MSG_CLEANUP_DONE]))
+        self.close()
 
     def recv(self) -> tuple[int, bytes] | None:
         """(stream, data) of the next output message; None when the monitor closed."""
@@ -200,11 +223,13 @@ class Connection:
         tty: bool = False,
     ) -> AttachResult:
         """Copy output to stdout/stderr and stdin to the container until the output ends
-        (ENDED) or the detach keys are typed (DETACHED); closes the connection."""
+        (ENDED) or the detach keys are typed (DETACHED); closes the connection (not when the
+        output ended after `claim_cleanup`: `cleanup_done` or `close` does)."""
         import select
 
         matcher = DetachMatcher(parse_detach_keys(detach_keys))
         reading_stdin = stdin_fd is not None and stdin_fd >= 0
+        ended = False
         try:
             with _terminal(stdin_fd if tty else None, self):
                 while True:
@@ -220,6 +245,7 @@ class Connection:
                     if events.get(self.sock.fileno()):
                         got = self.recv()
                         if got is None:
+                            ended = True
                             return AttachResult.ENDED
                         stream, data = got
                         target = stderr_fd if stream == STREAM_STDERR else stdout_fd
@@ -245,7 +271,8 @@ class Connection:
                         if detached:
                             return AttachResult.DETACHED
         finally:
-            self.close()
+            if not (ended and self._claimed):
+                self.close()
 
 
 def connect(userdata: str) -> Connection:

@@ -1,8 +1,13 @@
 """Starting a container's monitor from the CLI: `spawn(cfg)` -> `Pending`.
 
-`spawn` forks twice (the monitor is in its own session and not the CLI's child, so it outlives
-the CLI) and returns once the monitor reports the container created, with its init waiting
-for `start`.  `Pending.start()` has the monitor start it; `Pending.release()` leaves it
+`fork_monitor(cfg)` -> `Spawning` forks the monitor ahead of the bundle: it sets itself up
+(its files, the runtime's modules) while the CLI mounts the root and writes config.json; then
+`Spawning.create()` has it create the container (-> `Pending`), `Spawning.abort()` has it go
+away having made nothing.  `spawn(cfg)` is both at once.
+
+The monitor is forked twice (it is in its own session and not the CLI's child, so it outlives
+the CLI); `create` returns once it reports the container created, with its init waiting for
+`start`.  `Pending.start()` has the monitor start it; `Pending.release()` leaves it
 created (`pypod start` later starts it through OCIRuntime.start, the monitor keeps watching).
 A failure raises the error the runtime reported (CommandNotFound, CannotInvoke,
 InvalidArgument...) once the monitor is gone and has removed what it made.
@@ -21,7 +26,7 @@ from pypod.monitor import sync
 from pypod.monitor.config import MonitorConfig
 from pypod.monitor.sync import Msg
 
-__all__ = ["Pending", "spawn"]
+__all__ = ["Pending", "Spawning", "fork_monitor", "spawn"]
 
 #: how long the CLI waits for a failed monitor to be gone before it reports the failure
 _EXIT_WAIT = 30.0
@@ -79,8 +84,62 @@ class Pending:
             self.release()
 
 
-def spawn(cfg: MonitorConfig) -> Pending:
-    """Start the monitor of `cfg`'s container (or exec session); returns once it is created."""
+class Spawning:
+    """A monitor forked ahead of its bundle, waiting for `create` (or `abort`)."""
+
+    def __init__(self, sock: unixsock.Socket, cfg: MonitorConfig, intermediate: int) -> None:
+        self._sock: unixsock.Socket | None = sock
+        self.cfg = cfg
+        #: the first fork, which exits once it forked the monitor: reaped by create/abort
+        self._intermediate = intermediate
+
+    def _reap(self) -> None:
+        pid, self._intermediate = self._intermediate, 0
+        if pid:
+            _wait(pid)
+
+    def create(self) -> Pending:
+        """The bundle is ready: have the monitor create the container; returns once it is
+        created (raises what the runtime reported, once the monitor is gone)."""
+        parent = self._sock
+        if parent is None:
+            raise InvalidState(f"monitor of container {self.cfg.container_id}: already used")
+        self._sock = None
+        try:
+            sync.send(parent, Msg.CREATE)
+        except OSError:
+            pass  # it failed already: its ERROR (or its exit) is read below
+        try:
+            msg = sync.recv(parent)
+        finally:
+            self._reap()
+        if msg is None:
+            parent.close()
+            raise RuntimeError_(
+                f"the monitor of container {self.cfg.container_id} exited before it reported; "
+                "nothing was created"
+            )
+        if msg.type is Msg.ERROR:
+            _fail(parent, msg.data)
+        if msg.type is not Msg.CREATED:
+            parent.close()
+            raise RuntimeError_(f"monitor: expected {Msg.CREATED}, got {msg.type}")
+        return Pending(
+            parent, self.cfg.container_id, int(msg.data["monitor_pid"]), int(msg.data["pid"])
+        )
+
+    def abort(self) -> None:
+        """Not to be created after all: the monitor removes its files and exits (no-op once
+        `create` was called)."""
+        if self._sock is not None:
+            self._sock.close()
+            self._sock = None
+        self._reap()
+
+
+def fork_monitor(cfg: MonitorConfig) -> Spawning:
+    """Fork `cfg`'s monitor, which prepares until `Spawning.create()` (or `abort()`).  The
+    directories of its files (cfg.userdata, the log's) must exist."""
     cfg = cfg.absolute()
     cfg.validate()
     parent, child = unixsock.seqpacket_pair()
@@ -93,26 +152,22 @@ def spawn(cfg: MonitorConfig) -> Pending:
     if pid == 0:
         _intermediate(parent, child, cfg)
     child.close()
+    return Spawning(parent, cfg, pid)
+
+
+def _wait(pid: int) -> None:
     with contextlib.suppress(ChildProcessError):
         while True:
             try:
                 os.waitpid(pid, 0)
-                break
+                return
             except InterruptedError:
                 continue
-    msg = sync.recv(parent)
-    if msg is None:
-        parent.close()
-        raise RuntimeError_(
-            f"the monitor of container {cfg.container_id} exited before it reported; "
-            "nothing was created"
-        )
-    if msg.type is Msg.ERROR:
-        _fail(parent, msg.data)
-    if msg.type is not Msg.CREATED:
-        parent.close()
-        raise RuntimeError_(f"monitor: expected {Msg.CREATED}, got {msg.type}")
-    return Pending(parent, cfg.container_id, int(msg.data["monitor_pid"]), int(msg.data["pid"]))
+
+
+def spawn(cfg: MonitorConfig) -> Pending:
+    """Start the monitor of `cfg`'s container (or exec session); returns once it is created."""
+    return fork_monitor(cfg).create()
 
 
 def _intermediate(parent: unixsock.Socket, child: unixsock.Socket, cfg: MonitorConfig) -> NoReturn:

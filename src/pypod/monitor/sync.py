@@ -1,6 +1,10 @@
 """The messages between `spawn` (in the CLI) and the monitor it forked, until the monitor runs
 its loop.  JSON objects over a SOCK_SEQPACKET socketpair, one datagram each, in this order:
 
+  CLI -> monitor   CREATE                        the bundle is written: create the container
+                   or EOF                        the CLI gave up before: the monitor removes its
+                                                 files and exits (it was forked ahead of the
+                                                 bundle, to prepare meanwhile: see spawn.py)
   monitor -> CLI   CREATED {pid, monitor_pid}    the container exists, its init waits for start
                                                  (an exec session: pid 0, nothing started yet)
   CLI -> monitor   START                         start it (an exec session: run the process)
@@ -27,6 +31,7 @@ from pypod.record import field, record
 
 
 class Msg(enum.StrEnum):
+    CREATE = "create"
     CREATED = "created"
     START = "start"
     STARTED = "started"

@@ -71,6 +71,11 @@ def _each(names: Sequence[str], action: Callable[[str], str | None]) -> int:
 
 
 def _targets(eng: Engine, opts: Parsed, *, all_flag: str = "all") -> list[str]:
+    cidfiles = opts.texts("cidfile")
+    if cidfiles:  # `stop`/`rm --cidfile FILE`: the containers whose IDs the files hold
+        if opts.args or opts.flag("latest"):
+            raise InvalidArgument("no arguments are needed with --latest or --cidfile")
+        return [_read_cidfile(path) for path in cidfiles]
     if opts.flag(all_flag):
         return [c.id for c in eng.containers()]
     if opts.flag("latest"):
@@ -78,6 +83,17 @@ def _targets(eng: Engine, opts: Parsed, *, all_flag: str = "all") -> list[str]:
     if not opts.args:
         raise InvalidArgument("you must provide at least one name or id")
     return list(opts.args)
+
+
+def _read_cidfile(path: str) -> str:
+    """The container ID a `--cidfile` holds (podman's error when it cannot be read)."""
+    try:
+        with open(path) as f:
+            return f.read().strip()
+    except OSError as e:
+        raise InvalidArgument(
+            f"reading CIDFile: open {path}: {(e.strerror or str(e)).lower()}"
+        ) from e
 
 
 # --- run / create ---------------------------------------------------------------------------
@@ -193,11 +209,13 @@ def cmd_run(g: Globals, opts: Parsed) -> int:
     return _foreground(eng, c, stdin=c.config.stdin, sig_proxy=getattr(extras, "sig_proxy", True))
 
 
-def _remove_quietly(eng: Engine, cid: str) -> None:
+def _remove_quietly(eng: Engine, cid: str) -> bool:
+    """Remove the container; whether that worked (a failure is not reported: podman's)."""
     try:
         eng.remove(cid, force=True, volumes=True, timeout=0)
     except PypodError:
-        pass
+        return False
+    return True
 
 
 def _foreground(eng: Engine, c: Container, *, stdin: bool, sig_proxy: bool = True) -> int:
@@ -210,6 +228,10 @@ def _foreground(eng: Engine, c: Container, *, stdin: bool, sig_proxy: bool = Tru
 
         def attach(created: Container) -> None:
             conn.append(protocol.connect(eng.paths.rundir(created.id)))
+            if created.config.remove:
+                # we remove it once it exits: the monitor need not start `container cleanup`
+                # too (it does if we go away first, or say nothing: see _exit_code_after)
+                conn[0].claim_cleanup()
             # from now on (the process exists, it has not started): signals go to it
             stack.enter_context(proxy_signals(created if sig_proxy else None))
             with eng.db.transaction():
@@ -230,7 +252,10 @@ def _foreground(eng: Engine, c: Container, *, stdin: bool, sig_proxy: bool = Tru
         )
         if detached:
             return 0
-        return _exit_code_after(eng, c)
+        try:
+            return _exit_code_after(eng, c, conn[0])
+        finally:
+            conn[0].close()
 
 
 #: what podman's --sig-proxy forwards (not SIGCHLD, SIGPIPE, SIGURG, SIGWINCH, nor the ones
@@ -285,10 +310,13 @@ def _terminal_size() -> tuple[int, int] | None:
     return size.lines, size.columns
 
 
-def _exit_code_after(eng: Engine, c: Container) -> int:
+def _exit_code_after(eng: Engine, c: Container, conn: Any = None) -> int:
+    """The exit code once the container ended, after its cleanup (`--rm`: its removal; then
+    `conn`, the attach connection that claimed that cleanup, tells the monitor it is done)."""
     code = eng.wait(c.id)
     if c.config.remove:
-        _remove_quietly(eng, c.id)
+        if _remove_quietly(eng, c.id) and conn is not None:
+            conn.cleanup_done()
     else:
         eng.cleanup(c.id, remove=False)
     return code if code >= 0 else EXIT_ENGINE_ERROR
@@ -608,7 +636,13 @@ COMMANDS: dict[str, Command] = {
     ),  # fmt: skip
     "stop": _cmd(
         cmd_stop,
-        (_ALL, _LATEST, _TIME, _f("ignore", "i", help="ignore errors when a container is missing")),
+        (
+            _ALL,
+            _LATEST,
+            _TIME,
+            _f("ignore", "i", help="ignore errors when a container is missing"),
+            _f("cidfile", value=True, multiple=True, help="read the container ID from the file"),
+        ),
         "Stop one or more containers",
         "[options] CONTAINER [CONTAINER...]",
     ),  # fmt: skip
@@ -634,6 +668,7 @@ COMMANDS: dict[str, Command] = {
             _f("volumes", "v", help="remove anonymous volumes associated with the container"),
             _f("ignore", "i", help="ignore errors when a specified container is missing"),
             _f("depend", help="remove container and all containers that depend on it"),
+            _f("cidfile", value=True, multiple=True, help="read the container ID from the file"),
         ),
         "Remove one or more containers",
         "[options] CONTAINER [CONTAINER...]",

@@ -49,6 +49,11 @@ def _err(message: str) -> None:
 
 
 def _targets(pods: Pods, opts: Parsed) -> list[str]:
+    id_files = opts.texts("pod-id-file")
+    if id_files:  # `pod start/stop/rm --pod-id-file FILE`: the pods whose IDs the files hold
+        if opts.args or opts.flag("latest"):
+            raise InvalidArgument("no arguments are needed with --latest or --pod-id-file")
+        return [_read_pod_id_file(path) for path in id_files]
     if opts.flag("all"):
         return [p.id for p in pods.list_pods()]
     if opts.flag("latest"):
@@ -59,6 +64,17 @@ def _targets(pods: Pods, opts: Parsed) -> list[str]:
     if not opts.args:
         raise InvalidArgument("you must provide at least one name or id")
     return list(opts.args)
+
+
+def _read_pod_id_file(path: str) -> str:
+    """The pod ID a `--pod-id-file` holds (podman's error when it cannot be read)."""
+    try:
+        with open(path) as f:
+            return f.read().strip()
+    except OSError as e:
+        raise InvalidArgument(
+            f"reading pod ID file: open {path}: {(e.strerror or str(e)).lower()}"
+        ) from e
 
 
 def _each(names: Sequence[str], action: Callable[[str], str | None]) -> int:
@@ -116,6 +132,7 @@ def _parse_create(opts: Parsed) -> Any:
 
         raise NotSupported(f"'pod create --userns {userns}' is not supported yet")
     hostname = opts.text("hostname") or ""
+    pidfile = opts.text("infra-conmon-pidfile")
     share = parse_share(opts.text("share"))
     if hostname and "uts" not in share:
         raise InvalidArgument("cannot set hostname when the pod does not share the UTS namespace")
@@ -144,17 +161,14 @@ def _parse_create(opts: Parsed) -> Any:
         userns=userns,
         exit_policy=_exit_policy(opts.text("exit-policy")),
         create_command=(os.path.basename(sys.argv[0]), *sys.argv[1:]),
+        infra_conmon_pidfile=os.path.abspath(pidfile) if pidfile else "",
     )
 
 
 def _exit_policy(text: str | None) -> str:
-    if text is None or text == "continue":
-        return "continue"
-    from pypod.errors import NotSupported
-
-    if text == "stop":
-        raise NotSupported("'pod create --exit-policy stop' is not supported yet")
-    raise InvalidArgument(f'invalid pod exit policy: "{text}"')
+    if text is None or text in ("continue", "stop"):
+        return text or "continue"
+    raise InvalidArgument(f'running pod create option: invalid pod exit policy: "{text}"')
 
 
 def cmd_create(g: Globals, opts: Parsed) -> int:
@@ -466,9 +480,6 @@ def cmd_rm(g: Globals, opts: Parsed) -> int:
     ignore = opts.flag("ignore")
     timeout = _timeout(opts)
     names = _targets(pods, opts)
-    for path in opts.texts("pod-id-file"):
-        with open(path) as f:
-            names.append(f.read().strip())
 
     def rm(name: str) -> str | None:
         try:
@@ -640,6 +651,7 @@ def cmd_logs(g: Globals, opts: Parsed) -> int:
 _ALL = _f("all", "a", help="act on all pods")
 _LATEST = _f("latest", "l", help="act on the latest pod pypod knows of")
 _TIME = _f("time", "t", value=True, help="seconds to wait for the containers to stop")
+_POD_ID_FILE = _f("pod-id-file", value=True, multiple=True, help="read the pod ID from this file")
 _NET_FLAGS = (
     _f("network", "net", value=True, multiple=True, help="connect the pod to a network"),
     _f("publish", "p", value=True, multiple=True, help="publish a port of the pod on the host"),
@@ -672,6 +684,11 @@ COMMANDS: dict[str, Command] = {
             _f("userns", value=True, help="user namespace of the pod (host only)"),
             _f("exit-policy", value=True, help="behaviour when the last container exits"),
             _f("pod-id-file", value=True, help="write the pod ID to this file"),
+            _f(
+                "infra-conmon-pidfile",
+                value=True,
+                help="write the infra container's monitor pid to this file",
+            ),  # fmt: skip
             _f("replace", help="replace a pod of the same name"),
             *_NET_FLAGS,
         ),
@@ -709,11 +726,17 @@ COMMANDS: dict[str, Command] = {
     ),  # fmt: skip
     "pod exists": _cmd(cmd_exists, (), "Check if a pod exists in local storage", "POD"),
     "pod start": _cmd(
-        cmd_start, (_ALL, _LATEST), "Start one or more pods", "[options] POD [POD...]"
+        cmd_start, (_ALL, _LATEST, _POD_ID_FILE), "Start one or more pods", "[options] POD [POD...]"
     ),  # fmt: skip
     "pod stop": _cmd(
         cmd_stop,
-        (_ALL, _LATEST, _TIME, _f("ignore", "i", help="ignore errors when a pod is missing")),
+        (
+            _ALL,
+            _LATEST,
+            _TIME,
+            _f("ignore", "i", help="ignore errors when a pod is missing"),
+            _POD_ID_FILE,
+        ),  # fmt: skip
         "Stop one or more pods",
         "[options] POD [POD...]",
     ),  # fmt: skip
@@ -740,7 +763,7 @@ COMMANDS: dict[str, Command] = {
             _TIME,
             _f("force", "f", help="stop and remove running pods"),
             _f("ignore", "i", help="ignore errors when a pod is missing"),
-            _f("pod-id-file", value=True, multiple=True, help="read the pod ID from this file"),
+            _POD_ID_FILE,
         ),
         "Remove one or more pods",
         "[options] POD [POD...]",

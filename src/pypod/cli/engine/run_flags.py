@@ -286,10 +286,15 @@ def _parse_run(args: Sequence[str], command: str) -> tuple[ContainerConfig, RunE
         remove=v.flag("rm"),
         **net,
         runtime=_runtime(v.text("runtime")) if v.has("runtime") else _DEFAULT.runtime,
-        cgroup_parent=v.text("cgroup-parent") or None,
+        cgroup_parent=_cgroup_parent(v),
         requires=tuple(v.texts("requires")),
         pod=_pod(v.text("pod"), v.text("pod-id-file")),
         **_userns(v),
+        sdnotify=_sdnotify(v.text("sdnotify")),
+        cgroups="split" if v.text("cgroups") == "split" else "",
+        conmon_pidfile=os.path.abspath(v.text("conmon-pidfile") or "")
+        if v.text("conmon-pidfile")
+        else "",
     )
     if config.remove and _restart_text(v) not in ("", "no", "on-failure"):
         raise InvalidArgument(
@@ -744,6 +749,41 @@ def _pull(text: str | None) -> str:
     if policy is None:
         raise InvalidArgument(f"unsupported pull policy {go_quote(text)}")
     return policy
+
+
+def _cgroup_parent(v: _Values) -> str | None:
+    """`--cgroup-parent`, with `--cgroups`: "enabled" and "no-conmon" change nothing (pypod's
+    monitor is never in the container's cgroup: it stays where `pypod` ran, as conmon does
+    with no-conmon); "split": the parent is chosen when the container starts
+    (engine/cgroup_split.py); "disabled" is not supported."""
+    parent = v.text("cgroup-parent") or None
+    mode = v.text("cgroups")
+    if mode is None or mode in ("enabled", "no-conmon"):
+        return parent
+    if mode == "split":
+        if parent:
+            raise InvalidArgument(
+                "cannot specify --cgroup-mode=split with a cgroup-parent: invalid argument"
+            )
+        return None  # the own cgroup, when it starts (`cgroups`)
+    if mode == "disabled":
+        raise NotSupported("'--cgroups=disabled' is not supported yet")
+    raise InvalidArgument(
+        f"running container create option: invalid cgroup mode {go_quote(mode)}: invalid argument"
+    )
+
+
+def _sdnotify(text: str | None) -> str:
+    """`--sdnotify`: "conmon" and "ignore" (engine/sdnotify.py); "container" (the socket passed
+    into the container) is not supported yet."""
+    if text is None or text in ("conmon", "ignore"):
+        return text or ""
+    if text == "container":
+        raise NotSupported("'--sdnotify=container' is not supported yet")
+    raise InvalidArgument(
+        f"invalid config provided: invalid argument: invalid sdnotify value {go_quote(text)}: "
+        "must be container, conmon or ignore"
+    )
 
 
 def _cidfile(text: str | None) -> str | None:

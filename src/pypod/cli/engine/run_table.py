@@ -23,8 +23,8 @@ def _f(names: str, value: bool = False, many: bool = False, help: str = "") -> F
 NOT_IMPLEMENTED: tuple[tuple[str, bool, bool], ...] = (
             ("attach,a", True, True), ("blkio-weight", True, False),
             ("blkio-weight-device", True, True), ("cgroup-conf", True, True),
-            ("cgroupns", True, False), ("cgroups", True, False), ("chrootdirs", True, True),
-            ("conmon-pidfile", True, False), ("cpu-period", True, False),
+            ("cgroupns", True, False), ("chrootdirs", True, True),
+            ("cpu-period", True, False),
             ("cpu-quota", True, False), ("cpu-rt-period", True, False),
             ("cpu-rt-runtime", True, False), ("cpuset-mems", True, False),
             ("device-cgroup-rule", True, True), ("device-read-bps", True, True),
@@ -38,7 +38,7 @@ NOT_IMPLEMENTED: tuple[tuple[str, bool, bool], ...] = (
             ("passwd-entry", True, False), ("personality", True, False),
             ("pidfile", True, False),
             ("preserve-fds", True, False), ("rmi", False, False),
-            ("rootfs", False, False), ("sdnotify", True, False),
+            ("rootfs", False, False),
             ("seccomp-policy", True, False), ("secret", True, True),
             ("subgidname", True, False), ("subuidname", True, False), ("systemd", True, False),
             ("timeout", True, False), ("umask", True, False),
@@ -106,6 +106,8 @@ RUN_FLAGS: tuple[Flag, ...] = (
     _f("ulimit", True, True, help="Ulimit options"),
     _f("oom-score-adj", True, help="Tune the host's OOM preferences (-1000 to 1000)"),
     _f("cgroup-parent", True, help="Optional parent cgroup for the container"),
+    _f("cgroups", True, help="control container cgroup configuration (\"enabled\"|\"disabled\""
+                             "|\"no-conmon\"|\"split\")"),  # fmt: skip
     # security
     _f("cap-add", True, True, help="Add capabilities to the container"),
     _f("cap-drop", True, True, help="Drop capabilities from the container"),
@@ -138,6 +140,8 @@ RUN_FLAGS: tuple[Flag, ...] = (
     _f("uidmap", True, True, help="UID map to use for the user namespace"),
     _f("gidmap", True, True, help="GID map to use for the user namespace"),
     _f("cidfile", True, help="Write the container ID to the file"),
+    _f("conmon-pidfile", True, help="Path to the file that will receive the PID of the monitor"),
+    _f("sdnotify", True, help="control sd-notify behavior (\"container\"|\"conmon\"|\"ignore\")"),
     _f("requires", True, True, help="Add one or more requirement containers that must be "
                                     "started before this container will start"),  # fmt: skip
     # the image
@@ -163,7 +167,7 @@ CREATE_ONLY = frozenset({"init-ctr"})
 #: flags pypod does not implement -> the values that change nothing (None: any use is refused)
 UNSUPPORTED: dict[str, tuple[str, ...] | None] = {
     **{n.split(",")[0]: None for n, _, _ in NOT_IMPLEMENTED},
-    "cgroups": ("enabled",), "health-on-failure": ("none",), "image-volume": ("bind",),
+    "health-on-failure": ("none",), "image-volume": ("bind",),
     "passwd": ("true",), "seccomp-policy": ("default",), "systemd": ("true", "false"),
     "timeout": ("0",), "rmi": ("false",),
     "oom-kill-disable": ("false",), "rootfs": ("false",),
