@@ -28,9 +28,10 @@ from pypod.network.store import (
 
 @pytest.fixture
 def nets(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Networks:
-    """A store; the host's own subnets (other tests' bridges come and go) are left out, except
-    where a test puts some in the way, and 127.0.0.0/8."""
+    """A store; the host's own subnets and interfaces (other tests' bridges come and go) are
+    left out, except where a test puts some in the way, and 127.0.0.0/8 and lo."""
     monkeypatch.setattr(store_mod, "host_subnets", lambda: [ipaddress.ip_network("127.0.0.0/8")])
+    monkeypatch.setattr(store_mod, "_live_interfaces", lambda: ["lo"])
     return Networks(str(tmp_path / "root"), str(tmp_path / "run"))
 
 
@@ -319,3 +320,11 @@ def test_subnet_and_gateway_validation(
         assert nets.get(name) == created
     finally:
         nets.remove(name)
+
+
+def test_bridge_names_in_use_on_the_host_are_skipped(
+    nets: Networks, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As netavark: a bridge name a host interface has is not given to a new network."""
+    monkeypatch.setattr(store_mod, "_live_interfaces", lambda: ["lo", "pypod1", "pypod2"])
+    assert nets.create("web").network_interface == "pypod3"
