@@ -26,6 +26,7 @@ from pypod.runtime.oci_runtime import _stderr_message, classify_runtime_message
 
 def test_loop_and_protocol_agree_on_the_numbers() -> None:
     for name in ("STREAM_STDOUT", "STREAM_STDERR", "MSG_STDIN", "MSG_STDIN_EOF", "MSG_RESIZE",
+                 "MSG_CLEANUP_CLAIM", "MSG_CLEANUP_DONE",
                  "CTL_RESIZE", "CTL_REOPEN_LOG"):  # fmt: skip
         assert getattr(loop, name) == getattr(protocol, name), name
     # conmon's stream numbers

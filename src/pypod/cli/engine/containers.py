@@ -97,7 +97,7 @@ def _read_cidfile(path: str) -> str:
 
 
 # --- run / create ---------------------------------------------------------------------------
-def _resolve_image(g: Globals, eng: Engine, name: str, extras: Any) -> str:
+def resolve_image(g: Globals, eng: Engine, name: str, extras: Any) -> str:
     from pypod.errors import ImageNotFound
     from pypod.image.local import find_image
 
@@ -139,7 +139,7 @@ def _resolve_image(g: Globals, eng: Engine, name: str, extras: Any) -> str:
     return transfer.pull_image(name, opts)
 
 
-def _image_name(eng: Engine, name: str, image_id: str) -> str:
+def stored_image_name(eng: Engine, name: str, image_id: str) -> str:
     """The image's stored name `name` designates (podman shows "localhost/busybox:latest")."""
     from pypod.image.local import matching_name
 
@@ -165,8 +165,8 @@ def _create(g: Globals, cfg: ContainerConfig, extras: Any) -> tuple[Engine, Cont
     from pypod.record import replace
 
     eng = engine(g)
-    image_id = _resolve_image(g, eng, cfg.image, extras)
-    cfg = replace(cfg, image_id=image_id, image=_image_name(eng, cfg.image, image_id))
+    image_id = resolve_image(g, eng, cfg.image, extras)
+    cfg = replace(cfg, image_id=image_id, image=stored_image_name(eng, cfg.image, image_id))
     c = eng.create(cfg, replace_existing=bool(getattr(extras, "replace", False)),
                    create_command=(os.path.basename(sys.argv[0]), *sys.argv[1:]))  # fmt: skip
     cidfile = getattr(extras, "cidfile", None)

@@ -79,7 +79,7 @@ def _build_file(image: str, context: str) -> str | None:
 
 
 def _resolver(g: Globals, eng: Engine, opts: Parsed) -> Any:
-    from pypod.cli.engine.containers import _image_name, _resolve_image
+    from pypod.cli.engine.containers import resolve_image, stored_image_name
     from pypod.image.local import image_exists
 
     build = opts.values.get("build")  # True, False, or None (build only what is missing)
@@ -103,8 +103,8 @@ def _resolver(g: Globals, eng: Engine, opts: Parsed) -> Any:
         ):
             _build(g, name, folder)
             built[name] = folder
-        image_id = _resolve_image(g, eng, name, extras)
-        return _image_name(eng, name, image_id), image_id
+        image_id = resolve_image(g, eng, name, extras)
+        return stored_image_name(eng, name, image_id), image_id
 
     return resolve
 
