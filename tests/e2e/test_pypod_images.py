@@ -380,3 +380,17 @@ def test_build_steps_are_intermediate_not_dangling(pypod: Pypod, with_images: di
     pypod.ok("untag", "localhost/site")  # now the last step is dangling, the others not
     assert pypod.ok("images", "-q", "--no-trunc", "--filter", "dangling=true").split() == [
         f"sha256:{built}"]  # fmt: skip
+
+
+def test_save_a_name_that_is_also_an_id_prefix(pypod: Pypod, with_images: dict[str, str],
+                                               tmp_path: Path) -> None:  # fmt: skip
+    """As podman: a name the image has wins over the id prefix it also is (an image named
+    after the start of its own id, 1 in 256 for a two-letter name, kept its tag out once)."""
+    import tarfile
+
+    prefix = with_images["busybox"][:2]
+    pypod.ok("tag", "busybox", prefix)
+    pypod.ok("save", "-o", str(tmp_path / "a.tar"), prefix)
+    with tarfile.open(tmp_path / "a.tar") as tar:
+        manifest = json.load(tar.extractfile("manifest.json"))  # type: ignore[arg-type]
+    assert manifest[0]["RepoTags"] == [f"localhost/{prefix}:latest"]

@@ -60,12 +60,12 @@ def _catalog(reg: Registry) -> list[str]:
 def test_import_with_changes(pypod: Pypod, rootfs_tar: Path) -> None:
     proc = pypod("import", "--change", "CMD=/bin/sh", "--change", 'ENTRYPOINT ["/bin/env"]',
                  "-c", "ENV=A=b", "-c", "LABEL=k=v", "-c", "WORKDIR=/tmp", "-m", "hello",
-                 str(rootfs_tar), "bb")  # fmt: skip
+                 str(rootfs_tar), "busy")  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     image_id = proc.stdout.strip().removeprefix("sha256:")
     assert proc.stdout.startswith("sha256:") and len(image_id) == 64
     assert "Writing manifest to image destination" in proc.stderr
-    data = json.loads(pypod.ok("image", "inspect", "localhost/bb:latest"))[0]
+    data = json.loads(pypod.ok("image", "inspect", "localhost/busy:latest"))[0]
     assert data["Id"] == image_id
     assert data["Config"] == {
         "Cmd": ["/bin/sh", "-c", "/bin/sh"], "Entrypoint": ["/bin/env"], "Env": ["A=b"],
@@ -77,9 +77,9 @@ def test_import_with_changes(pypod: Pypod, rootfs_tar: Path) -> None:
 
 
 def test_push_pull_round_trip(pypod: Pypod, rootfs_tar: Path, registry: Registry) -> None:
-    imported = pypod.ok("import", "-q", "-c", "CMD=/bin/true", str(rootfs_tar), "bb")
+    imported = pypod.ok("import", "-q", "-c", "CMD=/bin/true", str(rootfs_tar), "busy")
     target = f"{registry.host}/pypod-e2e/bb:1"
-    proc = pypod("push", "--tls-verify=false", "bb", target)
+    proc = pypod("push", "--tls-verify=false", "busy", target)
     assert proc.returncode == 0, proc.stderr
     assert "Copying blob" in proc.stderr and proc.stdout == ""
     assert "pypod-e2e/bb" in _catalog(registry)
@@ -149,15 +149,15 @@ def test_podman_pulls_what_pypod_pushed_and_loads_its_archives(
 
     try:
         pypod.ok("import", "-q", "-c", "CMD=/bin/true", "-c", "ENV=FROM=pypod", str(rootfs_tar),
-                 "bb")  # fmt: skip
+                 "busy")  # fmt: skip
         target = f"{registry.host}/pypod-compat/bb:1"
-        pypod.ok("push", "--tls-verify=false", "bb", target)
+        pypod.ok("push", "--tls-verify=false", "busy", target)
         podman("pull", "-q", "--tls-verify=false", target)
         cfg = json.loads(podman("image", "inspect", target))[0]["Config"]
         assert cfg["Env"] == ["FROM=pypod"] and cfg["Cmd"] == ["/bin/sh", "-c", "/bin/true"]
         # docker-archive from pypod loads in podman, and podman's loads in pypod
-        pypod.ok("save", "-o", str(tmp_path / "ours.tar"), "bb")
-        assert "localhost/bb:latest" in podman("load", "-i", str(tmp_path / "ours.tar"))
+        pypod.ok("save", "-o", str(tmp_path / "ours.tar"), "busy")
+        assert "localhost/busy:latest" in podman("load", "-i", str(tmp_path / "ours.tar"))
         podman("import", "-q", str(rootfs_tar), "localhost/theirs:2")
         podman("save", "-o", str(tmp_path / "theirs.tar"), "localhost/theirs:2")
         assert pypod.ok("load", "-i", str(tmp_path / "theirs.tar")) == (

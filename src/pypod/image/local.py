@@ -326,14 +326,16 @@ def matching_name(name: str, image: Image) -> str | None:
     """The stored name `name` designates on `image`, or None when it was an id/digest."""
     if name in image.names:
         return name
-    if image.id.startswith(name) or name.startswith("sha256:"):
+    if name.startswith("sha256:"):
         return None
+    try:
+        raw = parse(name)
+    except InvalidArgument:  # a full id, for one
+        return None
+    # a name first, as podman: "ee" is localhost/ee:latest when the image has that name, even
+    # if its id begins with "ee" (an id prefix that names nothing matches nothing here)
     for candidate in image.names:
         repo, tag, _ = split_name(candidate)
-        try:
-            raw = parse(name)
-        except InvalidArgument:
-            return None
         want_tag = raw.tag or "latest"
         if (repo == raw.name or repo.endswith("/" + raw.name)) and tag == want_tag:
             return candidate
