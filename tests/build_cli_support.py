@@ -9,54 +9,20 @@ built the buildah way (from scratch, copy, config, commit).
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import subprocess
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.conftest import BIN
-from tests.engine_support import Pypod, destroy_store, new_store, unmount_below
+from tests.conftest import BIN, run_captured
+from tests.engine_support import Pypod, busybox_store, unmount_below
+from tests.podman_support import reference_env
 
 PYPOD_BUILD = str(BIN / "pypod-build")
-
-CONTAINERS_CONF = """\
-[containers]
-default_ulimits = ["nofile=20000:20000", "nproc=30000:30000"]
-[engine]
-runtime = "runc"
-"""
-
-
-def _run(
-    argv: list[str],
-    *,
-    cwd: str | Path | None = None,
-    env: dict[str, str] | None = None,
-    input: str | None = None,
-    timeout: float = 120,
-) -> subprocess.CompletedProcess[str]:
-    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
-        proc = subprocess.run(
-            argv,
-            input=input,
-            stdin=None if input is not None else subprocess.DEVNULL,
-            stdout=out,
-            stderr=err,
-            text=True,
-            timeout=timeout,
-            cwd=cwd,
-            env=env,
-            check=False,
-        )
-        out.seek(0)
-        err.seek(0)
-        return subprocess.CompletedProcess(proc.args, proc.returncode, out.read(), err.read())
 
 
 class Tool:
@@ -68,7 +34,8 @@ class Tool:
 
     def __call__(self, *args: str, cwd: str | Path | None = None, input: str | None = None,
                  timeout: float = 120) -> subprocess.CompletedProcess[str]:  # fmt: skip
-        return _run([*self.argv, *args], cwd=cwd, env=self.env, input=input, timeout=timeout)
+        return run_captured([*self.argv, *args], cwd=cwd, env=self.env, input=input,
+                            timeout=timeout)  # fmt: skip
 
     def ok(self, *args: str, **kw: Any) -> str:
         proc = self(*args, **kw)
@@ -95,8 +62,7 @@ class Build(Tool):
 class Buildah(Tool):
     def __init__(self, base: Path) -> None:
         base.mkdir(parents=True, exist_ok=True)
-        (base / "containers.conf").write_text(CONTAINERS_CONF)
-        env = dict(os.environ, CONTAINERS_CONF=str(base / "containers.conf"))
+        env = reference_env(base)
         super().__init__(["buildah", "--root", str(base / "root"), "--runroot",
                           str(base / "run"), "--storage-driver", "vfs"], env)  # fmt: skip
         self.base = base
@@ -105,13 +71,11 @@ class Buildah(Tool):
 @pytest.fixture(scope="module", name="build_store")
 def build_store_fixture(busybox_tar: Path) -> Iterator[Pypod]:
     """A pypod store of the module's own with localhost/busybox."""
-    where = Path(tempfile.mkdtemp(prefix="pbld", dir="/tmp"))
-    p = new_store(where, busybox_tar)
-    try:
-        yield p
-    finally:
-        Build(p).remove_all()
-        destroy_store(p)
+    with busybox_store("pbld", busybox_tar) as p:
+        try:
+            yield p
+        finally:
+            Build(p).remove_all()
 
 
 @pytest.fixture(name="build")

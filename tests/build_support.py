@@ -9,24 +9,19 @@ Import them into a test module with
 
 from __future__ import annotations
 
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.engine_support import Pypod, destroy_store, new_store
+from tests.engine_support import Pypod, busybox_store
 
 
 @pytest.fixture(scope="module", name="pp")
 def pp_fixture(busybox_tar: Path) -> Iterator[Pypod]:
     """A pypod store of the module's own with localhost/busybox; destroyed afterwards."""
-    where = Path(tempfile.mkdtemp(prefix="pbld", dir="/tmp"))
-    p = new_store(where, busybox_tar)
-    try:
+    with busybox_store("pbld", busybox_tar) as p:
         yield p
-    finally:
-        destroy_store(p)
 
 
 @pytest.fixture(name="ctx")

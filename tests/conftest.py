@@ -46,6 +46,32 @@ def messages(stderr: str) -> str:
     return "\n".join(out)
 
 
+def run_captured(
+    argv: list[str], *, input: str | None = None, timeout: float = 60, **kw: Any
+) -> subprocess.CompletedProcess[str]:
+    """Run `argv` (text; `kw` as subprocess.run's: env, cwd, user...) with its output in files.
+
+    Files, not pipes: a created or detached container (its monitor, conmon) keeps the caller's
+    stdio open, so reading a pipe to its end would wait for the container to exit.  stdin is
+    /dev/null unless `input` is given.
+    """
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        proc = subprocess.run(
+            argv,
+            input=input,
+            stdin=None if input is not None else subprocess.DEVNULL,
+            stdout=out,
+            stderr=err,
+            text=True,
+            timeout=timeout,
+            check=False,
+            **kw,
+        )
+        out.seek(0)
+        err.seek(0)
+        return subprocess.CompletedProcess(proc.args, proc.returncode, out.read(), err.read())
+
+
 class CLI:
     """One program (pypod-runtime or runc) on its own --root; calls return CompletedProcess."""
 
@@ -56,23 +82,8 @@ class CLI:
     def __call__(
         self, *args: str, input: str | None = None, timeout: float = 60, **kw: Any
     ) -> subprocess.CompletedProcess[str]:
-        # Files, not pipes: a created or detached container keeps the caller's stdio open (as
-        # with runc), so reading a pipe to its end would wait for the container to exit.
-        with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
-            proc = subprocess.run(
-                [self.exe, "--root", str(self.root), *args],
-                input=input,
-                stdin=None if input is not None else subprocess.DEVNULL,
-                stdout=out,
-                stderr=err,
-                text=True,
-                timeout=timeout,
-                check=False,
-                **kw,
-            )
-            out.seek(0)
-            err.seek(0)
-            return subprocess.CompletedProcess(proc.args, proc.returncode, out.read(), err.read())
+        return run_captured([self.exe, "--root", str(self.root), *args], input=input,
+                            timeout=timeout, **kw)  # fmt: skip
 
     def ok(self, *args: str, **kw: Any) -> str:
         proc = self(*args, **kw)

@@ -26,7 +26,7 @@ from typing import Any, TypeVar
 import pytest
 
 from pypod.testing import find_busybox, make_busybox_rootfs
-from tests.conftest import BIN
+from tests.conftest import BIN, run_captured
 
 PYPOD = str(BIN / "pypod")
 IMAGE = "localhost/busybox"
@@ -96,22 +96,7 @@ class Pypod:
         self, *args: str, input: str | None = None, timeout: float = 60,
         env: dict[str, str] | None = None,
     ) -> subprocess.CompletedProcess[str]:  # fmt: skip
-        # Files, not pipes: a detached container's monitor must not keep our pipes open.
-        with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
-            proc = subprocess.run(
-                [*self.argv, *args],
-                input=input,
-                stdin=None if input is not None else subprocess.DEVNULL,
-                stdout=out,
-                stderr=err,
-                text=True,
-                timeout=timeout,
-                env=env,
-                check=False,
-            )
-            out.seek(0)
-            err.seek(0)
-            return subprocess.CompletedProcess(proc.args, proc.returncode, out.read(), err.read())
+        return run_captured([*self.argv, *args], input=input, timeout=timeout, env=env)
 
     def ok(self, *args: str, input: str | None = None, timeout: float = 60) -> str:
         proc = self(*args, input=input, timeout=timeout)
@@ -174,6 +159,18 @@ def new_store(where: Path, busybox_tar: Path) -> Pypod:
     p = Pypod(where)
     p.ok("import", "-q", str(busybox_tar), IMAGE)
     return p
+
+
+@contextlib.contextmanager
+def busybox_store(prefix: str, busybox_tar: Path) -> Iterator[Pypod]:
+    """A store of its own with localhost/busybox, under /tmp with a short name (unix socket
+    paths count); destroyed afterwards with all it holds."""
+    p = Pypod(Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp")))
+    try:
+        p.ok("import", "-q", str(busybox_tar), IMAGE)
+        yield p
+    finally:
+        destroy_store(p)
 
 
 def remove_cgroups(cid: str) -> None:
@@ -270,13 +267,9 @@ def busybox_tar_fixture(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session", name="pypod_session")
 def pypod_session_fixture(busybox_tar: Path) -> Iterator[Pypod]:
-    """One store per session, with localhost/busybox (short path: unix socket paths count)."""
-    where = Path(tempfile.mkdtemp(prefix="pe2e", dir="/tmp"))
-    p = new_store(where, busybox_tar)
-    try:
+    """One store per session, with localhost/busybox."""
+    with busybox_store("pe2e", busybox_tar) as p:
         yield p
-    finally:
-        destroy_store(p)
 
 
 @pytest.fixture(name="pypod")
@@ -291,15 +284,21 @@ def pypod_fixture(pypod_session: Pypod) -> Iterator[Pypod]:
         pypod_session("rm", "--force", "--ignore", "--time", "0", *left, timeout=120)
 
 
+@pytest.fixture(name="pods")
+def pods_fixture(pypod: Pypod) -> Iterator[Pypod]:
+    """The session store; every pod a test leaves is removed (members first) after it."""
+    before = set(pypod("pod", "ps", "-q", "--no-trunc").stdout.split())
+    yield pypod
+    left = set(pypod("pod", "ps", "-q", "--no-trunc").stdout.split()) - before
+    if left:
+        pypod("pod", "rm", "-f", "-t", "0", *sorted(left), timeout=120)
+
+
 @pytest.fixture(name="fresh_pypod")
 def fresh_pypod_fixture(busybox_tar: Path) -> Iterator[Pypod]:
     """A store of the test's own (for tests that kill monitors or empty the run directory)."""
-    where = Path(tempfile.mkdtemp(prefix="pe2f", dir="/tmp"))
-    p = new_store(where, busybox_tar)
-    try:
+    with busybox_store("pe2f", busybox_tar) as p:
         yield p
-    finally:
-        destroy_store(p)
 
 
 def spawn(p: Pypod, *args: str, timeout: float = 20, **kw: Any) -> Any:

@@ -18,7 +18,6 @@ import pwd
 import shutil
 import signal
 import subprocess
-import tarfile
 import tempfile
 import time
 from collections.abc import Iterator
@@ -29,7 +28,9 @@ from typing import Any
 import pytest
 
 import pypod
-from pypod.testing import find_busybox, make_busybox_rootfs
+from pypod.testing import find_busybox
+from tests import engine_support
+from tests.conftest import run_captured
 
 USER_PREFIX = "pypodr"
 #: below the range test_runtime_rootless.py uses (200000:65536), so both can coexist
@@ -37,7 +38,7 @@ SUB_START, SUB_SIZE = 300000, 65536
 SUB_RANGE = f"{SUB_START}-{SUB_START + SUB_SIZE - 1}"
 IMAGE = "localhost/busybox"
 #: third-party packages pypod imports (pyproject.toml dependencies)
-THIRD_PARTY = ("zstandard", "isal", "pyroute2", "pr2modules")
+THIRD_PARTY = ("zstandard", "isal")
 PYTHON = "/usr/bin/python3.11"
 #: where files the user must read go: not $TMPDIR (it may be root's alone), /tmp (mode 1777)
 TMP = "/tmp"
@@ -73,25 +74,16 @@ class User:
         timeout: float = 60,
     ) -> subprocess.CompletedProcess[str]:
         """Run argv as the user (output to files: a detached container keeps its stdio)."""
-        with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
-            proc = subprocess.run(
-                argv,
-                input=input,
-                stdin=None if input is not None else subprocess.DEVNULL,
-                stdout=out,
-                stderr=err,
-                text=True,
-                timeout=timeout,
-                check=False,
-                user=self.uid,
-                group=self.gid,
-                extra_groups=[self.gid],
-                env=env or self.env(),
-                cwd=self.home,
-            )
-            out.seek(0)
-            err.seek(0)
-            return subprocess.CompletedProcess(argv, proc.returncode, out.read(), err.read())
+        return run_captured(
+            argv,
+            input=input,
+            timeout=timeout,
+            user=self.uid,
+            group=self.gid,
+            extra_groups=[self.gid],
+            env=env or self.env(),
+            cwd=self.home,
+        )
 
     def processes(self) -> list[int]:
         """Pids of every process running with the user's (real) uid."""
@@ -308,11 +300,8 @@ def device_opened(path: str) -> Iterator[None]:
 
 
 def make_busybox_tar(dest: Path) -> Path:
-    rootfs = make_busybox_rootfs(str(dest / "rootfs"))
-    tar_path = dest / "busybox.tar"
-    with tarfile.open(tar_path, "w") as tar:
-        tar.add(rootfs, arcname=".")
-    shutil.rmtree(dest / "rootfs")
+    """The busybox image's tar, readable by the test user."""
+    tar_path = engine_support.make_busybox_tar(dest)
     os.chmod(tar_path, 0o644)
     return tar_path
 

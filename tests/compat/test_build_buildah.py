@@ -29,7 +29,6 @@ import pytest
 
 from pypod.image.local import find_image, image_config
 from pypod.storage.store import Store
-from tests.build_cli_support import CONTAINERS_CONF
 from tests.build_support import pp_fixture  # noqa: F401  (fixture)
 from tests.engine_support import (  # noqa: F401  (fixture)
     IMAGE,
@@ -37,6 +36,7 @@ from tests.engine_support import (  # noqa: F401  (fixture)
     busybox_tar_fixture,
     unmount_below,
 )
+from tests.podman_support import reference_env
 
 pytestmark = [pytest.mark.root, pytest.mark.compat]
 
@@ -54,8 +54,7 @@ class Reference:
     def __init__(self, tool: str, base: Path, oci_layout: Path, image_id: str) -> None:
         self.tool = tool
         self.base = base
-        (base / "containers.conf").write_text(CONTAINERS_CONF)
-        self.env = dict(os.environ, CONTAINERS_CONF=str(base / "containers.conf"))
+        self.env = reference_env(base)
         self.ok("pull", "-q", f"oci:{oci_layout}:busybox")
         self.ok("tag", image_id, IMAGE)
         # the pull named it after the layout's path: only localhost/busybox is kept, as pypod
@@ -146,8 +145,7 @@ def _reference(tool: str, layout: tuple[Path, str]) -> Iterator[Reference]:
     finally:
         subprocess.run([tool, "--root", str(base / "root"), "--runroot", str(base / "run"),
                         "--storage-driver", "vfs", "rm", "--all"],
-                       env=dict(os.environ, CONTAINERS_CONF=str(base / "containers.conf")),
-                       capture_output=True, check=False)  # fmt: skip
+                       env=reference_env(base), capture_output=True, check=False)  # fmt: skip
         unmount_below(base)
         shutil.rmtree(base, ignore_errors=True)
 

@@ -8,7 +8,6 @@ with buildah's results written down; this test checks those results are still bu
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -18,24 +17,17 @@ import pytest
 from pypod.build.ignore import load_ignore, walk_context
 from pypod.build.sources import plan_copy
 from pypod.errors import PypodError
+from tests.podman_support import reference_env
 from tests.unit.test_build_ignore import BUILDAH_CASES
 from tests.unit.test_build_sources import _result, _tree
 
 pytestmark = [pytest.mark.root, pytest.mark.compat]
 
-CONTAINERS_CONF = """\
-[containers]
-default_ulimits = ["nofile=20000:20000", "nproc=30000:30000"]
-[engine]
-runtime = "runc"
-"""
-
 
 class Buildah:
     def __init__(self, base: Path) -> None:
         self.base = base
-        (base / "containers.conf").write_text(CONTAINERS_CONF)
-        self.env = dict(os.environ, CONTAINERS_CONF=str(base / "containers.conf"))
+        self.env = reference_env(base)
 
     def copy(self, ctx: Path, line: str) -> tuple[int, list[str], str]:
         """Build `FROM scratch` + `line` from `ctx`: (exit code, files written, stderr)."""

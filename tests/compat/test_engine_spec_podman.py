@@ -14,7 +14,6 @@ is a tmpfs).
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import resource
@@ -30,6 +29,7 @@ import pytest
 from pypod.engine.config import ContainerConfig, MountSpec, Resources
 from pypod.engine.spec import build_spec
 from pypod.testing import find_busybox, make_busybox_rootfs
+from tests.podman_support import private_store_cleanup, private_store_env, write_private_store
 
 pytestmark = [pytest.mark.compat, pytest.mark.root]
 
@@ -45,31 +45,12 @@ IMAGE_CHANGES = [
     "ENV FOO=bar", "ENV PATH=/bin:/custom", 'ENTRYPOINT ["/bin/echo","ep"]', 'CMD ["c1","c2"]',
     "WORKDIR /tmp", "USER user", "STOPSIGNAL SIGINT",
 ]  # fmt: skip
-CONTAINERS_CONF = """\
-[containers]
+#: more of podman's containers.conf for this comparison: its default capabilities and sysctls
+DEFAULTS = """\
 default_capabilities = ["CHOWN", "DAC_OVERRIDE", "FOWNER", "FSETID", "KILL", "NET_BIND_SERVICE",
   "SETFCAP", "SETGID", "SETPCAP", "SETUID", "SYS_CHROOT"]
 default_sysctls = ["net.ipv4.ping_group_range=0 0"]
-default_ulimits = ["nofile={nofile}:{nofile}", "nproc={nproc}:{nproc}"]
-netns = "none"
-
-[network]
-network_backend = "cni"
-network_config_dir = "{store}/networks"
-
-[engine]
-runtime = "runc"
-cgroup_manager = "cgroupfs"
-events_logger = "file"
-events_logfile_path = "{store}/events.log"
-tmp_dir = "{store}/tmp"
-lock_type = "file"
-static_dir = "{store}/root/libpod"
-volume_path = "{store}/root/volumes"
 """
-STORAGE_CONF = (
-    '[storage]\ndriver = "overlay"\ngraphroot = "{store}/root"\nrunroot = "{store}/run"\n'
-)
 
 
 def _default_limit(name: str) -> int:
@@ -86,15 +67,8 @@ class Podman:
         store = self.store
         cmd = [self.exe, "--root", str(store / "root"), "--runroot", str(store / "run"),
                "--tmpdir", str(store / "tmp"), "--storage-driver", "overlay", *args]  # fmt: skip
-        env = {
-            **os.environ,
-            "CONTAINERS_CONF": str(self.store / "containers.conf"),
-            "CONTAINERS_STORAGE_CONF": str(self.store / "storage.conf"),
-            "CONTAINERS_REGISTRIES_CONF": str(self.store / "registries.conf"),
-        }
-        return subprocess.run(
-            cmd, env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60
-        )
+        return subprocess.run(cmd, env=private_store_env(store), stdin=subprocess.DEVNULL,
+                              capture_output=True, text=True, timeout=60)  # fmt: skip
 
     def ok(self, *args: str) -> str:
         proc = self(*args)
@@ -112,16 +86,6 @@ class Podman:
             self("rm", "--force", "--time", "0", cid)
 
 
-def _cgroup_parents() -> set[str]:
-    """podman's cgroupfs parents (and conmon's cgroup below them) that exist now."""
-    found = set()
-    for hierarchy in Path("/sys/fs/cgroup").iterdir():
-        for sub in ("libpod_parent/conmon", "libpod_parent"):
-            if (hierarchy / sub).is_dir():
-                found.add(str(hierarchy / sub))
-    return found
-
-
 @pytest.fixture(scope="module")
 def podman(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Podman]:
     exe = shutil.which("podman")
@@ -133,20 +97,14 @@ def podman(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Podman]:
     if busybox is None:
         pytest.skip("busybox-static is not installed (apt-get install busybox-static)")
     store = tmp_path_factory.mktemp("podman-spec")
-    for name in ("networks", "tmp"):
-        (store / name).mkdir()
-    (store / "containers.conf").write_text(
-        CONTAINERS_CONF.format(
-            store=store,
-            nofile=_default_limit("RLIMIT_NOFILE"),
-            nproc=30000,  # podman lowers its own to pid_max: see _normalize
-        )
+    write_private_store(
+        store,
+        containers=DEFAULTS,
+        nofile=_default_limit("RLIMIT_NOFILE"),
+        nproc=30000,  # podman lowers its own to pid_max: see _normalize
     )
-    (store / "storage.conf").write_text(STORAGE_CONF.format(store=store))
-    (store / "registries.conf").write_text("")
     pod = Podman(exe, store)
-    cgroups_before = _cgroup_parents()
-    try:
+    with private_store_cleanup(store, pod):
         rootfs = make_busybox_rootfs(str(store / "rootfs"), busybox)
         with tarfile.open(store / "busybox.tar", "w") as tar:
             tar.add(rootfs, arcname=".")
@@ -154,17 +112,6 @@ def podman(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Podman]:
         changes = [x for c in IMAGE_CHANGES for x in ("--change", c)]
         pod.ok("import", *changes, str(store / "busybox.tar"), "localhost/configured")
         yield pod
-    finally:
-        pod("rm", "--all", "--force", "--time", "0")
-        pod("system", "reset", "--force")
-        with open("/proc/self/mountinfo") as f:
-            points = [line.split()[4] for line in f if line.split()[4].startswith(str(store))]
-        for point in reversed(points):
-            subprocess.run(["umount", "-l", point], capture_output=True, check=False)
-        shutil.rmtree(store, ignore_errors=True)
-        for cgroup in sorted(_cgroup_parents() - cgroups_before, reverse=True):
-            with contextlib.suppress(OSError):
-                os.rmdir(cgroup)
 
 
 @pytest.fixture(scope="module")

@@ -8,67 +8,23 @@ prefix aside), the errors the same words and exit codes.
 from __future__ import annotations
 
 import json
-import os
 import re
-import shutil
 import subprocess
-import tempfile
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from tests.conftest import BIN
+from tests.podman_support import Tool, podman_sandbox
 
 pytestmark = [pytest.mark.compat, pytest.mark.root]
-
-PYPOD = str(BIN / "pypod")
-Tool = Callable[..., subprocess.CompletedProcess[str]]
 
 
 @pytest.fixture(scope="module")
 def tools() -> Iterator[dict[str, Tool]]:
     """podman (netavark backend, its own config dir) and pypod, each on a store of its own."""
-    if shutil.which("podman") is None:
-        pytest.skip("podman is not installed (apt-get install podman)")
-    if not any(
-        os.path.exists(p) for p in ("/usr/lib/podman/netavark", "/usr/libexec/podman/netavark")
-    ):
-        pytest.skip("netavark is not installed (apt-get install netavark)")
-    store = Path(tempfile.mkdtemp(prefix="pnc", dir="/tmp"))  # podman: runroot < 50 characters
-    (store / "tmp").mkdir()
-    conf = store / "containers.conf"
-    conf.write_text(
-        '[containers]\ndefault_ulimits = ["nofile=20000:20000", "nproc=30000:30000"]\n'
-        f'[network]\nnetwork_backend = "netavark"\nnetwork_config_dir = "{store}/networks"\n'
-        f'[engine]\nruntime = "runc"\ncgroup_manager = "cgroupfs"\nevents_logger = "file"\n'
-        f'events_logfile_path = "{store}/events.log"\n'
-    )
-    env = {**os.environ, "CONTAINERS_CONF": str(conf)}
-    base = ["podman", "--root", str(store / "root"), "--runroot", str(store / "run"),
-            "--tmpdir", str(store / "tmp")]  # fmt: skip
-
-    def podman(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([*base, *args], env=env, capture_output=True, text=True,
-                              timeout=120, check=False)  # fmt: skip
-
-    def pypod(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([PYPOD, "--root", str(store / "pypod"), "--runroot",
-                               str(store / "pypod-run"), *args], capture_output=True,
-                              text=True, timeout=120, check=False)  # fmt: skip
-
-    try:
-        if podman("network", "ls").returncode != 0:
-            pytest.skip("podman with netavark does not start here")
-        yield {"podman": podman, "pypod": pypod}
-    finally:
-        for name in podman("network", "ls", "-q").stdout.split():
-            if name != "podman":
-                podman("network", "rm", "-f", name)
-        subprocess.run(["umount", "-R", str(store / "root" / "overlay")], capture_output=True,
-                       check=False)  # fmt: skip
-        shutil.rmtree(store, ignore_errors=True)
+    with podman_sandbox("pnc", None) as tools:
+        yield tools
 
 
 def _shape(value: Any) -> Any:

@@ -10,82 +10,23 @@ break both.
 from __future__ import annotations
 
 import json
-import os
 import re
-import shutil
 import socket
-import subprocess
-import tempfile
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Iterator
 
 import pytest
 
-from tests.conftest import BIN
-from tests.engine_support import make_busybox_tar
+from tests.podman_support import IMAGE, Tool, both, ok, podman_sandbox
 
 pytestmark = [pytest.mark.compat, pytest.mark.root]
-
-IMAGE = "localhost/busybox"
-Tool = Callable[..., subprocess.CompletedProcess[str]]
 
 
 @pytest.fixture(scope="module")
 def tools(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Tool]]:
-    if shutil.which("podman") is None:
-        pytest.skip("podman is not installed (apt-get install podman)")
-    if not any(os.path.exists(f"{d}/netavark") for d in ("/usr/lib/podman", "/usr/libexec/podman")):
-        pytest.skip("netavark is not installed (apt-get install netavark aardvark-dns)")
-    busybox = make_busybox_tar(tmp_path_factory.mktemp("bb"))
-    store = Path(tempfile.mkdtemp(prefix="pnr", dir="/tmp"))  # podman: runroot < 50 characters
-    (store / "tmp").mkdir()
-    conf = store / "containers.conf"
-    conf.write_text(
-        '[containers]\ndefault_ulimits = ["nofile=20000:20000", "nproc=30000:30000"]\n'
-        f'[network]\nnetwork_backend = "netavark"\nnetwork_config_dir = "{store}/networks"\n'
-        'default_subnet = "10.87.0.0/16"\n'
-        f'[engine]\nruntime = "runc"\ncgroup_manager = "cgroupfs"\nevents_logger = "file"\n'
-        f'events_logfile_path = "{store}/events.log"\n'
-    )
-    env = {**os.environ, "CONTAINERS_CONF": str(conf)}
-    base = ["podman", "--root", str(store / "root"), "--runroot", str(store / "run"),
-            "--tmpdir", str(store / "tmp")]  # fmt: skip
-
-    def podman(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([*base, *args], env=env, capture_output=True, text=True,
-                              timeout=120, check=False)  # fmt: skip
-
-    def pypod(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([str(BIN / "pypod"), "--root", str(store / "pypod"), "--runroot",
-                               str(store / "pypod-run"), *args], capture_output=True,
-                              text=True, timeout=120, check=False)  # fmt: skip
-
-    tools = {"podman": podman, "pypod": pypod}
-    try:
-        for tool in tools.values():
-            proc = tool("import", "-q", str(busybox), IMAGE)
-            if proc.returncode != 0:
-                pytest.skip(f"cannot import busybox: {proc.stderr}")
+    # podman's default network on a subnet of its own: two bridges on one would break both
+    with podman_sandbox("pnr", tmp_path_factory.mktemp("bb"), default_subnet="10.87.0.0/16"
+                        ) as tools:  # fmt: skip
         yield tools
-    finally:
-        for tool in tools.values():
-            tool("rm", "-a", "-f", "-t", "0")
-            for name in tool("network", "ls", "-q").stdout.split():
-                if name not in ("podman", "pypod"):
-                    tool("network", "rm", "-f", name)
-        podman("system", "reset", "-f")
-        subprocess.run(["umount", "-R", str(store / "root" / "overlay")], capture_output=True,
-                       check=False)  # fmt: skip
-        shutil.rmtree(store, ignore_errors=True)
-
-
-def both(tools: dict[str, Tool], *args: str) -> dict[str, subprocess.CompletedProcess[str]]:
-    return {name: tool(*args) for name, tool in tools.items()}
-
-
-def ok(proc: subprocess.CompletedProcess[str]) -> str:
-    assert proc.returncode == 0, proc.stderr
-    return proc.stdout
 
 
 def normal(text: str) -> str:

@@ -12,7 +12,6 @@ Where runc is installed, what a container sees is compared with the same command
 
 from __future__ import annotations
 
-import contextlib
 import fcntl
 import os
 import pty
@@ -21,8 +20,6 @@ import select
 import shutil
 import struct
 import subprocess
-import tarfile
-import tempfile
 import termios
 import time
 from collections.abc import Iterator
@@ -32,36 +29,12 @@ from typing import Any
 
 import pytest
 
-from pypod.testing import find_busybox, make_busybox_rootfs
-from tests.conftest import PYPOD_RUNTIME, messages
+from tests.conftest import PYPOD_RUNTIME, messages, run_captured
+from tests.engine_support import make_busybox_tar
+from tests.podman_support import private_store_cleanup, private_store_env, write_private_store
 
 pytestmark = [pytest.mark.compat, pytest.mark.root]
 
-CONTAINERS_CONF = """\
-[containers]
-default_ulimits = ["nofile=20000:20000", "nproc=30000:30000"]
-netns = "none"
-
-[network]
-network_backend = "cni"
-network_config_dir = "{store}/networks"
-
-[engine]
-runtime = "runc"
-{supports_json}cgroup_manager = "cgroupfs"
-events_logger = "file"
-events_logfile_path = "{store}/events.log"
-tmp_dir = "{store}/tmp"
-lock_type = "file"
-static_dir = "{store}/root/libpod"
-volume_path = "{store}/root/volumes"
-"""
-STORAGE_CONF = """\
-[storage]
-driver = "overlay"
-graphroot = "{store}/root"
-runroot = "{store}/run"
-"""
 #: podman reads the runtime's errors from its --log file (JSON) only for runtimes it lists here
 SUPPORTS_JSON = 'runtime_supports_json = ["crun", "runc", "pypod-runtime"]\n'
 
@@ -85,12 +58,7 @@ class Podman:
         ]  # fmt: skip
 
     def env(self, conf: str = "containers.conf") -> dict[str, str]:
-        return {
-            **os.environ,
-            "CONTAINERS_CONF": str(self.store / conf),
-            "CONTAINERS_STORAGE_CONF": str(self.store / "storage.conf"),
-            "CONTAINERS_REGISTRIES_CONF": str(self.store / "registries.conf"),
-        }
+        return private_store_env(self.store, conf)
 
     def __call__(
         self,
@@ -101,47 +69,12 @@ class Podman:
     ) -> subprocess.CompletedProcess[str]:
         cmd = self.command(*args, runtime=runtime)
         # files, not pipes: conmon outlives a detached `run` and must not hold our pipes open
-        with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
-            proc = subprocess.run(
-                cmd,
-                env=self.env(conf),
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=err,
-                text=True,
-                timeout=timeout,
-                check=False,
-            )
-            out.seek(0)
-            err.seek(0)
-            return subprocess.CompletedProcess(cmd, proc.returncode, out.read(), err.read())
+        return run_captured(cmd, env=self.env(conf), timeout=timeout)
 
     def ok(self, *args: str, **kw: Any) -> str:
         proc = self(*args, **kw)
         assert proc.returncode == 0, f"podman {' '.join(args)}: rc={proc.returncode}\n{proc.stderr}"
         return proc.stdout
-
-
-def _cgroup_parents() -> set[str]:
-    """podman's cgroupfs parents (and conmon's cgroup below them) that exist now."""
-    found = set()
-    for hierarchy in Path("/sys/fs/cgroup").iterdir():
-        for sub in ("libpod_parent/conmon", "libpod_parent"):
-            if (hierarchy / sub).is_dir():
-                found.add(str(hierarchy / sub))
-    return found
-
-
-def _unmount_under(path: Path) -> None:
-    prefix = str(path).rstrip("/") + "/"
-    points = []
-    with open("/proc/self/mountinfo") as f:
-        for line in f:
-            point = line.split()[4]
-            if point.startswith(prefix):
-                points.append(point)
-    for point in reversed(points):
-        subprocess.run(["umount", "-l", point], capture_output=True, check=False)
 
 
 @pytest.fixture(scope="session")
@@ -151,34 +84,13 @@ def podman(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Podman]:
         pytest.skip("podman is not installed (apt-get install podman): cannot drive pypod-runtime")
     if os.geteuid() != 0:
         pytest.skip("needs root: podman runs rootful here")
-    busybox = find_busybox()
-    if busybox is None:
-        pytest.skip("busybox-static is not installed (apt-get install busybox-static)")
     store = tmp_path_factory.mktemp("podman")
-    for name in ("networks", "tmp"):
-        (store / name).mkdir()
-    (store / "containers.conf").write_text(CONTAINERS_CONF.format(store=store, supports_json=""))
-    (store / "containers-json.conf").write_text(
-        CONTAINERS_CONF.format(store=store, supports_json=SUPPORTS_JSON)
-    )
-    (store / "storage.conf").write_text(STORAGE_CONF.format(store=store))
-    (store / "registries.conf").write_text("")
-    cgroups_before = _cgroup_parents()
+    write_private_store(store)
+    write_private_store(store, engine=SUPPORTS_JSON, name="containers-json.conf")
     pod = Podman(exe, store)
-    try:
-        rootfs = make_busybox_rootfs(str(store / "rootfs"), busybox)
-        with tarfile.open(store / "busybox.tar", "w") as tar:
-            tar.add(rootfs, arcname=".")
-        pod.ok("import", str(store / "busybox.tar"), "localhost/busybox")
+    with private_store_cleanup(store, pod):
+        pod.ok("import", str(make_busybox_tar(store)), "localhost/busybox")
         yield pod
-    finally:
-        pod("rm", "--all", "--force", "--time", "0")
-        pod("system", "reset", "--force")
-        _unmount_under(store)
-        shutil.rmtree(store, ignore_errors=True)
-        for cgroup in sorted(_cgroup_parents() - cgroups_before, reverse=True):
-            with contextlib.suppress(OSError):
-                os.rmdir(cgroup)
 
 
 @pytest.fixture(scope="session")

@@ -6,97 +6,23 @@ Each tool has a store of its own; podman runs with runc and netavark, as MACHINE
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import re
-import shutil
-import subprocess
-import tempfile
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from tests.conftest import BIN
-from tests.engine_support import make_busybox_tar
+from tests.podman_support import IMAGE, Tool, both, ok, podman_sandbox
 
 pytestmark = [pytest.mark.compat, pytest.mark.root]
-
-IMAGE = "localhost/busybox"
-Tool = Callable[..., subprocess.CompletedProcess[str]]
 
 
 @pytest.fixture(scope="module")
 def tools(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Tool]]:
-    if shutil.which("podman") is None:
-        pytest.skip("podman is not installed (apt-get install podman)")
-    if not any(os.path.exists(f"{d}/netavark") for d in ("/usr/lib/podman", "/usr/libexec/podman")):
-        pytest.skip("netavark is not installed (apt-get install netavark aardvark-dns)")
-    if shutil.which("catatonit") is None:
-        pytest.skip("catatonit is not installed (apt-get install catatonit)")
-    busybox = make_busybox_tar(tmp_path_factory.mktemp("bb"))
-    store = Path(tempfile.mkdtemp(prefix="ppd", dir="/tmp"))  # podman: runroot < 50 characters
-    (store / "tmp").mkdir()
-    conf = store / "containers.conf"
-    conf.write_text(
-        '[containers]\ndefault_ulimits = ["nofile=20000:20000", "nproc=30000:30000"]\n'
-        f'[network]\nnetwork_backend = "netavark"\nnetwork_config_dir = "{store}/networks"\n'
-        f'[engine]\nruntime = "runc"\ncgroup_manager = "cgroupfs"\nevents_logger = "file"\n'
-        f'events_logfile_path = "{store}/events.log"\n'
-    )
-    env = {**os.environ, "CONTAINERS_CONF": str(conf)}
-    base = ["podman", "--root", str(store / "root"), "--runroot", str(store / "run"),
-            "--tmpdir", str(store / "tmp")]  # fmt: skip
-
-    def podman(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([*base, *args], env=env, capture_output=True, text=True,
-                              timeout=120, check=False)  # fmt: skip
-
-    def pypod(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([str(BIN / "pypod"), "--root", str(store / "pypod"), "--runroot",
-                               str(store / "pypod-run"), *args], capture_output=True,
-                              text=True, timeout=120, check=False)  # fmt: skip
-
-    tools = {"podman": podman, "pypod": pypod}
-    cgroups_before = _pod_cgroups()
-    try:
-        for tool in tools.values():
-            proc = tool("import", "-q", str(busybox), IMAGE)
-            if proc.returncode != 0:
-                pytest.skip(f"cannot import busybox: {proc.stderr}")
+    with podman_sandbox("ppd", tmp_path_factory.mktemp("bb"), catatonit=True) as tools:
         yield tools
-    finally:
-        for tool in tools.values():
-            tool("pod", "rm", "-a", "-f", "-t", "0")
-            tool("rm", "-a", "-f", "-t", "0")
-        podman("system", "reset", "-f")
-        subprocess.run(["umount", "-R", str(store / "root" / "overlay")], capture_output=True,
-                       check=False)  # fmt: skip
-        shutil.rmtree(store, ignore_errors=True)
-        for path in sorted(_pod_cgroups() - cgroups_before):  # podman leaves some behind
-            with contextlib.suppress(OSError):
-                os.rmdir(path)
-
-
-def _pod_cgroups() -> set[str]:
-    """The pods' cgroup directories (podman's and pypod's) in every cgroup hierarchy."""
-    import glob
-
-    found = glob.glob("/sys/fs/cgroup/*/libpod_parent/*") + glob.glob(
-        "/sys/fs/cgroup/*/pypod_parent/*"
-    )
-    return {p for p in found if re.fullmatch(r"[0-9a-f]{64}", os.path.basename(p))}
-
-
-def both(tools: dict[str, Tool], *args: str) -> dict[str, subprocess.CompletedProcess[str]]:
-    return {name: tool(*args) for name, tool in tools.items()}
-
-
-def ok(proc: subprocess.CompletedProcess[str]) -> str:
-    assert proc.returncode == 0, proc.stderr
-    return proc.stdout
 
 
 def _shape(value: Any, key: str = "") -> Any:

@@ -23,38 +23,13 @@ from typing import Any
 
 import pytest
 
-from pypod.testing import find_busybox, make_busybox_rootfs
 from tests.conftest import BIN
+from tests.engine_support import make_busybox_tar, unmount_below
+from tests.podman_support import private_store_cleanup, private_store_env, write_private_store
 
 pytestmark = [pytest.mark.root]
 
 PYPOD = str(BIN / "pypod")
-
-CONTAINERS_CONF = """\
-[containers]
-default_ulimits = ["nofile=20000:20000", "nproc=30000:30000"]
-netns = "none"
-
-[network]
-network_backend = "cni"
-network_config_dir = "{store}/networks"
-
-[engine]
-runtime = "runc"
-cgroup_manager = "cgroupfs"
-events_logger = "file"
-events_logfile_path = "{store}/events.log"
-tmp_dir = "{store}/tmp"
-lock_type = "file"
-static_dir = "{store}/root/libpod"
-volume_path = "{store}/root/volumes"
-"""
-STORAGE_CONF = """\
-[storage]
-driver = "overlay"
-graphroot = "{store}/root"
-runroot = "{store}/run"
-"""
 
 
 class Tool:
@@ -80,24 +55,9 @@ class Tool:
         return proc.stdout.decode()
 
 
-def _unmount_below(path: Path) -> None:
-    prefix = str(path).rstrip("/") + "/"
-    with open("/proc/self/mountinfo") as f:
-        points = [line.split()[4] for line in f if line.split()[4].startswith(prefix)]
-    for point in reversed(points):
-        subprocess.run(["umount", "-l", point], capture_output=True, check=False)
-
-
 @pytest.fixture(scope="session")
 def busybox_tar(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    busybox = find_busybox()
-    if busybox is None:
-        pytest.skip("busybox-static is not installed (apt-get install busybox-static)")
-    work = tmp_path_factory.mktemp("bbtar")
-    rootfs = make_busybox_rootfs(str(work / "rootfs"), busybox)
-    with tarfile.open(work / "busybox.tar", "w") as tar:
-        tar.add(rootfs, arcname=".")
-    return work / "busybox.tar"
+    return make_busybox_tar(tmp_path_factory.mktemp("bbtar"))
 
 
 @pytest.fixture
@@ -107,7 +67,7 @@ def pypod(tmp_path: Path, busybox_tar: Path) -> Iterator[Tool]:
     tool.ok("import", "-q", str(busybox_tar), "localhost/busybox")
     yield tool
     tool("rm", "--all", "--force", "--time", "0")
-    _unmount_below(tmp_path)
+    unmount_below(tmp_path)
 
 
 @pytest.fixture(scope="session")
@@ -118,27 +78,12 @@ def podman_session(busybox_tar: Path) -> Iterator[Tool]:
     if shutil.which("runc") is None:
         pytest.skip("runc is not installed (apt-get install runc): podman needs it here")
     store = Path(tempfile.mkdtemp(prefix="pfs", dir="/tmp"))  # podman: a short runroot
-    for name in ("networks", "tmp"):
-        (store / name).mkdir()
-    (store / "containers.conf").write_text(CONTAINERS_CONF.format(store=store))
-    (store / "storage.conf").write_text(STORAGE_CONF.format(store=store))
-    (store / "registries.conf").write_text("")
-    env = {
-        **os.environ,
-        "CONTAINERS_CONF": str(store / "containers.conf"),
-        "CONTAINERS_STORAGE_CONF": str(store / "storage.conf"),
-        "CONTAINERS_REGISTRIES_CONF": str(store / "registries.conf"),
-    }
+    write_private_store(store)
     tool = Tool([exe, "--root", str(store / "root"), "--runroot", str(store / "run"),
-                 "--tmpdir", str(store / "tmp")], env)  # fmt: skip
-    try:
+                 "--tmpdir", str(store / "tmp")], private_store_env(store))  # fmt: skip
+    with private_store_cleanup(store, tool):
         tool.ok("import", "-q", str(busybox_tar), "localhost/busybox")
         yield tool
-    finally:
-        tool("rm", "--all", "--force", "--time", "0")
-        tool("system", "reset", "--force")
-        _unmount_below(store)
-        shutil.rmtree(store, ignore_errors=True)
 
 
 @pytest.fixture

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 import re
-import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,6 +12,7 @@ import pytest
 
 from tests.conftest import BIN
 from tests.image_fixtures import build_image, busybox_layer, context, small_layer, write_image
+from tests.podman_support import podman_for_images
 
 pytestmark = [pytest.mark.root]
 
@@ -243,24 +242,7 @@ def test_global_flags_and_help(pypod: Pypod) -> None:
 @pytest.mark.compat
 def test_columns_match_podman(tmp_path: Path, pypod: Pypod, with_images: dict[str, str]) -> None:
     """The same tarball imported by podman: same header lines and JSON keys."""
-    if shutil.which("podman") is None:
-        pytest.skip("podman is not installed")
-    import tempfile
-
-    store = Path(tempfile.mkdtemp(prefix="ppm", dir="/tmp"))  # podman: runroot < 50 characters
-    (store / "tmp").mkdir(parents=True)
-    conf = store / "containers.conf"
-    conf.write_text(f'[engine]\ncgroup_manager = "cgroupfs"\nevents_logger = "file"\n'
-                    f'events_logfile_path = "{store}/events.log"\n')  # fmt: skip
-    env = {**os.environ, "CONTAINERS_CONF": str(conf)}
-    base = ["podman", "--root", str(store / "root"), "--runroot", str(store / "run"),
-            "--tmpdir", str(store / "tmp"), "--storage-driver", "overlay"]  # fmt: skip
-
-    def podman(*args: str) -> str:
-        return subprocess.run([*base, *args], env=env, capture_output=True, text=True,
-                              check=True, timeout=120).stdout  # fmt: skip
-
-    try:
+    with podman_for_images("overlay") as podman:
         subprocess.run(["tar", "-C", str(tmp_path / "rootfs"), "-cf", str(tmp_path / "r.tar"),
                         "."], check=True)  # fmt: skip
         podman("import", "-q", str(tmp_path / "r.tar"), "quay.io/x/app:1.0")
@@ -275,10 +257,6 @@ def test_columns_match_podman(tmp_path: Path, pypod: Pypod, with_images: dict[st
         theirs_fmt = podman("images", "--format", "{{.Repository}}:{{.Tag}}")
         ours_fmt = pypod.ok("images", "--format", "{{.Repository}}:{{.Tag}}", "app")
         assert ours_fmt == theirs_fmt
-    finally:
-        subprocess.run([*base, "rmi", "-a", "-f"], env=env, capture_output=True, check=False)
-        _unmount_below(store)
-        shutil.rmtree(store, ignore_errors=True)
 
 
 def test_images_filter_sort_noheading(pypod: Pypod, with_images: dict[str, str]) -> None:

@@ -13,7 +13,6 @@ import os
 import re
 import socket
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -22,6 +21,7 @@ from tests.engine_support import (  # noqa: F401  (fixtures)
     IMAGE,
     Pypod,
     busybox_tar_fixture,
+    pods_fixture,
     pypod_fixture,
     pypod_session_fixture,
     table,
@@ -43,16 +43,6 @@ def fetch(url: str, timeout: float = 3) -> str | None:
             return str(r.read().decode())
     except OSError:
         return None
-
-
-@pytest.fixture(name="pods")
-def pods_fixture(pypod: Pypod) -> Iterator[Pypod]:
-    """The session store; every pod a test leaves is removed (members first) after it."""
-    before = set(pypod("pod", "ps", "-q", "--no-trunc").stdout.split())
-    yield pypod
-    left = set(pypod("pod", "ps", "-q", "--no-trunc").stdout.split()) - before
-    if left:
-        pypod("pod", "rm", "-f", "-t", "0", *sorted(left), timeout=120)
 
 
 @pytest.fixture(name="www")
@@ -309,7 +299,7 @@ def test_pod_errors(pods: Pypod) -> None:
     assert proc.returncode == 125 and "no such pod nosuchpod" in proc.stderr
     assert pods.fails(125, "pod", "create", "--share", "bogus").count("bogus") >= 1
     err = pods.fails(125, "pod", "create", "--userns", "keep-id")
-    assert "not supported yet" in err
+    assert "keep-id is only supported in rootless mode" in err  # as podman, rootful
 
 
 def test_infra_name_command_and_pod_id_file(pods: Pypod, tmp_path: Path) -> None:

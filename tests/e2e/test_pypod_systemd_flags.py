@@ -88,8 +88,7 @@ def test_sdnotify_values(pypod: Pypod) -> None:
     err = pypod.fails(125, "run", "--rm", "--sdnotify=bogus", IMAGE, "true")
     assert err == ('Error: invalid config provided: invalid argument: invalid sdnotify value '
                    '"bogus": must be container, conmon or ignore\n')  # fmt: skip
-    err = pypod.fails(125, "create", "--sdnotify=container", IMAGE, "true")
-    assert err == "Error: '--sdnotify=container' is not supported yet\n"
+    # --sdnotify=container: tests/e2e/test_pypod_sdnotify_container.py
 
 
 # --- --cgroups --------------------------------------------------------------------------------

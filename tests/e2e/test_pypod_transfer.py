@@ -5,9 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shlex
-import shutil
 import subprocess
-import tempfile
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,6 +16,7 @@ from pypod.testing import make_busybox_rootfs
 from tests.e2e.test_pypod_images import Pypod, _unmount_below
 from tests.image_support import Registry, start_registry
 from tests.integration.test_registry_client import PASSWORD, USER
+from tests.podman_support import podman_for_images
 
 pytestmark = [pytest.mark.root, pytest.mark.registry]
 
@@ -130,24 +129,7 @@ def test_login_logout(pypod: Pypod, auth_registry: Registry, tmp_path: Path) -> 
 def test_podman_pulls_what_pypod_pushed_and_loads_its_archives(
     pypod: Pypod, rootfs_tar: Path, registry: Registry, tmp_path: Path
 ) -> None:
-    if shutil.which("podman") is None:
-        pytest.skip("podman is not installed")
-    store = Path(tempfile.mkdtemp(prefix="ppm", dir="/tmp"))  # podman: runroot < 50 characters
-    (store / "tmp").mkdir()
-    conf = store / "containers.conf"
-    conf.write_text(f'[engine]\ncgroup_manager = "cgroupfs"\nevents_logger = "file"\n'
-                    f'events_logfile_path = "{store}/events.log"\n')  # fmt: skip
-    env = {**os.environ, "CONTAINERS_CONF": str(conf)}
-    base = ["podman", "--root", str(store / "root"), "--runroot", str(store / "run"),
-            "--tmpdir", str(store / "tmp"), "--storage-driver", "overlay"]  # fmt: skip
-
-    def podman(*args: str) -> str:
-        proc = subprocess.run([*base, *args], env=env, capture_output=True, text=True,
-                              timeout=120, check=False)  # fmt: skip
-        assert proc.returncode == 0, f"podman {args}: {proc.stderr}"
-        return proc.stdout
-
-    try:
+    with podman_for_images("overlay") as podman:
         pypod.ok("import", "-q", "-c", "CMD=/bin/true", "-c", "ENV=FROM=pypod", str(rootfs_tar),
                  "busy")  # fmt: skip
         target = f"{registry.host}/pypod-compat/bb:1"
@@ -168,10 +150,6 @@ def test_podman_pulls_what_pypod_pushed_and_loads_its_archives(
                f"{registry.host}/pypod-compat/theirs:2")  # fmt: skip
         out = pypod.ok("pull", "-q", "--tls-verify=false", f"{registry.host}/pypod-compat/theirs:2")
         assert len(out.strip()) == 64
-    finally:
-        subprocess.run([*base, "rmi", "-a", "-f"], env=env, capture_output=True, check=False)
-        _unmount_below(store)
-        shutil.rmtree(store, ignore_errors=True)
 
 
 def _two_images(pypod: Pypod, tmp_path: Path) -> tuple[str, str]:
@@ -262,24 +240,8 @@ def test_save_several_images(pypod: Pypod, tmp_path: Path) -> None:
 
 @pytest.mark.compat
 def test_podman_loads_our_multi_image_archive_and_we_load_its(pypod: Pypod, tmp_path: Path) -> None:
-    if shutil.which("podman") is None:
-        pytest.skip("podman is not installed")
     one, two = _two_images(pypod, tmp_path)
-    store = Path(tempfile.mkdtemp(prefix="ppm", dir="/tmp"))  # podman: runroot < 50 characters
-    conf = store / "containers.conf"
-    conf.write_text(f'[engine]\ncgroup_manager = "cgroupfs"\nevents_logger = "file"\n'
-                    f'events_logfile_path = "{store}/events.log"\n')  # fmt: skip
-    env = {**os.environ, "CONTAINERS_CONF": str(conf)}
-    base = ["podman", "--root", str(store / "root"), "--runroot", str(store / "run"),
-            "--storage-driver", "vfs"]  # fmt: skip
-
-    def podman(*args: str) -> str:
-        proc = subprocess.run([*base, *args], env=env, capture_output=True, text=True,
-                              timeout=120, check=False)  # fmt: skip
-        assert proc.returncode == 0, f"podman {args}: {proc.stderr}"
-        return proc.stdout
-
-    try:
+    with podman_for_images("vfs") as podman:
         ours = tmp_path / "ours.tar"
         pypod.ok("save", "-m", "-o", str(ours), "localhost/one", "localhost/two", "one:v2")
         assert podman("load", "-i", str(ours)).splitlines() == [
@@ -303,7 +265,3 @@ def test_podman_loads_our_multi_image_archive_and_we_load_its(pypod: Pypod, tmp_
         assert sorted(fresh.ok("images", "-q", "--no-trunc").split()) == sorted(
             f"sha256:{i}" for i in (one, two)
         )
-    finally:
-        subprocess.run([*base, "rmi", "-a", "-f"], env=env, capture_output=True, check=False)
-        _unmount_below(store)
-        shutil.rmtree(store, ignore_errors=True)

@@ -28,6 +28,7 @@ from pypod.storage.archive import OVERLAY, VFS, IdMap, IdRange, WhiteoutFormat
 from pypod.storage.archive.apply import apply_layer
 from pypod.storage.archive.changes import changes, changes_between
 from pypod.storage.archive.export import export_changes
+from tests.podman_support import reference_env
 from tests.unit.test_archive_apply import Entry, dir_, entry, link, reg, sym, tar_bytes
 from tests.unit.test_archive_export import snapshot
 
@@ -180,16 +181,18 @@ def _blob(entries: list[Entry]) -> bytes:
     return data
 
 
+@pytest.mark.parametrize("isolate", [False, True], ids=["in-process", "child"])
 @pytest.mark.parametrize("whiteouts", [OVERLAY, VFS], ids=["overlay", "vfs"])
 @pytest.mark.parametrize("case", sorted(CORPUS))
-def test_hostile_corpus(box: Box, case: str, whiteouts: WhiteoutFormat) -> None:
+def test_hostile_corpus(box: Box, case: str, whiteouts: WhiteoutFormat, isolate: bool) -> None:
+    """Each case in process and in a child process (where big layers are applied)."""
     build, error = CORPUS[case]
     data = _blob(build(box))
     if error is None:
-        _apply(box, data, whiteouts=whiteouts)
+        _apply(box, data, whiteouts=whiteouts, isolate=isolate)
     else:
         with pytest.raises(StorageError, match=error):
-            _apply(box, data, whiteouts=whiteouts)
+            _apply(box, data, whiteouts=whiteouts, isolate=isolate)
     box.check_host()
     if case == "absolute name":
         assert (box.layer / HOST_TARGETS[0].lstrip("/")).read_bytes() == b"pwned"
@@ -432,12 +435,7 @@ def podman(tmp_path: Path) -> Iterator[Callable[..., str]]:
     exe, skopeo = shutil.which("podman"), shutil.which("skopeo")
     if exe is None or skopeo is None or shutil.which("runc") is None:
         pytest.skip("podman, skopeo and runc are needed (apt-get install podman skopeo runc)")
-    conf = tmp_path / "containers.conf"
-    conf.write_text(
-        '[containers]\ndefault_ulimits = ["nofile=20000:20000", "nproc=30000:30000"]\n'
-        '[engine]\nruntime = "runc"\n'
-    )
-    env = {**os.environ, "CONTAINERS_CONF": str(conf)}
+    env = reference_env(tmp_path)
     import tempfile
 
     root = tmp_path / "proot"

@@ -27,6 +27,7 @@ from pypod.build.run import RunOptions, run_in_rootfs
 from pypod.config.etchosts import host_address, hosts_text
 from pypod.errors import CannotInvoke, CommandNotFound, InvalidArgument
 from pypod.testing import make_busybox_rootfs
+from tests.podman_support import reference_env
 
 pytestmark = pytest.mark.root
 
@@ -552,19 +553,10 @@ def test_run_in_builder_hostname_and_env(builder: Any) -> None:
 # --------------------------------------------------------------------------- buildah side by side
 
 
-CONTAINERS_CONF = """\
-[containers]
-default_ulimits = ["nofile=20000:20000", "nproc=30000:30000"]
-[engine]
-runtime = "runc"
-"""
-
-
 class Buildah:
     def __init__(self, base: Path) -> None:
         self.base = base
-        (base / "containers.conf").write_text(CONTAINERS_CONF)
-        self.env = dict(os.environ, CONTAINERS_CONF=str(base / "containers.conf"))
+        self.env = reference_env(base)
         rootfs = base / "rootfs"
         make_busybox_rootfs(str(rootfs))
         cid = self.ok("from", "scratch").strip()

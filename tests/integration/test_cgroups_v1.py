@@ -24,6 +24,7 @@ from pypod.errors import InUse, InvalidArgument, NotSupported
 from pypod.linux.cgroups import (
     CgroupManager,
     CgroupMode,
+    SelfJoin,
     detect_mode,
     manager_from_state,
     new_manager,
@@ -198,6 +199,93 @@ def test_add_pid_joins_every_hierarchy(env: Env) -> None:
         key = "" if controller == "unified" else controller
         assert joined[key] == env.name, controller
     assert env.manager.pids() == [child.pid]
+
+
+def _self_joined(join: SelfJoin) -> tuple[int, dict[str, str]]:
+    """Fork a process into `join.clone_into`, which then moves itself into the `tasks` files;
+    (its exit code, its /proc/<pid>/cgroup).  In a fresh interpreter: fork_into_cgroup
+    refuses a process with threads."""
+    script = (
+        "import json, os, sys\n"
+        "from pypod.linux import clone\n"
+        "d = json.load(sys.stdin)\n"
+        "fd = os.open(d['dir'], os.O_RDONLY | os.O_DIRECTORY) if d['dir'] else None\n"
+        "tasks = [os.open(p, os.O_WRONLY) for p in d['tasks']]\n"
+        "r, w = os.pipe()\n"
+        "pid = clone.fork_into_cgroup(fd) if fd is not None else os.fork()\n"
+        "if pid == 0:\n"
+        "    for t in tasks:\n"
+        "        os.write(t, b'0')\n"
+        "    os.write(w, open('/proc/self/cgroup', 'rb').read())\n"
+        "    os._exit(7)\n"
+        "os.close(w)\n"
+        "out = os.read(r, 65536).decode()\n"
+        "print(json.dumps([os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]), out]))\n"
+    )
+    data = {"dir": join.clone_into, "tasks": list(join.tasks)}
+    proc = subprocess.run(
+        [sys.executable, "-c", script],
+        input=json.dumps(data).encode(),
+        capture_output=True,
+        check=True,
+        timeout=60,
+    )
+    code, text = json.loads(proc.stdout)
+    return code, cgpaths.parse_proc_cgroup(text)
+
+
+def test_self_join_without_a_move_by_another(env: Env) -> None:
+    """Born in the cgroup2 directory, moving itself into each v1 one: in every hierarchy."""
+    m = env.manager
+    m.create()
+    join = m.self_join()
+    assert join is not None
+    unified = m.paths.get("unified")
+    assert join.clone_into == unified
+    assert sorted(join.tasks) == sorted(
+        os.path.join(d, "tasks") for d in set(m.paths.values()) if d != unified
+    )
+    code, joined = _self_joined(join)
+    assert code == 7
+    for controller in m.paths:
+        key = "" if controller == "unified" else controller
+        assert joined[key] == env.name, controller
+    assert m.pids() == []  # it came and went
+
+
+def test_fork_into_cgroup_errors_and_threads(env: Env, tmp_path: Any) -> None:
+    from pypod.errors import OSLevelError
+    from pypod.linux import clone
+
+    not_a_cgroup = os.open(str(tmp_path), os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        script = (
+            "import os, sys, threading\n"
+            "from pypod.errors import OSLevelError\n"
+            "from pypod.linux import clone\n"
+            "fd = os.open(sys.argv[1], os.O_RDONLY | os.O_DIRECTORY)\n"
+            "ev = threading.Event()\n"
+            "t = threading.Thread(target=ev.wait)\n"
+            "t.start()\n"
+            "try:\n"
+            "    clone.fork_into_cgroup(fd)\n"
+            "except OSLevelError as e:\n"
+            "    print(e.errno, e)\n"
+            "ev.set()\n"
+        )
+        m = env.manager
+        m.create()
+        target = m.paths.get("unified") or str(tmp_path)
+        out = subprocess.run(
+            [sys.executable, "-c", script, target], capture_output=True, check=True, timeout=60
+        ).stdout.decode()
+        assert out.startswith("16 ") and "other threads" in out  # EBUSY: never with threads
+        if len(os.listdir("/proc/self/task")) == 1:  # pytest without threads: try a bad fd
+            with pytest.raises(OSLevelError) as info:
+                clone.fork_into_cgroup(not_a_cgroup)  # a directory, not of a cgroup2 fs
+            assert "clone3" in str(info.value)
+    finally:
+        os.close(not_a_cgroup)
 
 
 def test_limits_are_written_and_updated(env: Env) -> None:

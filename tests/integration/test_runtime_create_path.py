@@ -1,9 +1,10 @@
 """What `create` does on its fast path keeps every property a container must have.
 
 - seccomp programs compiled once per state root (the `@seccomp-cache` directory) and used again;
-- stage-1 joins the container's cgroup early, and the init waits for its own move only where it
-  matters: the container's program, its hooks and a cgroup namespace still see it in its cgroup,
-  nothing else is left there, and a pids limit of 1 still works;
+- the init joins its cgroups by itself (born in the cgroup2 one, moving itself into the v1
+  ones), or where it cannot (a runtime with threads, a pids limit of 1) is moved and waits for
+  that only where it matters: the container's program, its hooks and a cgroup namespace see it
+  in its cgroups, nothing else is left there;
 - state files are written without fsync: an unreadable one can still be deleted with --force.
 """
 
@@ -11,6 +12,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -92,15 +95,62 @@ def test_a_filter_without_recvmsg_before_no_new_privs(rt: CLI, bundle: BundleFac
     assert run(rt, b, "c1") == "rc=1\n"
 
 
-def test_the_program_runs_in_its_cgroups(rt: CLI, bundle: BundleFactory) -> None:
-    b = bundle(["cat", "/proc/self/cgroup"])
-    wanted = cgroups_path(b)
-    lines = [line.split(":", 2) for line in run(rt, b, "c1").splitlines()]
+def _assert_in_its_cgroups(out: str, wanted: str) -> None:
+    lines = [line.split(":", 2) for line in out.splitlines()]
     by_controller = {controllers: path for _, controllers, path in lines}
-    for controllers in ("memory", "pids", "freezer", "devices", "blkio", "cpuset"):
+    for controllers in ("memory", "pids", "freezer", "devices", "blkio", "cpuset", "name=systemd"):
         if controllers in by_controller:
             assert by_controller[controllers] == wanted, lines
     assert any(c.startswith("cpu") and p == wanted for c, p in by_controller.items()), lines
+    if os.path.isdir("/sys/fs/cgroup/unified"):  # hybrid: the cgroup2 hierarchy too
+        assert by_controller[""] == wanted, lines
+
+
+def test_the_program_runs_in_its_cgroups(rt: CLI, bundle: BundleFactory) -> None:
+    """The init is born in the cgroup2 one and moves itself into the v1 ones (no move by the
+    runtime: that would wait for an RCU grace period)."""
+    b = bundle(["cat", "/proc/self/cgroup"])
+    _assert_in_its_cgroups(run(rt, b, "c1"), cgroups_path(b))
+
+
+def test_an_exec_runs_in_the_containers_cgroups(rt: CLI, bundle: BundleFactory) -> None:
+    """An exec'd process joins the cgroups as the init does, also at the pids limit."""
+
+    def edit(spec: dict[str, Any]) -> None:
+        spec["linux"]["resources"]["pids"] = {"limit": 1}  # the init alone fills it
+
+    b = bundle(["sleep", "1000"], edit=edit)
+    rt.ok("run", "-d", "-b", str(b), "c1")
+    proc = rt("exec", "c1", "cat", "/proc/self/cgroup")
+    assert proc.returncode == 0, messages(proc.stderr)
+    _assert_in_its_cgroups(proc.stdout, cgroups_path(b))
+    pids = Path("/sys/fs/cgroup/pids") / cgroups_path(b).lstrip("/") / "pids.current"
+    assert pids.read_text().strip() == "1"  # the exec'd process came and went
+
+
+def test_a_runtime_with_threads_moves_the_init(bundle: BundleFactory, tmp_path: Path) -> None:
+    """A process with threads cannot fork into a cgroup safely: the runtime moves the init."""
+    b = bundle(["cat", "/proc/self/cgroup"])
+    script = (
+        "import sys, threading\n"
+        "from pypod.runtime.container import CreateOptions, Runtime\n"
+        "done = threading.Event()\n"
+        "threading.Thread(target=done.wait).start()\n"
+        "try:\n"
+        "    opts = CreateOptions(bundle=sys.argv[2])\n"
+        "    code = Runtime(sys.argv[1]).run('c1', opts, detach=False)\n"
+        "finally:\n"
+        "    done.set()\n"
+        "sys.exit(code)\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", script, str(tmp_path / "state"), str(b)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr
+    _assert_in_its_cgroups(proc.stdout, cgroups_path(b))
 
 
 def test_only_the_init_is_left_in_the_cgroup(rt: CLI, bundle: BundleFactory) -> None:

@@ -17,6 +17,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -83,11 +84,20 @@ def test_no_runtime_fd_reaches_init_or_exec(
     rt.ok("create", "-b", str(b), cid, pass_fds=leaked_fds)
     pid = state(rt, cid)["pid"]
     # waiting for `start` the init still runs the runtime's code: only stdio, the exec fifo and
-    # the sealed exec helper
-    fds = {int(fd): os.readlink(f"/proc/{pid}/fd/{fd}") for fd in os.listdir(f"/proc/{pid}/fd")}
-    extra = {fds[fd] for fd in set(fds) - {0, 1, 2}}
+    # the sealed exec helper (its sync socket it closes right after READY: `create` may return
+    # before it did)
+    deadline = time.monotonic() + 5
+    while True:
+        fds = {int(fd): os.readlink(f"/proc/{pid}/fd/{fd}") for fd in os.listdir(f"/proc/{pid}/fd")}
+        extra = {fds[fd] for fd in set(fds) - {0, 1, 2}}
+        if not any(e.startswith("socket:") for e in extra) or time.monotonic() > deadline:
+            break
+        time.sleep(0.01)
     assert extra == {str(rt.root / cid / "exec.fifo"), "/memfd:pypod-exec (deleted)"}
     rt.ok("start", cid)
+    deadline = time.monotonic() + 5  # `start` returns before the init's exec
+    while len(os.listdir(f"/proc/{pid}/fd")) > 3 and time.monotonic() < deadline:
+        time.sleep(0.01)
     assert sorted(os.listdir(f"/proc/{pid}/fd")) == ["0", "1", "2"]
     # the init's cwd is the rootfs, seen from the host too
     cwd, rootfs = os.stat(f"/proc/{pid}/cwd"), os.stat(b / "rootfs")

@@ -170,6 +170,15 @@ def test_transition_from_fresh_cgroup_is_deny_all_then_allows() -> None:
     assert writes == [(False, "a *:* rwm"), (True, "c 1:3 rwm"), (True, "c 1:5 r")]
 
 
+def test_devices_list_lines() -> None:
+    emu = Emulator.from_list("c 1:3 rwm\nb 8:* r\nc  *:5   mw\n\n")
+    got = sorted(r.cgroup_string() for r in emu.exceptions())
+    assert got == ["b 8:* r", "c *:5 wm", "c 1:3 rwm"] and not emu.default_allow  # canonical
+    for bad in ("c 1:3", "x 1:3 rwm", "c 1-3 rwm", "c :3 rwm", "c 1:3 rwx", "c 1:3 rwm x"):
+        with pytest.raises(InvalidArgument, match="unexpected devices.list line"):
+            Emulator.from_list(bad + "\n")
+
+
 def test_transition_without_change_writes_nothing() -> None:
     current = Emulator.from_list("c 1:3 rwm\nc 1:5 r\n")
     target = Emulator.from_rules([DENY_ALL, NULL, ZERO_R])

@@ -133,6 +133,14 @@ def test_state_roundtrip(mgr: V2Manager) -> None:
     assert again.paths == mgr.paths and again.to_state() == mgr.to_state()
 
 
+def test_self_join_is_a_birth_in_the_cgroup(mgr: V2Manager, root: Path) -> None:
+    join = mgr.self_join()
+    assert join is not None
+    assert join.clone_into == str(root / "pods" / "c1") and join.tasks == ()
+    rootless = V2Manager(str(root / "pods" / "c2"), root=str(root), rootless=True)
+    assert rootless.self_join() is None  # a user's moves follow other rules: add_pid only
+
+
 # --- memory -----------------------------------------------------------------------------------
 
 

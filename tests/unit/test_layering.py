@@ -24,7 +24,7 @@ ALLOWED: dict[str, set[str]] = {
     "oci": set(),
 }  # fmt: skip
 #: modules every layer may use: they import the standard library only
-LEAVES = {"errors", "record", "log", "atomic", "sqlite", "__init__"}
+LEAVES = {"errors", "record", "log", "atomic", "fstree", "sqlite", "__init__"}
 #: support code for tests, the demo and benchmarks; no library module may import it
 SUPPORT = {"testing"}
 

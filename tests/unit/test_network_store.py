@@ -328,3 +328,13 @@ def test_bridge_names_in_use_on_the_host_are_skipped(
     """As netavark: a bridge name a host interface has is not given to a new network."""
     monkeypatch.setattr(store_mod, "_live_interfaces", lambda: ["lo", "pypod1", "pypod2"])
     assert nets.create("web").network_interface == "pypod3"
+
+
+def test_the_default_networks_id_is_the_sha256_of_its_name() -> None:
+    import hashlib
+
+    from pypod.network.store import DEFAULT_NETWORK_ID, default_network
+    from pypod.network.types import DEFAULT_NETWORK
+
+    assert hashlib.sha256(DEFAULT_NETWORK.encode()).hexdigest() == DEFAULT_NETWORK_ID
+    assert default_network().id == DEFAULT_NETWORK_ID

@@ -51,7 +51,7 @@ def test_userns_plan_modes() -> None:
     assert userns_plan("host") is None
     plan = userns_plan("", ("0:1:100",))
     assert plan is not None and plan.uid_maps == plan.gid_maps  # podman: one for both
-    with pytest.raises(InvalidArgument, match="cannot be combined"):
+    with pytest.raises(InvalidArgument, match="--userns and --uidmap.* are mutually exclusive"):
         userns_plan("keep-id", ("0:1:100",))
     with pytest.raises(NotSupported, match="'--userns=auto' is not supported yet"):
         userns_plan("auto")

@@ -20,11 +20,11 @@
 from __future__ import annotations
 
 import json
-import re
 import shlex
 from typing import Any
 
 from pypod.errors import InvalidArgument
+from pypod.image.gotime import parse_go_duration
 
 __all__ = [
     "add_onbuild",
@@ -178,26 +178,14 @@ def entrypoint_value(value: str) -> list[str]:
     return ["/bin/sh", "-c", value]
 
 
-_DURATION = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|μs|ms|s|m|h)")
-_UNITS = {"ns": 1, "us": 1_000, "µs": 1_000, "μs": 1_000, "ms": 1_000_000,
-          "s": 1_000_000_000, "m": 60_000_000_000, "h": 3_600_000_000_000}  # fmt: skip
-
-
 def go_duration_ns(text: str) -> int:
     """Go's time.ParseDuration, in nanoseconds ("30s", "1m30s", "500ms", "0")."""
-    sign = -1 if text.startswith("-") else 1
-    body = text.lstrip("+-")
-    if body == "0":
-        return 0
-    total, pos = 0.0, 0
-    for m in _DURATION.finditer(body):
-        if m.start() != pos:
-            break
-        total += float(m.group(1)) * _UNITS[m.group(2)]
-        pos = m.end()
-    if not body or pos != len(body):
-        raise InvalidArgument(f'time: invalid duration "{text}": use a Go duration like 30s or 1m')
-    return sign * int(round(total))
+    try:
+        return parse_go_duration(text)
+    except InvalidArgument:
+        raise InvalidArgument(
+            f'time: invalid duration "{text}": use a Go duration like 30s or 1m'
+        ) from None
 
 
 def healthcheck_config(

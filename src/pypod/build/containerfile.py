@@ -28,6 +28,7 @@ from collections.abc import Iterator
 
 from pypod.build.expand import is_space
 from pypod.errors import InvalidArgument
+from pypod.image.gotime import parse_go_duration
 from pypod.record import record, replace
 
 INSTRUCTIONS = frozenset(
@@ -656,19 +657,6 @@ def _check_healthcheck(ins: Instruction) -> None:
             parse_duration(flag.value, flag.name)
 
 
-_UNITS = {
-    "ns": 1,
-    "us": 1_000,
-    "µs": 1_000,
-    "μs": 1_000,
-    "ms": 1_000_000,
-    "s": 1_000_000_000,
-    "m": 60_000_000_000,
-    "h": 3_600_000_000_000,
-}
-_DURATION_PART = re.compile(r"(\d+\.?\d*|\.\d+)(ns|us|µs|μs|ms|s|m|h)")
-
-
 def parse_duration(value: str, flag: str = "interval") -> int:
     """A HEALTHCHECK option's Go duration ("30s", "1m30s", "1.5h", "0") in nanoseconds.
 
@@ -676,24 +664,10 @@ def parse_duration(value: str, flag: str = "interval") -> int:
     """
     if value == "":
         return 0
-    text = value
-    sign = 1
-    if text[0] in "+-":
-        sign = -1 if text[0] == "-" else 1
-        text = text[1:]
-    if text == "0":
-        raise ValueError(f'Interval "{flag}" must be positive')
-    if not text:
-        raise ValueError(f'time: invalid duration "{value}" (for --{flag})')
-    total = 0.0
-    pos = 0
-    while pos < len(text):
-        match = _DURATION_PART.match(text, pos)
-        if match is None:
-            raise ValueError(f'time: invalid duration "{value}" (for --{flag})')
-        total += float(match.group(1)) * _UNITS[match.group(2)]
-        pos = match.end()
-    nanos = sign * int(total)
+    try:
+        nanos = parse_go_duration(value)
+    except InvalidArgument:
+        raise ValueError(f'time: invalid duration "{value}" (for --{flag})') from None
     if nanos <= 0:
         raise ValueError(f'Interval "{flag}" must be positive')
     return nanos

@@ -19,11 +19,9 @@ is what buildah's `CompositeDigester` computed while copying:
 
 from __future__ import annotations
 
-import grp
 import hashlib
 import os
 import posixpath
-import pwd
 import stat
 from collections.abc import Iterator, Mapping, Sequence
 from typing import BinaryIO
@@ -41,6 +39,7 @@ from pypod.build.sources import (
     is_url,
     resolve_in_root,
 )
+from pypod.config.hostusers import HostNames
 
 __all__ = ["content_digest", "url_digest"]
 
@@ -85,6 +84,7 @@ def content_digest(
     """The history digest of `COPY/ADD sources` from `root` (the context or --from root),
     carried out as `plan`."""
     root = os.path.abspath(root)
+    host_names = HostNames()
     rules = ignore if ignore is not None else Ignore()
     names = {item.source: posixpath.basename(item.dest) for item in plan
              if item.kind not in (MKDIR, ARCHIVE) and not is_url(item.source)}  # fmt: skip
@@ -103,40 +103,15 @@ def content_digest(
                 continue
             h = hashlib.sha256()
             if is_dir:
-                _dir_entries(h, root, resolved, rules, owner, mode)
+                _dir_entries(h, root, resolved, rules, owner, mode, host_names)
             elif add and stat.S_ISREG(st.st_mode) and is_archive(host):
                 _archive_entries(h, host)
             else:
                 name = names.get(host, posixpath.basename(match))
-                _entry(h, host, st, name, owner, mode, {})
+                _entry(h, host, st, name, owner, mode, host_names, {})
             h.update(gotar.TRAILER)
             digests.append(("dir" if is_dir else "file", h.hexdigest()))
     return combine(digests)
-
-
-class _Names:
-    """Go's FileInfoHeader user and group names (looked up once each, "" when unknown)."""
-
-    users: dict[int, str] = {}
-    groups: dict[int, str] = {}
-
-    @classmethod
-    def user(cls, uid: int) -> str:
-        if uid not in cls.users:
-            try:
-                cls.users[uid] = pwd.getpwuid(uid).pw_name
-            except KeyError:
-                cls.users[uid] = ""
-        return cls.users[uid]
-
-    @classmethod
-    def group(cls, gid: int) -> str:
-        if gid not in cls.groups:
-            try:
-                cls.groups[gid] = grp.getgrgid(gid).gr_name
-            except KeyError:
-                cls.groups[gid] = ""
-        return cls.groups[gid]
 
 
 def _xattr_records(path: str) -> tuple[tuple[str, str], ...]:
@@ -155,7 +130,8 @@ def _xattr_records(path: str) -> tuple[tuple[str, str], ...]:
 
 
 def _entry(h: hashlib._Hash, path: str, st: os.stat_result, name: str, owner: tuple[int, int],
-           mode: int | None, links: dict[tuple[int, int], str]) -> None:  # fmt: skip
+           mode: int | None, names: HostNames, links: dict[tuple[int, int], str]
+           ) -> None:  # fmt: skip
     """One item as the copier's Get writes it and the digester re-writes it."""
     fmt = stat.S_IFMT(st.st_mode)
     linkname = ""
@@ -190,8 +166,8 @@ def _entry(h: hashlib._Hash, path: str, st: os.stat_result, name: str, owner: tu
         gid=owner[1],
         size=size,
         linkname=linkname,
-        uname=_Names.user(st.st_uid),
-        gname=_Names.group(st.st_gid),
+        uname=names.user(st.st_uid),
+        gname=names.group(st.st_gid),
         devmajor=devmajor,
         devminor=devminor,
         pax_records=_xattr_records(path),
@@ -205,13 +181,13 @@ def _entry(h: hashlib._Hash, path: str, st: os.stat_result, name: str, owner: tu
 
 
 def _dir_entries(h: hashlib._Hash, root: str, resolved: str, rules: Ignore,
-                 owner: tuple[int, int], mode: int | None) -> None:  # fmt: skip
+                 owner: tuple[int, int], mode: int | None, names: HostNames) -> None:  # fmt: skip
     top = resolved.lstrip("/")
     prefix = f"{top}/" if top else ""
     links: dict[tuple[int, int], str] = {}
     for entry in walk_context(root, rules, top=top):
         path = host_path(root, "/" + entry)
-        _entry(h, path, os.lstat(path), entry[len(prefix) :], owner, mode, links)
+        _entry(h, path, os.lstat(path), entry[len(prefix) :], owner, mode, names, links)
 
 
 # --- an archive that ADD unpacks: its entries as Go's tar.Reader returns them ---------------

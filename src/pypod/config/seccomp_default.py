@@ -5,7 +5,9 @@ in the same JSON shape (a Docker/podman seccomp profile), so that one converter,
 :func:`pypod.config.seccomp_profile.to_oci`, serves it and `--security-opt seccomp=FILE`.
 It lives with the configuration (containers-common ships it as a configuration file) so that
 the engine's containers and the build's RUN steps (:mod:`pypod.build.run`, as buildah) share it.
-System call names are kept as space-separated words to keep the module small.  Generated;
+System call names are kept as space-separated words, and the rules that repeat one pattern
+(personalities, architectures, capability pairs) are built from small tables, to keep the
+module small; the result is the file's rules in its order.
 `tests/unit/test_engine_spec_seccomp.py` compares it with the installed file when present.
 """
 
@@ -108,205 +110,98 @@ utime utimensat utimensat_time64 utimes vfork wait4 waitid waitpid write writev
 """.split(),
                 "action": "SCMP_ACT_ALLOW",
             },
-            {
-                "names": "personality".split(),
-                "action": "SCMP_ACT_ALLOW",
-                "args": [{"index": 0, "value": 0, "op": "SCMP_CMP_EQ"}],
-            },
-            {
-                "names": "personality".split(),
-                "action": "SCMP_ACT_ALLOW",
-                "args": [{"index": 0, "value": 8, "op": "SCMP_CMP_EQ"}],
-            },
-            {
-                "names": "personality".split(),
-                "action": "SCMP_ACT_ALLOW",
-                "args": [{"index": 0, "value": 131072, "op": "SCMP_CMP_EQ"}],
-            },
-            {
-                "names": "personality".split(),
-                "action": "SCMP_ACT_ALLOW",
-                "args": [{"index": 0, "value": 131080, "op": "SCMP_CMP_EQ"}],
-            },
-            {
-                "names": "personality".split(),
-                "action": "SCMP_ACT_ALLOW",
-                "args": [{"index": 0, "value": 4294967295, "op": "SCMP_CMP_EQ"}],
-            },
-            {
-                "names": "sync_file_range2".split(),
-                "action": "SCMP_ACT_ALLOW",
-                "includes": {"arches": ["ppc64le"]},
-            },
-            {
-                "names": """
-arm_fadvise64_64 arm_sync_file_range breakpoint cacheflush set_tls sync_file_range2
-""".split(),
-                "action": "SCMP_ACT_ALLOW",
-                "includes": {"arches": ["arm", "arm64"]},
-            },
-            {
-                "names": "arch_prctl".split(),
-                "action": "SCMP_ACT_ALLOW",
-                "includes": {"arches": ["amd64", "x32"]},
-            },
-            {
-                "names": "modify_ldt".split(),
-                "action": "SCMP_ACT_ALLOW",
-                "includes": {"arches": ["amd64", "x32", "x86"]},
-            },
-            {
-                "names": "s390_pci_mmio_read s390_pci_mmio_write s390_runtime_instr".split(),
-                "action": "SCMP_ACT_ALLOW",
-                "includes": {"arches": ["s390", "s390x"]},
-            },
-            {
-                "names": "open_by_handle_at".split(),
-                "action": "SCMP_ACT_ALLOW",
-                "includes": {"caps": ["CAP_DAC_READ_SEARCH"]},
-            },
-            {
-                "names": "open_by_handle_at".split(),
-                "action": "SCMP_ACT_ERRNO",
-                "excludes": {"caps": ["CAP_DAC_READ_SEARCH"]},
-                "errnoRet": 1,
-                "errno": "EPERM",
-            },
-            {
-                "names": """
-bpf fanotify_init lookup_dcookie perf_event_open quotactl setdomainname sethostname
-setns
-""".split(),
-                "action": "SCMP_ACT_ALLOW",
-                "includes": {"caps": ["CAP_SYS_ADMIN"]},
-            },
-            {
-                "names": """
-bpf fanotify_init lookup_dcookie perf_event_open quotactl setdomainname sethostname
-setns
-""".split(),
-                "action": "SCMP_ACT_ERRNO",
-                "excludes": {"caps": ["CAP_SYS_ADMIN"]},
-                "errnoRet": 1,
-                "errno": "EPERM",
-            },
-            {
-                "names": "chroot".split(),
-                "action": "SCMP_ACT_ALLOW",
-                "includes": {"caps": ["CAP_SYS_CHROOT"]},
-            },
-            {
-                "names": "chroot".split(),
-                "action": "SCMP_ACT_ERRNO",
-                "excludes": {"caps": ["CAP_SYS_CHROOT"]},
-                "errnoRet": 1,
-                "errno": "EPERM",
-            },
-            {
-                "names": "delete_module finit_module init_module query_module".split(),
-                "action": "SCMP_ACT_ALLOW",
-                "includes": {"caps": ["CAP_SYS_MODULE"]},
-            },
-            {
-                "names": "delete_module finit_module init_module query_module".split(),
-                "action": "SCMP_ACT_ERRNO",
-                "excludes": {"caps": ["CAP_SYS_MODULE"]},
-                "errnoRet": 1,
-                "errno": "EPERM",
-            },
-            {
-                "names": "acct".split(),
-                "action": "SCMP_ACT_ALLOW",
-                "includes": {"caps": ["CAP_SYS_PACCT"]},
-            },
-            {
-                "names": "acct".split(),
-                "action": "SCMP_ACT_ERRNO",
-                "excludes": {"caps": ["CAP_SYS_PACCT"]},
-                "errnoRet": 1,
-                "errno": "EPERM",
-            },
-            {
-                "names": "kcmp process_madvise".split(),
-                "action": "SCMP_ACT_ALLOW",
-                "includes": {"caps": ["CAP_SYS_PTRACE"]},
-            },
-            {
-                "names": "kcmp process_madvise".split(),
-                "action": "SCMP_ACT_ERRNO",
-                "excludes": {"caps": ["CAP_SYS_PTRACE"]},
-                "errnoRet": 1,
-                "errno": "EPERM",
-            },
-            {
-                "names": "ioperm iopl".split(),
-                "action": "SCMP_ACT_ALLOW",
-                "includes": {"caps": ["CAP_SYS_RAWIO"]},
-            },
-            {
-                "names": "ioperm iopl".split(),
-                "action": "SCMP_ACT_ERRNO",
-                "excludes": {"caps": ["CAP_SYS_RAWIO"]},
-                "errnoRet": 1,
-                "errno": "EPERM",
-            },
-            {
-                "names": "clock_settime clock_settime64 settimeofday stime".split(),
-                "action": "SCMP_ACT_ALLOW",
-                "includes": {"caps": ["CAP_SYS_TIME"]},
-            },
-            {
-                "names": "clock_settime clock_settime64 settimeofday stime".split(),
-                "action": "SCMP_ACT_ERRNO",
-                "excludes": {"caps": ["CAP_SYS_TIME"]},
-                "errnoRet": 1,
-                "errno": "EPERM",
-            },
-            {
-                "names": "vhangup".split(),
-                "action": "SCMP_ACT_ALLOW",
-                "includes": {"caps": ["CAP_SYS_TTY_CONFIG"]},
-            },
-            {
-                "names": "vhangup".split(),
-                "action": "SCMP_ACT_ERRNO",
-                "excludes": {"caps": ["CAP_SYS_TTY_CONFIG"]},
-                "errnoRet": 1,
-                "errno": "EPERM",
-            },
-            {
-                "names": "socket".split(),
-                "action": "SCMP_ACT_ERRNO",
-                "args": [
-                    {"index": 0, "value": 16, "op": "SCMP_CMP_EQ"},
-                    {"index": 2, "value": 9, "op": "SCMP_CMP_EQ"},
-                ],
-                "excludes": {"caps": ["CAP_AUDIT_WRITE"]},
-                "errnoRet": 22,
-                "errno": "EINVAL",
-            },
-            {
-                "names": "socket".split(),
-                "action": "SCMP_ACT_ALLOW",
-                "args": [{"index": 2, "value": 9, "op": "SCMP_CMP_NE"}],
-                "excludes": {"caps": ["CAP_AUDIT_WRITE"]},
-            },
-            {
-                "names": "socket".split(),
-                "action": "SCMP_ACT_ALLOW",
-                "args": [{"index": 0, "value": 16, "op": "SCMP_CMP_NE"}],
-                "excludes": {"caps": ["CAP_AUDIT_WRITE"]},
-            },
-            {
-                "names": "socket".split(),
-                "action": "SCMP_ACT_ALLOW",
-                "args": [{"index": 2, "value": 9, "op": "SCMP_CMP_NE"}],
-                "excludes": {"caps": ["CAP_AUDIT_WRITE"]},
-            },
-            {
-                "names": "socket".split(),
-                "action": "SCMP_ACT_ALLOW",
-                "includes": {"caps": ["CAP_AUDIT_WRITE"]},
-            },
+            *_personality_rules(),
+            *_arch_rules(),
+            *_capability_rules(),
+            *_socket_rules(),
         ],
     }
+
+
+#: `personality(2)` personas a container may switch to (PER_LINUX, UNAME26, PER_LINUX32,
+#: UNAME26|PER_LINUX32, the query 0xffffffff)
+_PERSONAS = (0, 8, 131072, 131080, 4294967295)
+
+#: calls allowed on some architectures only (Go's GOARCH names)
+_ARCH_CALLS = (
+    ("sync_file_range2", ("ppc64le",)),
+    ("arm_fadvise64_64 arm_sync_file_range breakpoint cacheflush set_tls sync_file_range2",
+     ("arm", "arm64")),
+    ("arch_prctl", ("amd64", "x32")),
+    ("modify_ldt", ("amd64", "x32", "x86")),
+    ("s390_pci_mmio_read s390_pci_mmio_write s390_runtime_instr", ("s390", "s390x")),
+)  # fmt: skip
+
+#: calls allowed with a capability and refused with EPERM without it
+_CAPABILITY_CALLS = (
+    ("CAP_DAC_READ_SEARCH", "open_by_handle_at"),
+    ("CAP_SYS_ADMIN",
+     "bpf fanotify_init lookup_dcookie perf_event_open quotactl setdomainname sethostname setns"),
+    ("CAP_SYS_CHROOT", "chroot"),
+    ("CAP_SYS_MODULE", "delete_module finit_module init_module query_module"),
+    ("CAP_SYS_PACCT", "acct"),
+    ("CAP_SYS_PTRACE", "kcmp process_madvise"),
+    ("CAP_SYS_RAWIO", "ioperm iopl"),
+    ("CAP_SYS_TIME", "clock_settime clock_settime64 settimeofday stime"),
+    ("CAP_SYS_TTY_CONFIG", "vhangup"),
+)  # fmt: skip
+
+_AF_NETLINK = 16
+_NETLINK_AUDIT = 9
+
+
+def _arg(index: int, value: int, op: str) -> dict[str, Any]:
+    return {"index": index, "value": value, "op": op}
+
+
+def _personality_rules() -> list[dict[str, Any]]:
+    return [
+        {"names": ["personality"], "action": "SCMP_ACT_ALLOW", "args": [_arg(0, v, "SCMP_CMP_EQ")]}
+        for v in _PERSONAS
+    ]
+
+
+def _arch_rules() -> list[dict[str, Any]]:
+    return [
+        {"names": names.split(), "action": "SCMP_ACT_ALLOW", "includes": {"arches": list(arches)}}
+        for names, arches in _ARCH_CALLS
+    ]
+
+
+def _capability_rules() -> list[dict[str, Any]]:
+    rules: list[dict[str, Any]] = []
+    for cap, names in _CAPABILITY_CALLS:
+        rules.append({"names": names.split(), "action": "SCMP_ACT_ALLOW",
+                      "includes": {"caps": [cap]}})  # fmt: skip
+        rules.append({"names": names.split(), "action": "SCMP_ACT_ERRNO",
+                      "excludes": {"caps": [cap]}, "errnoRet": 1, "errno": "EPERM"})  # fmt: skip
+    return rules
+
+
+def _socket_rules() -> list[dict[str, Any]]:
+    """Without CAP_AUDIT_WRITE, no audit netlink socket (EINVAL); every other socket is
+    allowed (the same rules, in the same order, as containers/common's)."""
+
+    def audit() -> dict[str, list[str]]:
+        return {"caps": ["CAP_AUDIT_WRITE"]}
+
+    def not_audit_proto() -> list[dict[str, Any]]:
+        return [_arg(2, _NETLINK_AUDIT, "SCMP_CMP_NE")]
+
+    return [
+        {
+            "names": ["socket"],
+            "action": "SCMP_ACT_ERRNO",
+            "args": [_arg(0, _AF_NETLINK, "SCMP_CMP_EQ"), _arg(2, _NETLINK_AUDIT, "SCMP_CMP_EQ")],
+            "excludes": audit(),
+            "errnoRet": 22,
+            "errno": "EINVAL",
+        },
+        {"names": ["socket"], "action": "SCMP_ACT_ALLOW", "args": not_audit_proto(),
+         "excludes": audit()},
+        {"names": ["socket"], "action": "SCMP_ACT_ALLOW",
+         "args": [_arg(0, _AF_NETLINK, "SCMP_CMP_NE")], "excludes": audit()},
+        {"names": ["socket"], "action": "SCMP_ACT_ALLOW", "args": not_audit_proto(),
+         "excludes": audit()},
+        {"names": ["socket"], "action": "SCMP_ACT_ALLOW", "includes": audit()},
+    ]  # fmt: skip

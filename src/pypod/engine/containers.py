@@ -532,6 +532,7 @@ class Engine:
     ) -> Any:
         """Fork the container's monitor (`Spawning`: `create()` it once the bundle is written,
         or `abort()`)."""
+        from pypod.engine.sdnotify import relayed_socket
         from pypod.monitor.config import MonitorConfig
         from pypod.monitor.spawn import fork_monitor
 
@@ -552,6 +553,7 @@ class Engine:
                 (*self.command_prefix(), "healthcheck", "run", c.id) if check_every else ()
             ),
             periodic_interval=check_every or 0.0,
+            sdnotify_socket=relayed_socket(c.config.sdnotify),
         )
         return fork_monitor(cfg)
 
@@ -610,10 +612,10 @@ class Engine:
                 with self.db.transaction():
                     self.save_state(c)
                     self.container_event(c, "start")
-                if c.config.sdnotify or c.config.conmon_pidfile:  # (see engine/sdnotify.py)
+                if c.config.conmon_pidfile or "NOTIFY_SOCKET" in os.environ:  # engine/sdnotify.py
                     from pypod.engine.sdnotify import notify_started
 
-                    notify_started(sdnotify="" if restarting else c.config.sdnotify,
+                    notify_started(sdnotify=c.config.sdnotify,
                                    conmon_pidfile=c.config.conmon_pidfile,
                                    monitor_pid=int(c.state.get("monitor_pid", 0)))  # fmt: skip
             return c
@@ -638,14 +640,21 @@ class Engine:
             self.container_event(c, "kill", {"signal": str(sig)})
         return c
 
-    def stop(self, id_or_name: str, *, timeout: int | None = None) -> Container:
-        """Stop signal, then SIGKILL after `timeout` seconds (the container's --stop-timeout)."""
+    def stop(self, id_or_name: str, *, timeout: int | None = None, claim: Any = None,
+             in_pod_stop: bool = False) -> Container:  # fmt: skip
+        """Stop signal, then SIGKILL after `timeout` seconds (the container's --stop-timeout).
+        `claim`: the cleanup claimed already (`claim_cleanup`, before a pod's stop signals);
+        `in_pod_stop`: its whole pod stops (its exit policy has nothing left to do)."""
         c = self.lookup(id_or_name)
         if c.status == "configured":
+            if claim is not None:
+                claim.close()
             return c
         with self.locked(c.id):
             c = self.lookup(c.id)
             if c.status not in LIVE:
+                if claim is not None:  # it ended after the pod's signal: clean up, as claimed
+                    self._cleanup_claimed(c, claim)
                 if c.config.restart_policy not in ("", "no") and not c.state.get(
                     "stopped_by_user"
                 ):  # ended, its restart maybe pending: it is not to come
@@ -653,35 +662,79 @@ class Engine:
                     with self.db.transaction():
                         self.save_state(c)
                 return c
-            c.state["stopped_by_user"] = True
-            with self.db.transaction():
-                self.save_state(c)
-            rt = self.runtime(c)
-            wait = c.config.stop_timeout if timeout is None else timeout
-            sig = c.config.stop_signal or signal_mod.SIGTERM
-            if c.status == "paused":
-                with contextlib.suppress(PypodError):
-                    rt.resume(c.id)
-            if wait > 0:
-                with contextlib.suppress(PypodError):
-                    rt.kill(c.id, sig)
-                if not self._wait_exit(c, wait):
-                    log.warning(
-                        "StopSignal %s failed to stop container %s in %d seconds, resorting "
-                        "to SIGKILL",
-                        signal_mod.Signals(sig).name,
-                        c.name,
-                        wait,
-                    )
-            if self.sync(c).status in LIVE:
-                with contextlib.suppress(PypodError):
-                    rt.kill(c.id, signal_mod.SIGKILL, all_processes=True)
-                self._wait_exit(c, 30)
-            c = self.lookup(c.id)
-            self._cleanup(c, from_monitor=False)
-            with self.db.transaction():
-                self.container_event(c, "stop")
+            if claim is None:
+                claim = self.claim_cleanup(c, in_pod_stop=in_pod_stop)
+            try:
+                self._stop_claimed(c, timeout)
+                if claim is not None:
+                    claim.cleanup_done()  # done here: the monitor starts no `container cleanup`
+                    claim = None
+            finally:
+                if claim is not None:  # not done: the monitor's exit command does it
+                    claim.close()
         return self.lookup(c.id)
+
+    def _cleanup_claimed(self, c: Container, claim: Any) -> None:
+        try:
+            if c.status == "exited" and not c.state.get("cleaned"):
+                self._cleanup(c, from_monitor=False)
+            claim.cleanup_done()
+        finally:
+            claim.close()
+
+    def claim_cleanup(self, c: Container, *, in_pod_stop: bool = False) -> Any:
+        """Tell `c`'s monitor that this command cleans up after the process it is about to
+        stop, as `run --rm` does: the monitor then need not start `pypod container cleanup`
+        (a whole interpreter per container: `pod rm -f` of a pod of three paid for three).
+        The connection (close it without `cleanup_done()` and the monitor runs its exit
+        command after all), or None when the cleanup is not all a stop does: `--rm` (the
+        exit command removes the container) or a member of a pod whose exit policy may apply
+        (unless the whole pod stops), or when no monitor answers."""
+        if c.config.remove or (c.config.pod and not in_pod_stop) or c.status != "running":
+            return None
+        from pypod.engine import attach
+
+        try:
+            conn = attach.connect(self.paths.rundir(c.id))
+        except (PypodError, OSError):
+            return None
+        try:
+            conn.claim_cleanup()
+        except OSError:
+            conn.close()
+            return None
+        return conn
+
+    def _stop_claimed(self, c: Container, timeout: int | None) -> None:
+        """The stop itself (the container's lock held)."""
+        c.state["stopped_by_user"] = True
+        with self.db.transaction():
+            self.save_state(c)
+        rt = self.runtime(c)
+        wait = c.config.stop_timeout if timeout is None else timeout
+        sig = c.config.stop_signal or signal_mod.SIGTERM
+        if c.status == "paused":
+            with contextlib.suppress(PypodError):
+                rt.resume(c.id)
+        if wait > 0:
+            with contextlib.suppress(PypodError):
+                rt.kill(c.id, sig)
+            if not self._wait_exit(c, wait):
+                log.warning(
+                    "StopSignal %s failed to stop container %s in %d seconds, resorting "
+                    "to SIGKILL",
+                    signal_mod.Signals(sig).name,
+                    c.name,
+                    wait,
+                )
+        if self.sync(c).status in LIVE:
+            with contextlib.suppress(PypodError):
+                rt.kill(c.id, signal_mod.SIGKILL, all_processes=True)
+            self._wait_exit(c, 30)
+        c = self.lookup(c.id)
+        self._cleanup(c, from_monitor=False)
+        with self.db.transaction():
+            self.container_event(c, "stop")
 
     def _wait_exit(self, c: Container, seconds: float) -> bool:
         deadline = time.monotonic() + seconds
@@ -848,10 +901,10 @@ class Engine:
         self._remove_files(c.id)
 
     def _remove_files(self, cid: str) -> None:
-        import shutil
+        from pypod.fstree import remove_tree
 
-        shutil.rmtree(os.path.dirname(self.paths.userdata(cid)), ignore_errors=True)
-        shutil.rmtree(self.paths.rundir(cid), ignore_errors=True)
+        remove_tree(os.path.dirname(self.paths.userdata(cid)), ignore_errors=True)
+        remove_tree(self.paths.rundir(cid), ignore_errors=True)
         with contextlib.suppress(OSError):
             os.unlink(self.paths.lock(cid))
 

@@ -9,7 +9,6 @@ the container's monitor runs `pypod healthcheck run ID` every interval instead
 
 from __future__ import annotations
 
-import tempfile
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -77,6 +76,8 @@ def run_check(eng: Engine, c: Container) -> tuple[str, int]:
         raise InvalidState(f"container {c.name} is not running")
     hc = Healthcheck(**{**check, "test": tuple(check["test"])})
     started = time.time()
+    import tempfile  # here: `run` imports this module, health checks are rarer
+
     with tempfile.TemporaryFile() as out:
         try:
             result = run_exec(eng, c, ExecOptions(command=command(hc), output_fd=out.fileno(),

@@ -12,6 +12,7 @@ import os
 from typing import Any
 
 from pypod.engine import networking
+from pypod.engine.config import ContainerConfig
 from pypod.engine.containers import Engine
 from pypod.engine.state import Container, shown_status
 from pypod.errors import PypodError
@@ -203,7 +204,7 @@ def inspect_container(eng: Engine, c: Container, *, size: bool = False) -> dict[
             "Timeout": 0,
             "StopTimeout": cfg.stop_timeout,
             "Passwd": True,
-            "sdNotifyMode": "container",
+            "sdNotifyMode": cfg.sdnotify or "container",
         },
         "HostConfig": {
             "Binds": [
@@ -249,7 +250,8 @@ def inspect_container(eng: Engine, c: Container, *, size: bool = False) -> dict[
             "SecurityOpt": [],
             "Tmpfs": {m.destination: ",".join(m.options) for m in cfg.mounts if m.type == "tmpfs"},
             "UTSMode": cfg.uts or "private",
-            "UsernsMode": "",
+            "UsernsMode": _userns_mode(cfg),
+            **_id_mappings(cfg),
             "ShmSize": cfg.shm_size,
             "Runtime": "oci",
             "ConsoleSize": [0, 0],
@@ -297,3 +299,24 @@ def inspect_container(eng: Engine, c: Container, *, size: bool = False) -> dict[
         out["SizeRw"] = 0
         out["SizeRootFs"] = 0
     return out
+
+
+def _userns_mode(cfg: ContainerConfig) -> str:
+    """HostConfig.UsernsMode as podman shows it: "" (the engine's namespace), "private" (maps
+    of its own), "keep-id", "container:<infra id>" (a member of a pod with a user namespace)."""
+    mode = cfg.userns or ""
+    if mode.startswith("container:"):
+        return ":".join(mode.split(":")[:2])  # not the ":keep-id"/":nomap" pypod keeps with it
+    if mode in ("", "private") and (cfg.uidmap or cfg.gidmap):
+        return "private"
+    return mode
+
+
+def _id_mappings(cfg: ContainerConfig) -> dict[str, Any]:
+    """HostConfig.IDMappings (only with --uidmap/--gidmap: each map as given; one flag alone
+    serves for both, as podman does)."""
+    uids = [m for text in cfg.uidmap for m in text.split(",") if m]
+    gids = [m for text in cfg.gidmap for m in text.split(",") if m]
+    if not uids and not gids:
+        return {}
+    return {"IDMappings": {"UidMap": uids or gids, "GidMap": gids or uids}}

@@ -8,11 +8,8 @@ needed.  The image is found by name afterwards, so it is built once per store.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
-import tarfile
-import tempfile
 import time
 from typing import TYPE_CHECKING
 
@@ -55,6 +52,10 @@ def ensure_pause_image(eng: Engine) -> tuple[str, str]:
 
 
 def _build(eng: Engine, name: str) -> str:
+    import hashlib  # here: once per store; finding the image is on every `pod create`'s path
+    import tarfile
+    import tempfile
+
     from pypod.image.commit import store_image
     from pypod.image.transports.containers_storage import StoreLocation
 

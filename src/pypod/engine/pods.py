@@ -10,6 +10,13 @@ infra's namespaces (`--network/--ipc/--uts/--pid container:INFRA`, the same path
 flags take) and requires the infra (so starting a member starts the infra first, and the
 infra cannot go while members exist).  Members start and stop independently; the pod's
 status follows theirs (libpod's rules: Running, Degraded, Paused, Exited, Stopped, Created).
+
+A pod with a user namespace (`--uidmap/--gidmap`, rootless `--userns keep-id|nomap`) has it
+made by its infra container (spec and root filesystem remapped as for `run --uidmap`); its
+members join that namespace (`userns` `container:INFRA`, engine/rootless.py member_userns),
+their root filesystems remapped with the pod's maps; like podman, a member then takes no
+`--userns` or maps of its own.  A member's `--ipc/--pid/--uts pod` joins the infra's
+namespace of that kind whether the pod shares it or not.
 """
 
 from __future__ import annotations
@@ -17,7 +24,7 @@ from __future__ import annotations
 import contextlib
 import json
 import math
-import secrets
+import os
 import signal as signal_mod
 import time
 from collections.abc import Callable, Iterable
@@ -81,8 +88,11 @@ class PodConfig:
     #: pod-wide limits on the pod's cgroup (`--memory` bytes, `--cpus`)
     memory: int | None = None
     cpus: float | None = None
-    #: `--userns`: "" (the host's) only
+    #: `--userns` ("", host; keep-id, nomap rootless), `--uidmap`/`--gidmap` as given: the
+    #: infra container's user namespace, which the members join (engine/rootless.py)
     userns: str = ""
+    uidmap: tuple[str, ...] = ()
+    gidmap: tuple[str, ...] = ()
     exit_policy: str = "continue"
     create_command: tuple[str, ...] = ()
     #: `--infra-conmon-pidfile`: the infra container's monitor pid, written at each start
@@ -114,7 +124,8 @@ def _load(row: tuple[Any, ...]) -> Pod:
     infra_id = str(data.pop("infra_id", ""))
     known = {f.name for f in fields(PodConfig)}
     kw = {k: v for k, v in data.items() if k in known}
-    for name in ("share", "ports", "dns_servers", "dns_search", "dns_options", "create_command"):
+    for name in ("share", "ports", "dns_servers", "dns_search", "dns_options", "create_command",
+                 "uidmap", "gidmap"):  # fmt: skip
         if name in kw:
             kw[name] = tuple(kw[name])
     if kw.get("infra_command") is not None:
@@ -233,8 +244,15 @@ class Pods:
         name = cfg.name
         if name:
             check_name(name)
-        if cfg.userns not in ("", "host"):
-            raise NotSupported(f"'pod create --userns {cfg.userns}' is not supported yet")
+        from pypod.engine.rootless import userns_plan
+
+        userns_plan(cfg.userns, cfg.uidmap, cfg.gidmap)  # refused before anything is made
+        if cfg.infra and not cfg.share:  # `--share none`: no infra container (podman 4.3)
+            if cfg.ports:
+                raise InvalidArgument(
+                    "you must have an infra container to publish port bindings to the host"
+                )
+            cfg = replace(cfg, infra=False)
         if not cfg.infra and (cfg.ports or cfg.network or cfg.networks):
             raise InvalidArgument(
                 "you must have an infra container to publish port bindings or set networks: "
@@ -242,9 +260,7 @@ class Pods:
             )
         if not cfg.infra and cfg.share and cfg.share != DEFAULT_SHARE:
             raise InvalidArgument("you must have an infra container to share namespaces")
-        if cfg.infra_command is not None and not cfg.infra:
-            raise InvalidArgument("cannot set infra command without an infra container")
-        pid = secrets.token_hex(32)
+        pid = os.urandom(32).hex()  # not `secrets`: it loads OpenSSL (~4 ms), on `run --pod`'s path
         if not name:
             name = self._free_name()
         if eng.db.query("SELECT 1 FROM pods WHERE name = ?", (name,)):
@@ -301,8 +317,9 @@ class Pods:
             image_id=image_id,
             name=cfg.infra_name or f"{pod.id[:12]}-infra",
             entrypoint=cfg.infra_command,
-            # the pod's name unless one was given (podman's), when members share its UTS
-            hostname=cfg.hostname or (pod.name if "uts" in cfg.share else None),
+            # the pod's name unless one was given (podman's), also when the pod does not
+            # share its UTS namespace (a member's `--uts pod` joins it)
+            hostname=cfg.hostname or pod.name,
             network=cfg.network if "net" in cfg.share else "",
             networks=dict(cfg.networks) if "net" in cfg.share else {},
             ports=cfg.ports,
@@ -317,6 +334,10 @@ class Pods:
             stop_timeout=10,
             labels={},
             conmon_pidfile=cfg.infra_conmon_pidfile,
+            # the pod's user namespace is the infra container's (members join it)
+            userns=cfg.userns if shares_user(cfg) else "",
+            uidmap=cfg.uidmap if shares_user(cfg) else (),
+            gidmap=cfg.gidmap if shares_user(cfg) else (),
         )
         return self.eng.create(infra)
 
@@ -385,19 +406,41 @@ class Pods:
                     dns_options=cfg.dns_options,
                     add_hosts=cfg.add_hosts,
                     hostname=cfg.hostname or "",
+                    # `run --pod new:P --userns/--uidmap`: the new pod's (podman's)
+                    userns=cfg.userns,
+                    uidmap=cfg.uidmap,
+                    gidmap=cfg.gidmap,
                 )
             )
             cfg = replace(cfg, network="", networks={}, ports=(), dns_servers=(), dns_search=(),
-                          dns_options=(), add_hosts=(), hostname=None)  # fmt: skip
+                          dns_options=(), add_hosts=(), hostname=None, userns="", uidmap=(),
+                          gidmap=())  # fmt: skip
         else:
+            if cfg.userns:
+                raise InvalidArgument("--userns and --pod cannot be set together")
             pod = self.lookup(ref)
         share = pod.config.share if pod.infra_id else ()
         changes: dict[str, Any] = {"pod": pod.id, "cgroup_parent": cfg.cgroup_parent}
         if not cfg.cgroup_parent:
             changes["cgroup_parent"] = pod.cgroup_path
+        pod_modes = [k for k in ("ipc", "uts", "pid") if getattr(cfg, k) == "pod"]
         if not pod.infra_id:
+            if pod_modes:
+                from pypod.engine.rootless import NOT_IN_POD
+
+                raise InvalidArgument(NOT_IN_POD)
             return replace(cfg, **changes)
+        if cfg.uidmap or cfg.gidmap:
+            raise InvalidArgument(
+                "cannot specify a new uid/gid map when entering a pod with an infra container: "
+                "invalid argument"
+            )
         infra = f"container:{pod.infra_id}"
+        if shares_user(pod.config):
+            from pypod.engine.rootless import member_userns
+
+            pc = pod.config
+            changes.update(member_userns(pod.infra_id, pc.userns, pc.uidmap, pc.gidmap))
         if "net" in share:
             if cfg.ports or cfg.publish_all:
                 raise InvalidArgument(
@@ -417,9 +460,10 @@ class Pods:
             changes["dns_options"] = cfg.dns_options or pc.dns_options
             changes["add_hosts"] = (*pc.add_hosts, *cfg.add_hosts)
         for ns, kind in (("ipc", "ipc"), ("uts", "uts"), ("pid", "pid")):
-            if ns in share and not getattr(cfg, kind):
+            # `--ipc pod` (podman's FromPod): the infra's, even when the pod does not share it
+            if (ns in share and not getattr(cfg, kind)) or kind in pod_modes:
                 changes[kind] = infra
-        if "uts" in share and cfg.hostname:
+        if ("uts" in share or "uts" in pod_modes) and cfg.hostname:
             raise InvalidArgument(
                 "invalid config provided: cannot set hostname when joining the pod UTS "
                 "namespace: invalid configuration"
@@ -540,6 +584,9 @@ class Pods:
         parallel), so a pod stops in one timeout, not one per container."""
         ordered = self._ordered(pod, members, infra_first=False)
         live = [c for c in ordered if c.status in ("running", "paused", "created", "stopping")]
+        # each stop below cleans up after its container: said to the monitors before the
+        # signals, so that none of them starts `container cleanup` meanwhile
+        claims = {c.id: self.eng.claim_cleanup(c, in_pod_stop=True) for c in live}
         started = time.monotonic()
         for c in live:
             wait = c.config.stop_timeout if timeout is None else timeout
@@ -552,9 +599,15 @@ class Pods:
         def stop(c: Container) -> object:
             wait = c.config.stop_timeout if timeout is None else timeout
             left = max(0, math.ceil(wait - (time.monotonic() - started))) if wait > 0 else 0
-            return self.eng.stop(c.id, timeout=left)
+            return self.eng.stop(c.id, timeout=left, claim=claims.pop(c.id, None),
+                                 in_pod_stop=True)  # fmt: skip
 
-        return self._each(ordered, stop)
+        try:
+            return self._each(ordered, stop)
+        finally:
+            for claim in claims.values():  # a stop that never ran: the monitor cleans up
+                if claim is not None:
+                    claim.close()
 
     # --- helpers ------------------------------------------------------------------------------
     def _ordered(self, pod: Pod, members: list[Container], *, infra_first: bool) -> list[Container]:
@@ -629,7 +682,7 @@ class Pods:
                 "Networks": list(ic.networks) or None,
                 "NetworkOptions": None,
                 "pid_ns": "private",
-                "userns": "host",
+                "userns": _userns_shown(cfg),
                 "uts_ns": "private",
             }
         if cfg.memory is not None:
@@ -637,12 +690,27 @@ class Pods:
         if cfg.cpus is not None:
             out["CPUPeriod"] = 100000
             out["CPUQuota"] = int(cfg.cpus * 100000)
-        out["SharedNamespaces"] = list(cfg.share) or None
+        shared = [*cfg.share, "user"] if pod.infra_id and shares_user(cfg) else list(cfg.share)
+        out["SharedNamespaces"] = sorted(shared) or None
         out["NumContainers"] = len(members)
         out["Containers"] = [
             {"Id": c.id, "Name": c.name, "State": _shown(c)} for c in members
         ] or None
         return {k: v for k, v in out.items() if v is not None or k in _KEEP_NULL}
+
+
+def shares_user(cfg: PodConfig) -> bool:
+    """Whether the pod has a user namespace of its own, the infra container's, which its
+    members join (podman: with an infra container that shares any namespace, `user` is
+    among the shared ones)."""
+    return bool(cfg.infra and cfg.share and (cfg.uidmap or cfg.gidmap or
+                                            cfg.userns not in ("", "host")))  # fmt: skip
+
+
+def _userns_shown(cfg: PodConfig) -> str:
+    """`pod inspect`'s InfraConfig.userns: as podman's Pod.NamespaceMode, "private" when the
+    infra container's spec makes a user namespace (keep-id and nomap too), else "host"."""
+    return "private" if shares_user(cfg) else "host"
 
 
 #: the fields podman prints even when empty
@@ -701,4 +769,5 @@ __all__ = [
     "parse_share",
     "pod_of",
     "pod_status",
+    "shares_user",
 ]

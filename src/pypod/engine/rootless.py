@@ -15,14 +15,20 @@ import contextlib
 import fcntl
 import os
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from pypod.errors import InvalidArgument, NotSupported, PermissionDenied, PypodError
+from pypod.errors import (
+    InvalidArgument,
+    InvalidState,
+    NotSupported,
+    PermissionDenied,
+    PypodError,
+)
 from pypod.linux import userns
 from pypod.record import record
 
 if TYPE_CHECKING:
-    from pypod.oci.runtime_spec import Mount, Spec
+    from pypod.oci.runtime_spec import LinuxNamespace, Mount, Spec
 
 PAUSE_PID = "pause.pid"
 PAUSE_LOCK = "pause.lock"
@@ -183,27 +189,43 @@ def check_no_resources(resources: object) -> None:
 
 
 # --- a user namespace of the container's own: --userns=keep-id, --uidmap, --gidmap -------------
+#: podman's words for `--userns pod` outside a pod (and `--ipc/--pid/--uts pod`)
+NOT_IN_POD = (
+    "cannot use pod namespace as container is not joining a pod or pod has no infra container: "
+    "invalid argument"
+)
+#: `--userns MODE` together with `--uidmap`, `--gidmap` (podman's words)
+USERNS_AND_MAPS = "--userns and --uidmap/--gidmap/--subuidname/--subgidname are mutually exclusive"
+#: the `userns` a member of a pod with a user namespace has: the infra container's joined
+#: (`container:<infra id>`, the maps in uidmap/gidmap; `container:<infra id>:keep-id`)
+JOIN_PREFIX = "container:"
+
+
 @record
 class UsernsPlan:
     """The container's id maps (container id -> id of the namespace pypod runs in) and, for
-    keep-id, the user the process runs as."""
+    keep-id, the user the process runs as; `join`: the ID of the container (a pod's infra)
+    whose user namespace, made with these maps, the container joins instead of making one."""
 
     uid_maps: tuple[userns.IDMap, ...]
     gid_maps: tuple[userns.IDMap, ...]
     user: tuple[int, int] | None = None
+    join: str = ""
 
 
 def parse_idmap(text: str, flag: str) -> tuple[userns.IDMap, ...]:
     """`--uidmap CONTAINER_ID:HOST_ID:AMOUNT` (several, comma or repeated flags); HOST_ID is
     an id of the rootless namespace (0 the user, 1.. the subordinate ones), as podman."""
     out = []
+    which = "GID" if "gid" in flag else "UID"
     for item in text.split(","):
         parts = item.split(":")
         try:
             ctr, host, size = (int(x) for x in parts)
         except ValueError:
             raise InvalidArgument(
-                f"invalid {flag} {item!r}: use CONTAINER_ID:HOST_ID:AMOUNT (numbers)"
+                f"initializing ID mappings: {which} setting is malformed expected "
+                f'["uint32:uint32:uint32"]: ["{item}"] ({flag}: use CONTAINER_ID:HOST_ID:AMOUNT)'
             ) from None
         if ctr < 0 or host < 0 or size <= 0:
             raise InvalidArgument(f"invalid {flag} {item!r}: ids >= 0 and an amount > 0")
@@ -214,30 +236,74 @@ def parse_idmap(text: str, flag: str) -> tuple[userns.IDMap, ...]:
 def userns_plan(
     mode: str, uidmap: Sequence[str] = (), gidmap: Sequence[str] = ()
 ) -> UsernsPlan | None:
-    """What `--userns MODE`, `--uidmap` and `--gidmap` ask for; None: the engine's namespace."""
+    """What `--userns MODE`, `--uidmap` and `--gidmap` ask for; None: the engine's namespace.
+
+    podman 4.3's values: "" and host (none of its own), keep-id and nomap (rootless only),
+    private (only with maps, which `--uidmap`/`--gidmap` give without --userns); auto, ns:PATH
+    and container:ID are not supported yet; `pod` only in a pod (see pods.Pods.join)."""
     if uidmap or gidmap:
-        if mode not in ("", "private"):
-            raise InvalidArgument(f"--userns={mode} cannot be combined with --uidmap/--gidmap")
+        if mode not in ("",):
+            raise InvalidArgument(USERNS_AND_MAPS)
         uids = tuple(m for text in uidmap for m in parse_idmap(text, "--uidmap"))
         gids = tuple(m for text in gidmap for m in parse_idmap(text, "--gidmap"))
         return UsernsPlan(uid_maps=uids or gids, gid_maps=gids or uids)  # podman: one for both
-    if mode in ("", "host", "private"):
+    if mode in ("", "host"):
         return None
-    if mode == "keep-id" or mode.startswith("keep-id:"):
+    if mode == "private":
+        raise InvalidArgument(
+            "must provide at least one UID or GID mapping to configure a user namespace"
+        )
+    if mode == "pod":
+        raise InvalidArgument(NOT_IN_POD)
+    kind = mode.partition(":")[0]
+    if kind in ("keep-id", "nomap"):
         if not userns.rootless():
-            raise InvalidArgument("keep-id is only supported in rootless mode")
-        if mode != "keep-id":
-            raise NotSupported(f"'--userns={mode}' is not supported yet: use --userns=keep-id")
+            raise InvalidArgument(f"{kind} is only supported in rootless mode")
+        if mode not in ("keep-id", "nomap"):
+            raise NotSupported(f"'--userns={mode}' is not supported yet: use --userns={kind}")
         uid = int(os.environ.get(ROOTLESS_UID, os.geteuid()))
         gid = int(os.environ.get(ROOTLESS_GID, os.getegid()))
         uid_size = userns.mapped_size("/proc/self/uid_map")
         gid_size = userns.mapped_size("/proc/self/gid_map")
+        if mode == "nomap":
+            return UsernsPlan(uid_maps=nomap_maps(uid_size), gid_maps=nomap_maps(gid_size))
         return UsernsPlan(
             uid_maps=keep_id_maps(uid, uid_size),
             gid_maps=keep_id_maps(gid, gid_size),
             user=(uid, gid),
         )
-    raise NotSupported(f"'--userns={mode}' is not supported yet: use keep-id, host or --uidmap")
+    if kind in ("auto", "ns", "container"):
+        raise NotSupported(f"'--userns={mode}' is not supported yet: use keep-id, host or --uidmap")
+    raise InvalidArgument(f"unrecognized namespace mode {mode} passed")
+
+
+def member_userns(infra_id: str, mode: str, uidmap: Sequence[str], gidmap: Sequence[str]
+                  ) -> dict[str, Any]:  # fmt: skip
+    """The `userns`, `uidmap`, `gidmap` of a member of a pod whose infra container `infra_id`
+    was made with (`mode`, `uidmap`, `gidmap`): it joins that namespace, made with those maps
+    (its root filesystem remapped with them too); keep-id runs it as the user, as podman does
+    (a member inherits the infra container's user)."""
+    keep = ":keep-id" if mode == "keep-id" else ":nomap" if mode == "nomap" else ""
+    return {"userns": f"{JOIN_PREFIX}{infra_id}{keep}", "uidmap": tuple(uidmap),
+            "gidmap": tuple(gidmap)}  # fmt: skip
+
+
+def config_plan(mode: str, uidmap: Sequence[str] = (), gidmap: Sequence[str] = ()
+                ) -> UsernsPlan | None:  # fmt: skip
+    """The plan of a stored container config: `userns_plan`, or for a pod's member (see
+    `member_userns`) the infra container's plan with `join` set."""
+    if not mode.startswith(JOIN_PREFIX):
+        return userns_plan(mode, uidmap, gidmap)
+    infra, _, inherited = mode[len(JOIN_PREFIX) :].partition(":")
+    plan = userns_plan(inherited, (), ()) if inherited else userns_plan("", uidmap, gidmap)
+    if plan is None:
+        raise InvalidArgument(
+            f"--userns={mode}: the user namespace of container {infra} is joined only with "
+            "the maps it was made with; this is pypod's own value for a pod's members"
+        )
+    from pypod.record import replace
+
+    return replace(plan, join=infra)
 
 
 def keep_id_maps(own: int, size: int) -> tuple[userns.IDMap, ...]:
@@ -252,6 +318,17 @@ def keep_id_maps(own: int, size: int) -> tuple[userns.IDMap, ...]:
     if extra > own:
         maps.append(userns.IDMap(container_id=own + 1, host_id=own + 1, size=extra - own))
     return tuple(maps)
+
+
+def nomap_maps(size: int) -> tuple[userns.IDMap, ...]:
+    """nomap (podman's): the container's ids are the subordinate ids 1..size-1 of the rootless
+    namespace, from 0 on; the user's own id (namespace id 0) is not in the container."""
+    if size <= 1:
+        raise InvalidArgument(
+            "--userns=nomap needs subordinate ids: add a range for the user to /etc/subuid "
+            "and /etc/subgid"
+        )
+    return (userns.IDMap(container_id=0, host_id=1, size=size - 1),)
 
 
 def _to_parent(maps: Sequence[userns.IDMap], id_: int) -> int | None:
@@ -335,13 +412,16 @@ def with_userns(cfg: object, spec: Spec, userdata: str) -> Spec:
     from pypod.oci.runtime_spec import LinuxIDMapping, LinuxNamespace
     from pypod.record import replace
 
-    plan = userns_plan(
+    plan = config_plan(
         str(getattr(cfg, "userns", "") or ""),
         tuple(getattr(cfg, "uidmap", ()) or ()),
         tuple(getattr(cfg, "gidmap", ()) or ()),
     )
     if plan is None or spec.linux is None or spec.root is None or spec.process is None:
         return spec
+    user_ns = LinuxNamespace(type="user")
+    if plan.join:
+        user_ns = LinuxNamespace(type="user", path=joined_userns(plan.join, spec.linux.namespaces))
     remap_rootfs(spec.root.path, plan, os.path.join(userdata, "idmapped"))
     sysctl = dict(spec.linux.sysctl)
     if sysctl.get("net.ipv4.ping_group_range") == "0 0":
@@ -363,7 +443,7 @@ def with_userns(cfg: object, spec: Spec, userdata: str) -> Spec:
     namespaces = tuple(n for n in spec.linux.namespaces if n.type != "user")
     linux = replace(
         spec.linux,
-        namespaces=(LinuxNamespace(type="user"), *namespaces),
+        namespaces=(user_ns, *namespaces),
         sysctl=sysctl,
         uid_mappings=oci(plan.uid_maps),
         gid_mappings=oci(plan.gid_maps),
@@ -385,6 +465,45 @@ def with_userns(cfg: object, spec: Spec, userdata: str) -> Spec:
         taken = {m.destination for m in mounts}
         mounts = (*mounts, *(m for m in extra if m.destination not in taken))
     return replace(spec, linux=linux, process=process, mounts=mounts)
+
+
+def joined_userns(infra: str, namespaces: Sequence[LinuxNamespace]) -> str:
+    """The user namespace of the pod's infra container `infra` that a member joins: that of
+    the process whose namespaces (`/proc/PID/ns/...`, what the engine resolved the member's
+    `container:INFRA` namespaces to) it joins; the pod's namespaces belong to it."""
+    import re
+
+    pids = {
+        m.group(1)
+        for ns in namespaces
+        if ns.path and (m := re.fullmatch(r"/proc/(\d+)/ns/[a-z]+", ns.path)) is not None
+    }
+    if not pids:
+        raise NotSupported(
+            f"joining the user namespace of the pod's infra container {infra[:12]} is not "
+            "supported yet without joining its net, ipc, uts or pid namespace: create the pod "
+            "with --share net (the default shares ipc, net, uts)"
+        )
+    if len(pids) > 1:
+        raise InvalidArgument(
+            f"a member of a pod with a user namespace joins the namespaces of the pod's infra "
+            f"container {infra[:12]} only, not another container's: drop --ipc/--pid/--uts/"
+            "--network container:..."
+        )
+    path = f"/proc/{pids.pop()}/ns/user"
+    try:
+        own = os.stat("/proc/self/ns/user").st_ino == os.stat(path).st_ino
+    except OSError as e:
+        raise InvalidState(
+            f"cannot join the user namespace of the pod's infra container {infra[:12]}: "
+            f"{e.strerror}: is it running?"
+        ) from None
+    if own:
+        raise InvalidState(
+            f"the pod's infra container {infra[:12]} has no user namespace of its own (it "
+            "was started without one): recreate the pod"
+        )
+    return path
 
 
 def _keep_id_files(rootfs: str, userdata: str, user: tuple[int, int]) -> tuple[str, list[Mount]]:

@@ -24,7 +24,7 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from pypod.engine import etcfiles, spec_limits, spec_mounts, spec_security
+from pypod.engine import etcfiles, sdnotify, spec_limits, spec_mounts, spec_security
 from pypod.engine.config import ContainerConfig
 from pypod.engine.etcfiles import NetworkFiles
 from pypod.errors import InvalidArgument, NotSupported
@@ -105,6 +105,8 @@ def build_spec(
     user_mounts, chowns = spec_mounts.user_mounts(cfg.mounts, uid=exec_user.uid, gid=exec_user.gid)
     mounts = _base_mounts(cfg, ns, user_mounts)
     zone = etcfiles.zone_file(cfg.tz) if cfg.tz else None
+    # --sdnotify=container under a NOTIFY_SOCKET: the socket the monitor binds, bound in
+    notify = bool(sdnotify.relayed_socket(cfg.sdnotify))
     process = Process(
         terminal=cfg.tty,
         user=User(
@@ -114,7 +116,7 @@ def build_spec(
             additional_gids=_additional_gids(cfg, user_spec, exec_user, group_file),
         ),
         args=args,
-        env=_env(cfg, image_config, exec_user, hostname),
+        env=_env(cfg, image_config, exec_user, hostname, notify=notify),
         cwd=_cwd(cfg, image_config, rootfs, mounts, container_id),
         capabilities=spec_security.capabilities(cfg, bounding, exec_user.uid),
         rlimits=spec_limits.rlimits(cfg.ulimits),
@@ -144,6 +146,8 @@ def build_spec(
         skip=frozenset(m.destination for m in user_mounts),
     )
     mounts += spec_mounts.file_mounts(files, read_only=cfg.read_only)
+    if notify:
+        mounts += _notify_mounts(cfg, userdata, user_mounts)
     if cfg.init:
         mounts.append(
             Mount(
@@ -213,10 +217,16 @@ def _args(cfg: ContainerConfig, image_config: Mapping[str, Any]) -> tuple[str, .
 
 
 def _env(
-    cfg: ContainerConfig, image_config: Mapping[str, Any], user: ExecUser, hostname: str
+    cfg: ContainerConfig,
+    image_config: Mapping[str, Any],
+    user: ExecUser,
+    hostname: str,
+    *,
+    notify: bool = False,
 ) -> tuple[str, ...]:
-    """PATH, TERM (with -t) and container=pypod, then the image's Env, then the user's; HOME
-    (the user's home) and HOSTNAME unless already set."""
+    """PATH, TERM (with -t) and container=pypod, then the image's Env, then the user's;
+    NOTIFY_SOCKET with `notify` (the container's own socket: it replaces the user's, as with
+    podman); HOME (the user's home) and HOSTNAME unless already set."""
     env: dict[str, str] = {"PATH": DEFAULT_PATH}
     if cfg.tty:
         env["TERM"] = "xterm"
@@ -226,6 +236,9 @@ def _env(
         if key:
             env[key] = value
     env.update(cfg.env)
+    if notify:
+        env.pop("NOTIFY_SOCKET", None)
+        env["NOTIFY_SOCKET"] = sdnotify.CONTAINER_NOTIFY_SOCKET
     env.setdefault("HOME", user.home or "/")
     env.setdefault("HOSTNAME", hostname)
     return tuple(f"{k}={v}" for k, v in env.items())
@@ -332,6 +345,20 @@ def _base_mounts(cfg: ContainerConfig, ns: _Namespaces, user_mounts: list[Mount]
     return mounts + user_mounts
 
 
+def _notify_mounts(cfg: ContainerConfig, userdata: str, user_mounts: list[Mount]) -> list[Mount]:
+    """`<userdata>/notify` (where the monitor binds the container's notification socket:
+    pypod.monitor.notify) at /run/notify, as podman's state bind mount (read-only with
+    --read-only); none when the user mounts something there."""
+    from pypod.monitor.config import NOTIFY_DIR
+
+    if any(m.destination == sdnotify.CONTAINER_NOTIFY_DIR for m in user_mounts):
+        return []
+    directory = os.path.join(userdata, NOTIFY_DIR)
+    os.makedirs(directory, mode=0o755, exist_ok=True)  # (the monitor may have made it first)
+    return spec_mounts.file_mounts({sdnotify.CONTAINER_NOTIFY_DIR: directory},
+                                   read_only=cfg.read_only)  # fmt: skip
+
+
 def _init_binary() -> str:
     for path in INIT_BINARIES:
         if os.path.isfile(path) and os.access(path, os.X_OK):
@@ -371,6 +398,10 @@ def _ns_mode(value: str, flag: str) -> tuple[str, str]:
             if not os.path.isabs(path):
                 raise InvalidArgument(f"--{flag} {value}: the namespace path must be absolute")
             return "path", path
+    if value == "pod":  # engine/pods.py turns it into the infra's when the container joins
+        from pypod.engine.rootless import NOT_IN_POD
+
+        raise InvalidArgument(NOT_IN_POD)
     if value.startswith("container:"):
         raise InvalidArgument(
             f"--{flag} {value}: the container must be resolved to its namespace "

@@ -25,9 +25,11 @@ import tarfile
 from collections.abc import Iterable, Mapping
 from typing import IO, BinaryIO, cast
 
+from pypod.config.hostusers import HostNames
 from pypod.errors import InvalidArgument, OSLevelError, PypodError, StorageError
 from pypod.linux.mounts import ensure_in_root, open_in_root
 from pypod.log import get_logger
+from pypod.storage.archive import clean_path
 
 log = get_logger(__name__)
 
@@ -64,8 +66,7 @@ class TarWriter:
         self._owner = owner
         self._host_names = host_names
         self._inodes: dict[tuple[int, int], str] = {}
-        self._unames: dict[int, str] = {}
-        self._gnames: dict[int, str] = {}
+        self._names = HostNames()
 
     def add(self, parent_fd: int, name: str, arcname: str) -> None:
         """Add `name` of directory `parent_fd` (not followed) as `arcname`, with all it holds."""
@@ -159,8 +160,8 @@ class TarWriter:
         info.type = kind
         info.mode = stat.S_IMODE(st.st_mode)
         info.uid, info.gid = self._owner if self._owner is not None else (st.st_uid, st.st_gid)
-        info.uname = self._uname(info.uid) if self._host_names else ""
-        info.gname = self._gname(info.gid) if self._host_names else ""
+        info.uname = self._names.user(info.uid) if self._host_names else ""
+        info.gname = self._names.group(info.gid) if self._host_names else ""
         info.mtime = int(st.st_mtime)
         info.size = st.st_size if kind == tarfile.REGTYPE else 0
         info.linkname = linkname
@@ -171,26 +172,6 @@ class TarWriter:
                 _XATTR_PAX + k: v.decode("utf-8", "surrogateescape") for k, v in xattrs.items()
             }
         self._out.write(info.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape"))
-
-    def _uname(self, uid: int) -> str:
-        if uid not in self._unames:
-            import pwd
-
-            try:
-                self._unames[uid] = pwd.getpwuid(uid).pw_name
-            except KeyError:
-                self._unames[uid] = ""
-        return self._unames[uid]
-
-    def _gname(self, gid: int) -> str:
-        if gid not in self._gnames:
-            import grp
-
-            try:
-                self._gnames[gid] = grp.getgrgid(gid).gr_name
-            except KeyError:
-                self._gnames[gid] = ""
-        return self._gnames[gid]
 
 
 def _open(parent_fd: int, name: str, flags: int, rel: str) -> int:
@@ -219,21 +200,6 @@ def _xattrs(fd: int) -> dict[str, bytes]:
 
 
 # --- writing a tree ---------------------------------------------------------------------------
-def clean_name(name: str) -> str | None:
-    """A tar entry name as a clean relative path ("" for the root); None when it climbs out."""
-    parts: list[str] = []
-    for part in name.split("/"):
-        if part in ("", "."):
-            continue
-        if part == "..":
-            if not parts:
-                return None
-            parts.pop()
-        else:
-            parts.append(part)
-    return "/".join(parts)
-
-
 def _join(base: str, rel: str) -> str:
     return f"{base}/{rel}".strip("/") if base else rel
 
@@ -302,7 +268,7 @@ class _Extractor:
     def entry(self, tf: tarfile.TarFile, member: tarfile.TarInfo) -> None:
         if len(self._dirs) > _MAX_OPEN_DIRS:  # between entries: no cached fd is in use
             self.close()
-        rel = clean_name(member.name)
+        rel = clean_path(member.name)
         if rel is None or "\0" in member.name:
             raise CopyError(f"tar entry {member.name!r} climbs out of the destination; refused")
         target = _join(self.base, rel)
@@ -398,7 +364,7 @@ class _Extractor:
         os.utime(leaf, ns=(ns, ns), dir_fd=pfd, follow_symlinks=False)
 
     def _hardlink(self, member: tarfile.TarInfo, pfd: int, leaf: str) -> None:
-        rel = clean_name(member.linkname)
+        rel = clean_path(member.linkname)
         if not rel:
             raise CopyError(f"hardlink {member.name!r} -> {member.linkname!r}: bad target")
         target = _join(self.base, rel)

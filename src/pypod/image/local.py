@@ -18,9 +18,11 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from pypod.errors import ImageNotFound, InUse, InvalidArgument, PypodError
+from pypod.image.gotime import parse_go_duration
 from pypod.image.reference import parse, parse_normalized
-from pypod.image.transports.containers_storage import Image, Store, sweep_tar_split
 from pypod.record import field, record, replace
+from pypod.storage.records import Image
+from pypod.storage.store import Store
 
 __all__ = [
     "HistoryEntry",
@@ -355,7 +357,7 @@ def remove_images(
             reports.append(_remove_one(store, name, force=force, whole=all_images))
         except PypodError as e:
             reports.append(RemoveReport(name=name, error=e))
-    sweep_tar_split(store)
+    store.sweep_layouts()  # the tar layouts of layers no longer stored
     return reports
 
 
@@ -405,7 +407,7 @@ def prune_images(
             if s.id not in used and (all_images or (s.dangling and not s.intermediate)) and check(s)
         ]
         if not victims:
-            sweep_tar_split(store)
+            store.sweep_layouts()  # the tar layouts of layers no longer stored
             return removed
         for image_id in victims:
             store.delete_image(image_id)
@@ -465,27 +467,6 @@ def _filter_bool(key: str, value: str) -> bool:
     )
 
 
-_GO_DURATION = re.compile(r"([0-9]*(?:\.[0-9]*)?)(ns|us|\u00b5s|\u03bcs|ms|s|m|h)")
-_GO_UNITS = {"ns": 1e-9, "us": 1e-6, "\u00b5s": 1e-6, "\u03bcs": 1e-6, "ms": 1e-3, "s": 1.0,
-             "m": 60.0, "h": 3600.0}  # fmt: skip
-
-
-def _go_duration(text: str) -> float | None:
-    """Go's time.ParseDuration in seconds ("1h30m", "-2.5s", "300ms"); None when it is not
-    one."""
-    sign = -1.0 if text.startswith("-") else 1.0
-    body = text.lstrip("+-")
-    if body == "0":
-        return 0.0
-    total, pos = 0.0, 0
-    for m in _GO_DURATION.finditer(body):
-        if m.start() != pos or m.group(1) in ("", "."):
-            return None
-        total += float(m.group(1)) * _GO_UNITS[m.group(2)]
-        pos = m.end()
-    return sign * total if body and pos == len(body) else None
-
-
 def parse_until(text: str, now: float | None = None) -> float:
     """An `until=` filter's time (docker's timetype.GetTimestamp): a Go duration before now
     ("24h", "10m30s"), an RFC 3339 time or a day (local time without a zone), or Unix
@@ -494,9 +475,11 @@ def parse_until(text: str, now: float | None = None) -> float:
     import time as time_mod
 
     now = time_mod.time() if now is None else now
-    duration = _go_duration(text) if text != "0" else None
-    if duration is not None:
-        return now - duration
+    if text != "0":
+        try:
+            return now - parse_go_duration(text) / 1e9
+        except InvalidArgument:
+            pass  # not a duration: a time
     local = not (any(c in text for c in "zZ+") or text.count("-") == 3)
     value = text[:-1] + "+00:00" if text[-1:] in "zZ" else text
     try:

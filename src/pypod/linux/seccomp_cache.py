@@ -26,7 +26,6 @@ import errno
 import json
 import os
 import stat
-import zlib
 from typing import TYPE_CHECKING, Any
 
 import pypod
@@ -86,6 +85,8 @@ def cache_key(profile: LinuxSeccompLike) -> bytes:
 
 def entry_name(key: bytes) -> str:
     """The file of the entry for `key` (a checksum: two keys may share it, then take turns)."""
+    import zlib  # an extension module: loaded when a key is made (not by the monitor's warm-up)
+
     return f"{zlib.crc32(key):08x}-{len(key):x}{_SUFFIX}"
 
 

@@ -90,6 +90,7 @@ _SYSCALLS: dict[str, dict[str, int]] = {
         "close_range": 436,
         "keyctl": 250,
         "bpf": 321,
+        "clone3": 435,
     },
     "aarch64": {
         "pivot_root": 41,
@@ -98,6 +99,7 @@ _SYSCALLS: dict[str, dict[str, int]] = {
         "close_range": 436,
         "keyctl": 219,
         "bpf": 280,
+        "clone3": 435,
     },
 }
 _MACHINE = os.uname().machine

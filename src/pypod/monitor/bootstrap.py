@@ -79,7 +79,11 @@ class Bootstrap:
         self.log_fd = -1
         self.listener: unixsock.Socket | None = None
         self.ctl = -1
+        #: the container's notification socket (--sdnotify=container: pypod.monitor.notify)
+        self.notify: Any = None
         self.files: list[str] = []
+        #: the CLI's $NOTIFY_SOCKET, kept from the runtime (isolate)
+        self.host_notify: str | None = None
 
     # -- the sequence ----------------------------------------------------------------------------
     def main(self) -> None:
@@ -144,6 +148,9 @@ class Bootstrap:
             signal.signal(sig, _ignore)
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
         os.chdir("/")
+        # not for the runtime: runc would proxy the socket itself (and fail to bind it in the
+        # bundle); the loop gets it back for the exit command (become_loop)
+        self.host_notify = os.environ.pop("NOTIFY_SOCKET", None)
         from pypod.linux import syscalls as sc
 
         sc.prctl(sc.PR_SET_CHILD_SUBREAPER, 1)
@@ -165,6 +172,11 @@ class Bootstrap:
         os.mkfifo(ctl, 0o600)
         self.files.append(ctl)
         self.ctl = os.open(ctl, os.O_RDWR | os.O_NONBLOCK | os.O_CLOEXEC)
+        if cfg.sdnotify_socket:  # bound before the container exists: nothing it sends is lost
+            from pypod.monitor.notify import bind_container_socket
+
+            self.notify = bind_container_socket(cfg)
+            self.files.append(cfg.notify_socket_path)
         from pypod.atomic import write_atomic
 
         pid_file = os.path.join(cfg.userdata, "monitor.pid")
@@ -272,6 +284,7 @@ class Bootstrap:
             "attach": self.listener.fileno(),
             "ctl": self.ctl,
             "log": self.log_fd,
+            "notify": self.notify.fileno() if self.notify is not None else -1,
         }
         # the container's OOM kills (not an exec session's: podman reports none for them)
         counter = loop_mod.oom_counter_file(self.pid) if self.pid and not self.cfg.is_exec else None
@@ -287,6 +300,8 @@ class Bootstrap:
                 os.set_inheritable(fd, True)
         os.close(self.devnull)
         encoded = loop_mod.encode_args(args)
+        if self.host_notify is not None:
+            os.environ["NOTIFY_SOCKET"] = self.host_notify  # for the exit command (restarts)
         if sys.executable and not _exits_soon(self.pid):
             here = os.path.dirname(os.path.abspath(loop_mod.__file__))
             code = f"import sys;sys.path.append({here!r});import loop;loop.main(sys.argv[1])"
@@ -304,6 +319,8 @@ def _warm_up(runtime: OCIRuntime) -> None:
     if runtime.name != IN_PROCESS:
         return
     import pypod.runtime.container
+    import pypod.runtime.process.init
+    import pypod.runtime.process.parent  # (create imports them, runtime.container does not)
     from pypod.linux import cgroups
 
     with contextlib.suppress(Exception):  # only a head start: `create` reports any failure

@@ -12,6 +12,10 @@ from pypod.record import fields, record
 #: log drivers the monitor writes itself; podman writes the k8s-file format for json-file too
 FILE_LOG_DRIVERS = ("k8s-file", "json-file")
 LOG_DRIVERS = (*FILE_LOG_DRIVERS, "none")
+#: the container's notification socket, `<bundle>/notify/notify.sock` (conmon's place for it;
+#: the spec binds the directory at /run/notify): see pypod.monitor.notify
+NOTIFY_DIR = "notify"
+NOTIFY_SOCKET_NAME = "notify.sock"
 
 
 @record
@@ -41,6 +45,11 @@ class MonitorConfig:
     #: lives: the health check (`pypod healthcheck run ID`), since no systemd timer is there
     periodic_command: tuple[str, ...] = ()
     periodic_interval: float = 0.0
+    #: the host's notification socket (systemd's `$NOTIFY_SOCKET`; "@name": abstract), for
+    #: `--sdnotify=container` (conmon's `--sdnotify-socket`): the monitor binds the
+    #: container's own socket (`notify_socket_path`) before creating the container and relays
+    #: READY=1 / WATCHDOG=1 from it to this one.  "": no socket for the container
+    sdnotify_socket: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         out = {f.name: getattr(self, f.name) for f in fields(self)}
@@ -79,6 +88,11 @@ class MonitorConfig:
     def is_exec(self) -> bool:
         return self.exec_process is not None
 
+    @property
+    def notify_socket_path(self) -> str:
+        """Where the container's notification socket is bound (with `sdnotify_socket`)."""
+        return os.path.join(self.bundle, NOTIFY_DIR, NOTIFY_SOCKET_NAME)
+
     def validate(self) -> None:
         """Refuse what the monitor could not do, before anything is started."""
         if not self.container_id:
@@ -110,6 +124,11 @@ class MonitorConfig:
             )
         if self.exec_process is not None and not isinstance(self.exec_process, dict):
             raise InvalidArgument("monitor config: exec_process must be a process object")
+        if self.sdnotify_socket and self.is_exec:
+            raise InvalidArgument(
+                "monitor config: sdnotify_socket is for a container's monitor, not an exec "
+                "session's; leave it empty"
+            )
 
     def absolute(self) -> MonitorConfig:
         """The same with absolute paths (the monitor changes its directory to /)."""
@@ -126,4 +145,8 @@ class MonitorConfig:
             userdata=ab(self.userdata),
             log_path=ab(self.log_path),
             exit_file=ab(self.exit_file),
+            # (an abstract socket, "@name", is no path)
+            sdnotify_socket=self.sdnotify_socket
+            if self.sdnotify_socket.startswith("@")
+            else ab(self.sdnotify_socket),
         )

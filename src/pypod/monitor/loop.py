@@ -14,6 +14,10 @@ It
 - serves attach on `userdata/attach` (see pypod.monitor.protocol for the wire format):
   output to every attacher, attachers' input to the container's stdin, resize, stdin EOF;
   and reads resize lines from the `userdata/ctl` fifo;
+- with `sdnotify_socket` (`--sdnotify=container`), relays what the container sends to its
+  notification socket (bound before the container was created: pypod.monitor.notify) to the
+  host's, as conmon does: `READY=1` if a line of the message says so, else `WATCHDOG=1`,
+  else nothing; sent from this process (the unit's MAINPID) as exactly that;
 - reaps every child; when the container's process exits: drains the output, writes the exit
   file atomically, closes the attach connections, runs the exit command detached, removes
   monitor.pid and exits.
@@ -65,6 +69,15 @@ DRAIN_TTY_WAIT = 0.5
 #: how long the exit path waits for an attacher that claimed the cleanup to report it done;
 #: then (or when it goes away without reporting) the exit command runs after all
 CLAIM_TIMEOUT = 60.0
+#: the largest notification read from the container (a unix datagram's limit)
+NOTIFY_MSG_MAX = 65536
+#: notifications read at one wake-up; and kept for a host socket whose queue is full
+NOTIFY_BATCH = 64
+NOTIFY_PENDING_MAX = 64
+#: the container's notification socket in the bundle (pypod.monitor.config's NOTIFY_DIR and
+#: NOTIFY_SOCKET_NAME; a unit test checks they match)
+NOTIFY_DIR = "notify"
+NOTIFY_SOCKET_NAME = "notify.sock"
 
 _TIOCSWINSZ = 0x5414
 IN = select.POLLIN
@@ -202,6 +215,24 @@ def oom_counter_file(pid: int) -> tuple[str, str] | None:
     return None
 
 
+# --- systemd notifications (--sdnotify=container) ------------------------------------------------
+
+
+def notify_relayed(message: bytes) -> bytes:
+    """What conmon sends on to the host of a notification the container sent: `READY=1` when
+    a line of it is that, else `WATCHDOG=1` when one is that, else nothing (b"")."""
+    lines = message.split(b"\n")
+    for wanted in (b"READY=1", b"WATCHDOG=1"):
+        if wanted in lines:
+            return wanted
+    return b""
+
+
+def notify_address(path: str) -> str:
+    """A `$NOTIFY_SOCKET` value as a socket address: "@name" is the abstract name."""
+    return "\0" + path[1:] if path.startswith("@") else path
+
+
 def read_oom_kills(counter: tuple[str, str] | None) -> int:
     if counter is None:
         return 0
@@ -274,6 +305,14 @@ class Monitor:
         self.wake_r, self.wake_w = os.pipe()
         os.set_blocking(self.wake_r, False)
         os.set_blocking(self.wake_w, False)
+        # the container's notification socket, what it relays to, and the connection there
+        notify_fd = fds.get("notify", -1)
+        self.notify_in = _socket.socket(fileno=notify_fd) if notify_fd >= 0 else None
+        if self.notify_in is not None:
+            self.notify_in.setblocking(False)
+        self.notify_target = notify_address(str(self.cfg.get("sdnotify_socket") or ""))
+        self.notify_out: _socket.socket | None = None
+        self.notify_pending: deque[bytes] = deque()
 
     # -- main --------------------------------------------------------------------------------
     def run(self) -> None:
@@ -301,6 +340,10 @@ class Monitor:
         for c in self.clients.values():
             if c.queue:
                 watch[c.fd] = watch.get(c.fd, 0) | select.POLLOUT
+        if self.notify_in is not None:
+            watch[self.notify_in.fileno()] = IN
+        if self.notify_pending and self.notify_out is not None:
+            watch[self.notify_out.fileno()] = select.POLLOUT
         if self.stdin_pending and self.stdin >= 0:
             watch[self.stdin] = watch.get(self.stdin, 0) | select.POLLOUT
         for fd, mask in watch.items():
@@ -326,6 +369,10 @@ class Monitor:
                 self.read_client(self.clients[fd])
         if self.ctl >= 0 and events.get(self.ctl, 0) & IN_ANY:
             self.read_ctl()
+        if self.notify_in is not None and events.get(self.notify_in.fileno(), 0) & IN_ANY:
+            self.read_notify()
+        elif self.notify_out is not None and events.get(self.notify_out.fileno(), 0):
+            self.flush_notify()
         if events.get(self.wake_r, 0) & IN_ANY:
             try:
                 while os.read(self.wake_r, 512):
@@ -519,9 +566,79 @@ class Monitor:
         if len(self.ctl_buf) > 4096:
             self.ctl_buf = b""
 
+    # -- systemd notifications -------------------------------------------------------------
+    def read_notify(self) -> None:
+        """Take what the container sent to its notification socket; pass on what conmon does."""
+        if self.notify_in is None:
+            return
+        for _ in range(NOTIFY_BATCH):
+            try:
+                message = self.notify_in.recv(NOTIFY_MSG_MAX)
+            except InterruptedError:
+                continue
+            except OSError:  # BlockingIOError: nothing more now
+                break
+            relayed = notify_relayed(message)
+            if relayed and self.notify_target:
+                if len(self.notify_pending) >= NOTIFY_PENDING_MAX:
+                    self.notify_pending.popleft()
+                self.notify_pending.append(relayed)
+        self.flush_notify()
+
+    def flush_notify(self) -> None:
+        """Send the pending notifications to the host's socket; a full queue there keeps them
+        for POLLOUT, a socket nobody listens on (or none) drops them, as conmon's warning."""
+        while self.notify_pending:
+            for attempt in (1, 2):  # a listener that went away and came back: reconnect once
+                if self.notify_out is None:
+                    self.notify_out = self.connect_notify()
+                    if self.notify_out is None:
+                        self.notify_pending.clear()
+                        return
+                try:
+                    self.notify_out.send(self.notify_pending[0])
+                    break
+                except (BlockingIOError, InterruptedError):
+                    return
+                except OSError:
+                    self.notify_out.close()
+                    self.notify_out = None
+                    if attempt == 2:
+                        break
+            self.notify_pending.popleft()
+
+    def connect_notify(self) -> _socket.socket | None:
+        """A datagram socket connected to the host's socket (connected: poll() then says when
+        the host's queue has room), or None when it cannot be reached."""
+        sock = _socket.socket(
+            _socket.AF_UNIX, _socket.SOCK_DGRAM | _socket.SOCK_NONBLOCK | _socket.SOCK_CLOEXEC
+        )
+        try:
+            sock.connect(self.notify_target)
+        except OSError:
+            sock.close()
+            return None
+        return sock
+
+    def close_notify(self) -> None:
+        """The container is gone: relay what it sent last, close, remove the socket file."""
+        if self.notify_in is None:
+            return
+        self.read_notify()
+        self.notify_in.close()
+        self.notify_in = None
+        if self.notify_out is not None:
+            self.notify_out.close()
+            self.notify_out = None
+        try:
+            os.unlink(os.path.join(self.cfg["bundle"], NOTIFY_DIR, NOTIFY_SOCKET_NAME))
+        except OSError:
+            pass
+
     # -- the end -------------------------------------------------------------------------------
     def finish(self) -> None:
         self.drain()
+        self.close_notify()
         self.log.close()
         status = self.status if self.status is not None else -1
         oom = read_oom_kills(self.oom) > self.oom_before
@@ -549,11 +666,22 @@ class Monitor:
                 pass
         cleaned = self.wait_for_claimers(claimers)
         if self.cfg.get("exit_command") and not cleaned:
-            run_detached(list(self.cfg["exit_command"]))
+            run_detached(list(self.cfg["exit_command"]), self.exit_command_env())
         try:
             os.unlink(os.path.join(userdata, "monitor.pid"))
         except OSError:
             pass
+
+    def exit_command_env(self) -> dict[str, str] | None:
+        """The exit command's environment: ours, with the host's notification socket back in
+        it (pypod.monitor.notify took it out of ours for the runtime's sake) so that a restart
+        by the restart policy gives the new container a socket again and announces the new
+        monitor, as podman's cleanup does with the socket it keeps in the container's config.
+        None: ours as it is."""
+        target = str(self.cfg.get("sdnotify_socket") or "")
+        if not target:
+            return None
+        return {**os.environ, "NOTIFY_SOCKET": target}
 
     def read_clients_pending(self) -> None:
         """Take in what attachers sent and we have not read yet (never blocks)."""
@@ -687,8 +815,9 @@ def write_exit_file(path: str, code: int, oom_killed: bool) -> None:
     os.replace(tmp, path)
 
 
-def run_detached(argv: list[str]) -> None:
-    """Start `argv` in its own session, stdio /dev/null, not our child; do not wait for it."""
+def run_detached(argv: list[str], env: dict[str, str] | None = None) -> None:
+    """Start `argv` in its own session, stdio /dev/null, not our child; do not wait for it
+    (`env`: its environment instead of ours)."""
     try:
         pid = os.fork()
     except OSError:
@@ -706,7 +835,9 @@ def run_detached(argv: list[str]) -> None:
                     os.dup2(null, target)
                 os.closerange(3, 65536)
                 code = 127
-                os.execvp(argv[0], argv)
+                if env is None:
+                    os.execvp(argv[0], argv)
+                os.execvpe(argv[0], argv, env)
         except BaseException:
             code = code or 1
         finally:

@@ -34,7 +34,6 @@ import fcntl
 import ipaddress
 import json
 import os
-import subprocess
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
@@ -93,6 +92,19 @@ def list_table() -> list[Json] | None:
 
 
 def _nft(args: list[str], stdin: str | None, what: str) -> str:
+    """`nft ARGS` (`-j ...`; `-j -f -` reads `stdin`): through libnftables in this process,
+    or by running nft when the library is missing; its output."""
+    from pypod.linux import nftables
+
+    text = (stdin or "") if args[1:] == ["-f", "-"] else " ".join(args[1:])
+    done = nftables.run(text)
+    if done is not None:
+        rc, out, err = done
+        if rc != 0:
+            raise PypodError(f"{what}: nft failed: {err.strip() or out.strip()}")
+        return out
+    import subprocess
+
     try:
         p = subprocess.run(["nft", *args], input=stdin, capture_output=True, text=True, check=False)
     except FileNotFoundError:

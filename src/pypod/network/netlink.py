@@ -1,4 +1,4 @@
-"""Bridges and veth pairs through rtnetlink (pyroute2's `IPRSocket`, no `ip` subprocess).
+"""Bridges and veth pairs through rtnetlink (`linux/rtnetlink.py`, no `ip` subprocess).
 
 What netavark's bridge driver does: the network's bridge is created when missing, with the
 gateway address of each subnet, up, with the network's MTU; each container gets a veth pair
@@ -7,13 +7,8 @@ the container's network namespace under its final name (`eth0`, `eth1`, ...), wi
 address and MTU; inside, the peer gets its addresses and, on the first network, the default
 route through the gateway.
 
-Import cost: `import pyroute2` (its `__init__` loads IPRoute, NDB, the CLI...) costs ~100 ms;
-the rtnetlink socket and the message classes alone cost ~27 ms.  `_rtnl()` imports just those,
-without running the package's `__init__` (it registers the bare package first, which Python's
-import system then uses as the parent of the submodules), and without the `file` subprocess
-pyroute2.config starts.  Consequence: in a process that used this module, `import pyroute2`
-gives that bare package (no `pyroute2.IPRoute`); import pyroute2's submodules instead
-(`from pyroute2.iproute.linux import IPRoute`), as every pypod module must.
+Import cost: the netlink client is pypod's own (`pypod.linux.rtnetlink`, standard library
+only, well under 1 ms to import); pyroute2 cost ~40 ms in each of setup and teardown.
 
 A socket belongs to the network namespace it was created in: `Netlink(netns=PATH)` creates
 its socket after joining PATH on the calling thread only (`setns`), then returns.
@@ -25,101 +20,34 @@ import contextlib
 import errno
 import ipaddress
 import os
-import socket
-import sys
-from collections.abc import Sequence
-from types import ModuleType, SimpleNamespace, TracebackType
-from typing import Any
+from collections.abc import Callable, Sequence
+from types import TracebackType
 
-from pypod.errors import PypodError, from_oserror
+from pypod.errors import InvalidArgument, PypodError, from_oserror
+from pypod.linux import rtnetlink as rt
 
 CLONE_NEWNET = 0x40000000
-IFF_UP = 0x1
-IFA_F_NODAD = 0x02
-RT_TABLE_MAIN = 254
-RTPROT_BOOT = 3
-RTN_UNICAST = 1
-RT_SCOPE_UNIVERSE = 0
-
-
-def _rtnl() -> Any:
-    """pyroute2's rtnetlink pieces (see the module docstring for why not `import pyroute2`)."""
-    if "pyroute2" not in sys.modules:
-        import importlib.util
-
-        spec = importlib.util.find_spec("pyroute2")
-        if spec is None or spec.submodule_search_locations is None:
-            raise PypodError("the Python package pyroute2 is not installed: reinstall pypod")
-        package = ModuleType("pyroute2")
-        package.__path__ = list(spec.submodule_search_locations)
-        package.__spec__ = spec
-        package.__file__ = spec.origin
-        sys.modules["pyroute2"] = package
-    if "pyroute2.config" not in sys.modules:
-        _import_config()
-    from pyroute2 import netlink  # type: ignore[import-untyped]
-    from pyroute2.netlink import exceptions, rtnl  # type: ignore[import-untyped]
-    from pyroute2.netlink.rtnl import (  # type: ignore[import-untyped]
-        ifaddrmsg,
-        ifinfmsg,
-        iprsocket,
-        rtmsg,
-    )
-
-    return _Rtnl(
-        IPRSocket=iprsocket.IPRSocket,
-        ifinfmsg=ifinfmsg.ifinfmsg,
-        ifaddrmsg=ifaddrmsg.ifaddrmsg,
-        rtmsg=rtmsg.rtmsg,
-        NetlinkError=exceptions.NetlinkError,
-        NLM_F_REQUEST=netlink.NLM_F_REQUEST,
-        NLM_F_ACK=netlink.NLM_F_ACK,
-        NLM_F_DUMP=netlink.NLM_F_DUMP,
-        NLM_F_CREATE=netlink.NLM_F_CREATE,
-        NLM_F_EXCL=netlink.NLM_F_EXCL,
-        RTM_NEWLINK=rtnl.RTM_NEWLINK,
-        RTM_GETLINK=rtnl.RTM_GETLINK,
-        RTM_DELLINK=rtnl.RTM_DELLINK,
-        RTM_NEWADDR=rtnl.RTM_NEWADDR,
-        RTM_NEWROUTE=rtnl.RTM_NEWROUTE,
-    )
-
-
-def _import_config() -> None:
-    """Import pyroute2.config without the `file` subprocess its `platform.architecture()`
-    starts (~7 ms); the answer (used only by pyroute2.netns, which pypod does not use) is
-    the interpreter's pointer size, as `platform` itself falls back to."""
-    import platform
-    import struct
-
-    original = platform.architecture
-    bits = f"{struct.calcsize('P') * 8}bit"
-    platform.architecture = lambda *a, **k: (bits, "ELF")
-    try:
-        import pyroute2.config  # type: ignore[import-untyped]  # noqa: F401
-    finally:
-        platform.architecture = original
-
-
-class _Rtnl(SimpleNamespace):
-    """The pyroute2 classes and constants this module uses."""
+IFF_UP = rt.IFF_UP
+IFA_F_NODAD = rt.IFA_F_NODAD
+RT_TABLE_MAIN = rt.RT_TABLE_MAIN
+RTPROT_BOOT = rt.RTPROT_BOOT
+RTN_UNICAST = rt.RTN_UNICAST
+RT_SCOPE_UNIVERSE = rt.RT_SCOPE_UNIVERSE
+_AF_INET, _AF_INET6, _IPPROTO_UDP = 2, 10, 17
 
 
 class Netlink:
     """An rtnetlink socket in the current network namespace or in the one at `netns`."""
 
     def __init__(self, netns: str | None = None) -> None:
-        self.r = r = _rtnl()
         self.netns = netns
-        if netns is None:
-            self.sock: Any = r.IPRSocket()
-        else:
-            self.sock = _in_netns(netns, r.IPRSocket)
         try:
-            self.sock.bind(groups=0)
-        except BaseException:
-            self.sock.close()
-            raise
+            if netns is None:
+                self.sock = rt.NetlinkSocket()
+            else:
+                self.sock = _in_netns(netns, rt.NetlinkSocket)
+        except OSError as e:
+            raise from_oserror(f"open a netlink socket{self._where()}", e) from e
 
     def close(self) -> None:
         self.sock.close()
@@ -132,69 +60,45 @@ class Netlink:
     ) -> None:
         self.close()
 
+    def _where(self) -> str:
+        return f" in network namespace {self.netns}" if self.netns else ""
+
     # -- requests ---------------------------------------------------------------------------
 
-    def _request(self, msg: Any, msg_type: int, flags: int, what: str) -> list[Any]:
+    def _request(self, msg_type: int, flags: int, body: bytes, what: str) -> list[rt.Message]:
         try:
-            return list(
-                self.sock.nlm_request(
-                    msg, msg_type, self.r.NLM_F_REQUEST | self.r.NLM_F_ACK | flags
-                )
-            )
-        except self.r.NetlinkError as e:
-            where = f" in network namespace {self.netns}" if self.netns else ""
-            raise from_oserror(f"{what}{where}", OSError(e.code, os.strerror(e.code))) from None
-
-    def _dump(self, msg: Any, msg_type: int, what: str) -> list[Any]:
-        try:
-            return list(
-                self.sock.nlm_request(msg, msg_type, self.r.NLM_F_REQUEST | self.r.NLM_F_DUMP)
-            )
-        except self.r.NetlinkError as e:
-            raise from_oserror(what, OSError(e.code, os.strerror(e.code))) from None
+            return self.sock.request(msg_type, rt.NLM_F_ACK | flags, body)
+        except OSError as e:
+            raise from_oserror(f"{what}{self._where()}", e) from None
 
     # -- links ------------------------------------------------------------------------------
 
     def link_index(self, name: str) -> int | None:
         """The index of interface `name`, None when there is none."""
 
-        msg = self.r.ifinfmsg()
-        msg["attrs"] = [("IFLA_IFNAME", name)]
         try:
-            replies = list(self.sock.nlm_request(msg, self.r.RTM_GETLINK, self.r.NLM_F_REQUEST))
-        except self.r.NetlinkError as e:
-            if e.code == errno.ENODEV:
-                return None
-            err = OSError(e.code, os.strerror(e.code))
-            raise from_oserror(f"look up interface {name}", err) from None
-        return int(replies[0]["index"]) if replies else None
+            link = rt.get_link(self.sock, name)
+        except OSError as e:
+            raise from_oserror(f"look up interface {name}", e) from None
+        return None if link is None else link.index
 
     def links(self) -> list[tuple[int, str, int]]:
         """Every interface as (index, name, master index or 0)."""
 
-        out = []
-        for m in self._dump(self.r.ifinfmsg(), self.r.RTM_GETLINK, "list interfaces"):
-            name = m.get_attr("IFLA_IFNAME")
-            if name is not None:
-                out.append((int(m["index"]), str(name), int(m.get_attr("IFLA_MASTER") or 0)))
-        return out
+        try:
+            found = rt.dump_links(self.sock)
+        except OSError as e:
+            raise from_oserror("list interfaces", e) from None
+        return [(link.index, link.name, link.master) for link in found if link.name is not None]
 
     def create_bridge(self, name: str, mtu: int = 0) -> int:
         """Create bridge `name` (up, `mtu` when not 0); its index (also when it existed)."""
 
-        msg = self.r.ifinfmsg()
-        msg["flags"] = IFF_UP
-        msg["change"] = IFF_UP
-        attrs: list[Any] = [("IFLA_IFNAME", name)]
-        if mtu:
-            attrs.append(("IFLA_MTU", mtu))
-        attrs.append(("IFLA_LINKINFO", {"attrs": [("IFLA_INFO_KIND", "bridge")]}))
-        msg["attrs"] = attrs
         try:
             self._request(
-                msg,
-                self.r.RTM_NEWLINK,
-                self.r.NLM_F_CREATE | self.r.NLM_F_EXCL,
+                rt.RTM_NEWLINK,
+                rt.NLM_F_CREATE | rt.NLM_F_EXCL,
+                rt.new_bridge(name, mtu),
                 f"create bridge {name}",
             )
         except PypodError as e:
@@ -206,13 +110,7 @@ class Netlink:
         return index
 
     def set_up(self, index: int, mtu: int = 0) -> None:
-        msg = self.r.ifinfmsg()
-        msg["index"] = index
-        msg["flags"] = IFF_UP
-        msg["change"] = IFF_UP
-        if mtu:
-            msg["attrs"] = [("IFLA_MTU", mtu)]
-        self._request(msg, self.r.RTM_NEWLINK, 0, f"bring interface {index} up")
+        self._request(rt.RTM_NEWLINK, 0, rt.set_link_up(index, mtu), f"bring interface {index} up")
 
     def create_veth(
         self, host_name: str, peer_name: str, peer_netns: str, master: int, mtu: int, mac: str
@@ -224,26 +122,17 @@ class Netlink:
         except OSError as e:
             raise from_oserror(f"open network namespace {peer_netns}", e) from e
         try:
-            peer: list[Any] = [("IFLA_IFNAME", peer_name), ("IFLA_NET_NS_FD", fd)]
-            if mac:
-                peer.append(("IFLA_ADDRESS", mac))
-            if mtu:
-                peer.append(("IFLA_MTU", mtu))
-            attrs: list[Any] = [("IFLA_IFNAME", host_name), ("IFLA_MASTER", master)]
-            if mtu:
-                attrs.append(("IFLA_MTU", mtu))
-            data = {"attrs": [("VETH_INFO_PEER", {"attrs": peer})]}
-            attrs.append(
-                ("IFLA_LINKINFO", {"attrs": [("IFLA_INFO_KIND", "veth"), ("IFLA_INFO_DATA", data)]})
-            )
-            msg = self.r.ifinfmsg()
-            msg["flags"] = IFF_UP
-            msg["change"] = IFF_UP
-            msg["attrs"] = attrs
+            try:
+                body = rt.new_veth(host_name, peer_name, fd, master, mtu, mac)
+            except ValueError as e:
+                raise InvalidArgument(
+                    f"create veth pair {host_name} / {peer_name}: {e}; "
+                    "give a MAC address as six hex pairs separated by colons"
+                ) from None
             self._request(
-                msg,
-                self.r.RTM_NEWLINK,
-                self.r.NLM_F_CREATE | self.r.NLM_F_EXCL,
+                rt.RTM_NEWLINK,
+                rt.NLM_F_CREATE | rt.NLM_F_EXCL,
+                body,
                 f"create veth pair {host_name} / {peer_name} (in {peer_netns})",
             )
         finally:
@@ -252,10 +141,8 @@ class Netlink:
     def delete_link(self, name: str) -> bool:
         """Delete interface `name`; False when there is none."""
 
-        msg = self.r.ifinfmsg()
-        msg["attrs"] = [("IFLA_IFNAME", name)]
         try:
-            self._request(msg, self.r.RTM_DELLINK, 0, f"delete interface {name}")
+            self._request(rt.RTM_DELLINK, 0, rt.link_by_name(name), f"delete interface {name}")
         except PypodError as e:
             if e.errno in (errno.ENODEV, errno.ENOENT):
                 return False
@@ -268,22 +155,18 @@ class Netlink:
         """Add `ipnet` ("10.89.0.2/24") to interface `index`; no error when it is there."""
 
         iface = ipaddress.ip_interface(ipnet)
-        msg = self.r.ifaddrmsg()
-        msg["family"] = 2 if iface.version == 4 else 10
-        msg["prefixlen"] = iface.network.prefixlen
-        msg["index"] = index
-        attrs: list[Any] = [("IFA_LOCAL", str(iface.ip)), ("IFA_ADDRESS", str(iface.ip))]
-        if iface.version == 4 and iface.network.prefixlen < 31:
-            attrs.append(("IFA_BROADCAST", str(iface.network.broadcast_address)))
-        else:
-            msg["flags"] = IFA_F_NODAD
-            attrs.append(("IFA_FLAGS", IFA_F_NODAD))
-        msg["attrs"] = attrs
+        prefix = iface.network.prefixlen
+        broadcast = None
+        if iface.version == 4 and prefix < 31:
+            broadcast = iface.network.broadcast_address.packed
+        body = rt.new_address(
+            _AF_INET if iface.version == 4 else _AF_INET6, iface.ip.packed, prefix, index, broadcast
+        )
         try:
             self._request(
-                msg,
-                self.r.RTM_NEWADDR,
-                self.r.NLM_F_CREATE | self.r.NLM_F_EXCL,
+                rt.RTM_NEWADDR,
+                rt.NLM_F_CREATE | rt.NLM_F_EXCL,
+                body,
                 f"add address {ipnet} to {index}",
             )
         except PypodError as e:
@@ -293,19 +176,12 @@ class Netlink:
     def add_default_route(self, gateway: str, index: int) -> None:
         """A default route via `gateway` on `index`, unless there is a default route already."""
         gw = ipaddress.ip_address(gateway)
-        msg = self.r.rtmsg()
-        msg["family"] = 2 if gw.version == 4 else 10
-        msg["dst_len"] = 0
-        msg["table"] = RT_TABLE_MAIN
-        msg["proto"] = RTPROT_BOOT
-        msg["scope"] = RT_SCOPE_UNIVERSE
-        msg["type"] = RTN_UNICAST
-        msg["attrs"] = [("RTA_GATEWAY", str(gw)), ("RTA_OIF", index)]
+        body = rt.new_route(_AF_INET if gw.version == 4 else _AF_INET6, gw.packed, index)
         try:
             self._request(
-                msg,
-                self.r.RTM_NEWROUTE,
-                self.r.NLM_F_CREATE | self.r.NLM_F_EXCL,
+                rt.RTM_NEWROUTE,
+                rt.NLM_F_CREATE | rt.NLM_F_EXCL,
+                body,
                 f"add default route via {gateway}",
             )
         except PypodError as e:
@@ -313,7 +189,7 @@ class Netlink:
                 raise
 
 
-def _in_netns(path: str, make: Any) -> Any:
+def _in_netns(path: str, make: Callable[[], rt.NetlinkSocket]) -> rt.NetlinkSocket:
     """`make()` called with the calling thread in the network namespace at `path`."""
     from pypod.linux import syscalls as sc
 
@@ -401,41 +277,35 @@ def delete_udp_conntrack(ips: Sequence[str], host_ports: Sequence[int]) -> int:
     """
     if not ips or not host_ports:
         return 0
-    _rtnl()
-    from pyroute2.netlink.exceptions import NetlinkError  # type: ignore[import-untyped]
-    from pyroute2.netlink.nfnetlink import nfctsocket  # type: ignore[import-untyped]
+    from pypod.linux import ctnetlink as ct
 
     wanted = {ipaddress.ip_address(ip.split("/", 1)[0]) for ip in ips}
     deleted = 0
-    for family, version in ((socket.AF_INET, 4), (socket.AF_INET6, 6)):
-        targets = {str(ip) for ip in wanted if ip.version == version}
+    for family, version in ((_AF_INET, 4), (_AF_INET6, 6)):
+        targets = {ip.packed for ip in wanted if ip.version == version}
         if not targets:
             continue
-        sock = nfctsocket.NFCTSocket(nfgen_family=family)
         try:
-            sock.bind()
+            sock = ct.open_socket()
+        except OSError as e:
+            raise from_oserror("open a conntrack netlink socket", e) from None
+        with sock:
             ports: list[int | None] = list(host_ports) if len(host_ports) <= 16 else [None]
             for port in ports:
-                flt = nfctsocket.NFCTAttrTuple(family=family, proto=socket.IPPROTO_UDP, dport=port)
-                for entry in sock.dump(tuple_orig=flt):
-                    orig = nfctsocket.NFCTAttrTuple.from_netlink(
-                        family, entry.get_attr("CTA_TUPLE_ORIG")
-                    )
-                    reply = nfctsocket.NFCTAttrTuple.from_netlink(
-                        family, entry.get_attr("CTA_TUPLE_REPLY")
-                    )
-                    if orig.proto != socket.IPPROTO_UDP or reply.saddr not in targets:
+                try:
+                    flows = ct.flows(sock, family, _IPPROTO_UDP, port)
+                except OSError as e:
+                    raise from_oserror("list conntrack entries", e) from None
+                for flow in flows:
+                    orig, reply = flow.orig, flow.reply
+                    if orig.proto != _IPPROTO_UDP or reply.saddr not in targets:
                         continue
                     if port is not None and orig.dport != port:
                         continue
                     try:
-                        sock.entry("del", tuple_orig=orig)
+                        ct.delete(sock, family, orig)
                         deleted += 1
-                    except NetlinkError as e:
-                        if e.code != errno.ENOENT:
-                            raise from_oserror(
-                                "delete a conntrack entry", OSError(e.code, os.strerror(e.code))
-                            ) from None
-        finally:
-            sock.close()
+                    except OSError as e:
+                        if e.errno != errno.ENOENT:
+                            raise from_oserror("delete a conntrack entry", e) from None
     return deleted

@@ -19,12 +19,12 @@ from __future__ import annotations
 
 import contextlib
 import ipaddress
-import logging
 import re
 import time
 from collections.abc import Iterable, Mapping, Sequence
 
 from pypod.errors import InvalidArgument, NotSupported, PypodError
+from pypod.log import get_logger
 from pypod.network import firewall, ipam
 from pypod.network.netlink import (
     Netlink,
@@ -37,7 +37,7 @@ from pypod.network.netlink import (
 )
 from pypod.network.types import DEFAULT_NETWORK, NetResult, Network, PerNetworkOptions, SetupOptions
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 #: how long teardown waits for the veths of a destroyed namespace to go before it gives up
 #: deleting a bridge (the kernel cleans a namespace up asynchronously)

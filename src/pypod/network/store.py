@@ -14,10 +14,8 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import hashlib
 import ipaddress
 import json
-import logging
 import os
 import re
 import time
@@ -26,11 +24,21 @@ from typing import Any
 
 from pypod.atomic import write_atomic
 from pypod.errors import AlreadyExists, InvalidArgument, NotFound, NotSupported
+from pypod.log import get_logger
 from pypod.network.types import DEFAULT_NETWORK, LeaseRange, Network, Subnet
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
+
+
+def _sha256_hex(data: bytes) -> str:
+    import hashlib  # here: OpenSSL's start-up (~4 ms) is not on every bridged `run`'s path
+
+    return hashlib.sha256(data).hexdigest()
+
 
 DEFAULT_SUBNET = "10.88.0.0/16"
+#: sha256 of DEFAULT_NETWORK ("pypod"), as podman names its default network (a test checks it)
+DEFAULT_NETWORK_ID = "a9959b637c556a6cef36153efe1f7a7b9b07748f9b2140c390cda7734ce73ba9"
 DEFAULT_INTERFACE = "pypod0"
 #: bridges of new networks are this prefix and a number (podman: "podman1", "podman2", ...)
 INTERFACE_PREFIX = "pypod"
@@ -274,7 +282,7 @@ def default_network() -> Network:
     """The built-in `pypod` network; its ID is the sha256 of its name, as podman's."""
     return Network(
         name=DEFAULT_NETWORK,
-        id=hashlib.sha256(DEFAULT_NETWORK.encode()).hexdigest(),
+        id=DEFAULT_NETWORK_ID,
         driver="bridge",
         network_interface=DEFAULT_INTERFACE,
         created=rfc3339_nano(time.time_ns()),
@@ -321,7 +329,7 @@ def _find(nets: Mapping[str, Network], name_or_id: str) -> Network:
 def _new_id(nets: Mapping[str, Network]) -> str:
     """64 random hex digits whose first 12 (the short ID) no other network shares."""
     while True:
-        new = hashlib.sha256(os.urandom(32)).hexdigest()
+        new = _sha256_hex(os.urandom(32))
         if not any(n.id.startswith(new[:12]) for n in nets.values()):
             return new
 

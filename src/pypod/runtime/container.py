@@ -33,11 +33,8 @@ from pypod.oci.runtime_spec import (
     load_spec,
     parse_process,
     parse_spec,
-    spec_to_dict,
 )
 from pypod.record import record, replace
-from pypod.runtime.process import init as init_mod
-from pypod.runtime.process import parent
 from pypod.runtime.state import (
     SECCOMP_CACHE_DIR,
     ContainerRecord,
@@ -50,6 +47,7 @@ from pypod.runtime.state import (
 
 if TYPE_CHECKING:
     from pypod.runtime.exec_process import ExecRequest
+    from pypod.runtime.process import init as init_mod
 
 #: namespaced sysctls (runc's validateSysctl): prefix -> namespace that must be private
 _SYSCTL_NS = {
@@ -106,9 +104,11 @@ class Runtime:
     # --- create / start / run ------------------------------------------------------------------
     def create(self, container_id: str, opts: CreateOptions) -> int:
         """Set the container up and leave its init waiting for `start`; returns the init pid."""
+        from pypod.runtime.process import parent
+
         bundle = os.path.abspath(opts.bundle)
         config_path = os.path.join(bundle, "config.json")
-        spec = load_spec(config_path)
+        spec, config = _load_config(config_path)
         self._validate(spec, opts, config_path)
         assert spec.process is not None and spec.root is not None
         rootfs = os.path.join(bundle, spec.root.path)
@@ -128,6 +128,7 @@ class Runtime:
             plan, ns_paths = self._plan(
                 spec, spec.process, bundle, rootfs, fifo, opts, tuple(manager.paths.values())
             )
+            plan = replace(plan, self_join=manager.self_join())
             record = ContainerRecord(
                 id=container_id,
                 init_pid=0,
@@ -136,7 +137,7 @@ class Runtime:
                 rootfs=rootfs,
                 created=now_rfc3339(),
                 annotations=dict(spec.annotations),
-                config=spec_to_dict(spec),
+                config=config,
                 cgroup=manager.to_state(),
                 rootless=self.rootless,
             )
@@ -150,14 +151,18 @@ class Runtime:
                 run_hooks("prestart", spec.hooks.prestart, state, fatal=True)
                 run_hooks("createRuntime", spec.hooks.create_runtime, state, fatal=True)
 
-            launched = parent.launch(plan, add_to_cgroup=manager.add_pid, run_hooks=hooks)
-            start = proc_start_time(launched.pid)
-            record.init_pid = launched.pid
-            record.init_start_time = start[0] if start else 0
-            record.namespace_paths = {
-                t: p or f"/proc/{launched.pid}/ns/{sc.NAMESPACES[t][1]}" for t, p in ns_paths
-            }
-            self.states.save(record)
+            def save(pid: int) -> None:  # while the init sets itself up
+                start = proc_start_time(pid)
+                record.init_pid = pid
+                record.init_start_time = start[0] if start else 0
+                record.namespace_paths = {
+                    t: p or f"/proc/{pid}/ns/{sc.NAMESPACES[t][1]}" for t, p in ns_paths
+                }
+                self.states.save(record)
+
+            launched = parent.launch(
+                plan, add_to_cgroup=manager.add_pid, run_hooks=hooks, on_pid=save
+            )
             self._console(launched.console_fd, opts)
             if opts.pid_file:
                 write_pid_file(opts.pid_file, launched.pid)
@@ -215,6 +220,8 @@ class Runtime:
 
     def run(self, container_id: str, opts: CreateOptions, *, detach: bool) -> int:
         """create + start; in the foreground wait and return the exit code, else the pid."""
+        from pypod.runtime.process import parent
+
         if not detach:
             parent.become_subreaper()
         pid = self.create(container_id, replace(opts, foreground=not detach))
@@ -423,6 +430,9 @@ class Runtime:
 
     def exec(self, container_id: str, opts: ExecOptions) -> int:
         """Run another process in the container; its exit code (foreground) or 0 (detached)."""
+        from pypod.runtime.process import init as init_mod
+        from pypod.runtime.process import parent
+
         record = self.states.load(container_id)
         status = self.status(record)
         if status is Status.STOPPED:
@@ -442,6 +452,7 @@ class Runtime:
         join = tuple(
             (t, record.namespace_paths[t]) for t in sc.NAMESPACES if t in record.namespace_paths
         )
+        manager = self._manager(record) if record.cgroup else None
         plan = init_mod.Plan(
             spec=spec,
             process=proc,
@@ -459,10 +470,10 @@ class Runtime:
             rootless=self.rootless,
             hook_state={},
             seccomp_cache=self._seccomp_cache(),
+            self_join=manager.self_join() if manager is not None else None,
         )
         if not opts.detach:
             parent.become_subreaper()
-        manager = self._manager(record) if record.cgroup else None
         add: Callable[[int], None] = manager.add_pid if manager is not None else _no_cgroup
         launched = parent.launch(plan, add_to_cgroup=add)
         if opts.pid_file:
@@ -512,6 +523,8 @@ class Runtime:
         opts: CreateOptions,
         cgroup_dirs: tuple[str, ...],
     ) -> tuple[init_mod.Plan, list[tuple[str, str | None]]]:
+        from pypod.runtime.process import init as init_mod
+
         assert spec.linux is not None
         join: list[tuple[str, str]] = []
         flags = 0
@@ -612,6 +625,26 @@ _DEFAULT_DEVICE_RULES = (
     ("c", 1, 5, "rwm"), ("c", 1, 9, "rwm"), ("c", 136, None, "rwm"), ("c", 5, 2, "rwm"),
     ("c", 10, 200, "rwm"),
 )  # fmt: skip
+
+
+def _load_config(path: str) -> tuple[Spec, dict[str, Any]]:
+    """config.json as a Spec, and as the JSON object state.json keeps (no second conversion:
+    what was read parsed, so it parses again for exec, update and the hooks)."""
+    import json
+
+    try:
+        with open(path, "rb") as f:
+            data = json.loads(f.read().decode("utf-8"), parse_constant=_reject_constant)
+        if not isinstance(data, dict):
+            raise ValueError("not an object")
+    except (OSError, ValueError):  # load_spec says what is wrong, as it words it
+        load_spec(path)
+        raise
+    return parse_spec(data, source=path), data
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
 
 
 def _with_default_device_rules(res: LinuxResources | None) -> LinuxResources:

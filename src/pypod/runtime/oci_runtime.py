@@ -24,7 +24,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import shutil
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -110,6 +109,8 @@ def open_runtime(name: str, root: str) -> OCIRuntime:
                 "another --runtime"
             )
         return BinaryRuntime(path, root)
+    import shutil  # here: the in-process runtime (every `run`) needs none of it
+
     found = shutil.which(name)
     if found is None:
         raise NotFound(
@@ -409,6 +410,8 @@ class _Scratch:
     def __exit__(self, *exc: object) -> None:
         if self._listener is not None:
             self._listener.close()
+        import shutil
+
         shutil.rmtree(self.dir, ignore_errors=True)
 
     @property

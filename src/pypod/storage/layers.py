@@ -5,7 +5,6 @@ See `pypod.storage.store` for the on-disk layout and the pattern every change fo
 
 from __future__ import annotations
 
-import hashlib
 import os
 import sqlite3
 import threading
@@ -38,6 +37,8 @@ def chain_id(parent_chain_id: str | None, diff_id: str) -> str:
     parse_digest(diff_id)
     if parent_chain_id is None:
         return diff_id.partition(":")[2]
+    import hashlib  # here: OpenSSL's start-up is not on every command's path
+
     text = f"sha256:{parent_chain_id} {diff_id}"
     return hashlib.sha256(text.encode()).hexdigest()
 
@@ -62,6 +63,8 @@ class HashingReader:
     __slots__ = ("_hash", "_stream", "size")
 
     def __init__(self, stream: BinaryIO) -> None:
+        import hashlib  # here: OpenSSL's start-up is not on every command's path
+
         self._stream = stream
         self._hash = hashlib.sha256()
         self.size = 0
@@ -87,9 +90,9 @@ def new_id() -> str:
 
 
 def rmtree(path: str, *, ignore_errors: bool = False) -> None:
-    import shutil
+    from pypod.fstree import remove_tree
 
-    shutil.rmtree(path, ignore_errors=ignore_errors)
+    remove_tree(path, ignore_errors=ignore_errors)
 
 
 class LayerStore:
@@ -340,16 +343,14 @@ class LayerStore:
     def _fill(self, staging: str, stream: BinaryIO) -> tuple[ApplyResult, str, int]:
         """Apply the tar to a staged layer, its layout recorded; (result, blob digest, size)."""
         from pypod.storage.archive.stream import LayoutRecorder
-        from pypod.storage.tarsplit import layout_path, write_layout
+        from pypod.storage.tarsplit import layout_path
 
         hashing = stream if isinstance(stream, HashingReader) else HashingReader(stream)
-        layout = LayoutRecorder()
+        # written by whoever applies the layer (a child process, for a big one), right away
+        layout = LayoutRecorder(path=layout_path(self.graphroot, staging))
         result = self.driver.apply_diff(staging, cast(BinaryIO, hashing), layout=layout)
-        if layout.complete:
-            try:
-                write_layout(layout_path(self.graphroot, staging), layout)
-            except OSError as e:  # without it, the layer is exported anew when read back
-                log.warning("cannot record the tar layout of layer %s: %s", staging, e)
+        if layout.save_error is not None:  # the layer is exported anew when read back
+            log.warning("cannot record the tar layout of layer %s: %s", staging, layout.save_error)
         return result, hashing.digest, hashing.size
 
     def _complete(self, staged: StagedLayer, parent: str | None) -> tuple[Layer, bool]:

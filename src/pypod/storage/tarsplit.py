@@ -16,15 +16,15 @@ a record left by a removed layer is still right if the layer returns.
 
 from __future__ import annotations
 
-import gzip
-import hashlib
 import json
 import os
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 from pypod.atomic import replacing
 from pypod.storage.archive import clean_path
-from pypod.storage.archive.stream import LayoutRecorder
+
+if TYPE_CHECKING:
+    from pypod.storage.archive.stream import LayoutRecorder
 
 DIRECTORY = "tar-split"
 _CHUNK = 1 << 20
@@ -37,6 +37,8 @@ def layout_path(graphroot: str, layer_id: str) -> str:
 def write_layout(path: str, layout: LayoutRecorder) -> None:
     """Write a recorded layout (atomically; not synced: a lost record only costs a re-export)."""
     os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+    import gzip  # here, as in rebuild_tar: removing a layer's layout needs neither
+
     header = json.dumps({"version": 1, "entries": layout.finish()}, separators=(",", ":"))
     with replacing(path, sync=False) as tmp, gzip.open(tmp, "wb", compresslevel=1) as out:
         out.write(header.encode() + b"\n")
@@ -98,6 +100,9 @@ def _open_below(root: str, rel: str) -> int:
 def rebuild_tar(path: str, root: str, out: BinaryIO) -> str | None:
     """Write the tar recorded at `path` from its layout and the files below `root`; the
     digest of what was written, None when there is no usable record or a file is missing."""
+    import gzip
+    import hashlib
+
     try:
         with gzip.open(path, "rb") as f:
             index = json.loads(f.readline())

@@ -70,6 +70,14 @@ def _aliases() -> dict[str, str]:
             "unmount": "umount", "build-using-dockerfile": "bud", "build": "bud"}  # fmt: skip
 
 
+def entry() -> None:
+    """The `pypod-build` program (its console script): `main()`, then the process ends at once
+    (cli/process_exit.py)."""
+    from pypod.cli.process_exit import exit_now
+
+    exit_now(main())
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     return program.run_guarded(lambda: _run(args), _exit_code)

@@ -99,6 +99,14 @@ def _commands(name: str | None = None) -> dict[str, Command]:
     return program.find_commands("pypod.cli.engine", _MODULES, name, optional=_OPTIONAL)
 
 
+def entry() -> None:
+    """The `pypod` program (its console script): `main()`, then the process ends at once
+    (cli/process_exit.py)."""
+    from pypod.cli.process_exit import exit_now
+
+    exit_now(main())
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     return program.run_guarded(lambda: _run(args), _exit_code)

@@ -126,11 +126,7 @@ def _parse_create(opts: Parsed) -> Any:
     command = opts.text("infra-command")
     memory = opts.text("memory")
     cpus = opts.text("cpus")
-    userns = opts.text("userns") or ""
-    if userns not in ("", "host"):
-        from pypod.errors import NotSupported
-
-        raise NotSupported(f"'pod create --userns {userns}' is not supported yet")
+    userns, uidmap, gidmap = _userns(opts)
     hostname = opts.text("hostname") or ""
     pidfile = opts.text("infra-conmon-pidfile")
     share = parse_share(opts.text("share"))
@@ -159,10 +155,29 @@ def _parse_create(opts: Parsed) -> Any:
         memory=parse_size(memory) if memory else None,
         cpus=parse_float(cpus, "cpus") if cpus else None,
         userns=userns,
+        uidmap=uidmap,
+        gidmap=gidmap,
         exit_policy=_exit_policy(opts.text("exit-policy")),
         create_command=(os.path.basename(sys.argv[0]), *sys.argv[1:]),
         infra_conmon_pidfile=os.path.abspath(pidfile) if pidfile else "",
     )
+
+
+def _userns(opts: Parsed) -> tuple[str, tuple[str, ...], tuple[str, ...]]:
+    """`--userns`, `--uidmap`, `--gidmap` of `pod create`, checked now (podman 4.3's values
+    and words: engine/rootless.py userns_plan)."""
+    from pypod.engine.rootless import USERNS_AND_MAPS, userns_plan
+    from pypod.errors import NotSupported
+
+    for flag in ("subuidname", "subgidname"):
+        if opts.text(flag) is not None:
+            raise NotSupported(f"'--{flag}' is not supported yet: use --uidmap and --gidmap")
+    mode = opts.text("userns")
+    uidmap, gidmap = tuple(opts.texts("uidmap")), tuple(opts.texts("gidmap"))
+    if mode is not None and (uidmap or gidmap):  # even `--userns=` (podman: the flag is set)
+        raise InvalidArgument(USERNS_AND_MAPS)
+    userns_plan(mode or "", uidmap, gidmap)
+    return mode or "", uidmap, gidmap
 
 
 def _exit_policy(text: str | None) -> str:
@@ -386,9 +401,8 @@ def cmd_inspect(g: Globals, opts: Parsed) -> int:
     fmt = opts.text("format")
     if fmt and fmt.strip() != "json":
         from pypod.cli.engine.formats import render_rows
-        from pypod.cli.gotemplate import Struct
 
-        rows = [Struct(_struct(d)) for d in docs]
+        rows = [_struct(d) for d in docs]
         sys.stdout.write(render_rows(fmt, rows, {}))
     elif len(names) == 1 and docs:
         print(json.dumps(docs[0], indent=5))  # podman 4.3: one pod, no list, 5 spaces
@@ -400,11 +414,32 @@ def cmd_inspect(g: Globals, opts: Parsed) -> int:
     return 0
 
 
+#: the Go field names (what a template names) of `pod inspect` JSON keys that differ
+_GO_FIELDS = {"PidNS": "pid_ns", "UserNS": "userns", "UtsNS": "uts_ns",
+              "MemoryLimit": "memory_limit"}  # fmt: skip
+#: the string fields of podman's InspectPodData that its JSON omits when empty
+_GO_EMPTY = frozenset({"InfraContainerID", "CgroupPath"})
+
+
 def _struct(value: Any) -> Any:
     from pypod.cli.gotemplate import Struct
 
+    class PodStruct(Struct):
+        """Its JSON keys, and the Go names of those that differ (`{{.InfraConfig.UserNS}}`);
+        the string fields JSON omits when empty are "" (`{{.InfraContainerID}}` of a pod
+        without one); `{{json .}}` shows the JSON keys only."""
+
+        def __contains__(self, key: object) -> bool:
+            return super().__contains__(_GO_FIELDS.get(str(key), key)) or key in _GO_EMPTY
+
+        def __getitem__(self, key: str) -> Any:
+            name = _GO_FIELDS.get(key, key)
+            if not super().__contains__(name) and key in _GO_EMPTY:
+                return ""
+            return super().__getitem__(name)
+
     if isinstance(value, dict):
-        return Struct({k: _struct(v) for k, v in value.items()})
+        return PodStruct({k: _struct(v) for k, v in value.items()})
     if isinstance(value, list):
         return [_struct(v) for v in value]
     return value
@@ -681,7 +716,21 @@ COMMANDS: dict[str, Command] = {
             _f("cgroup-parent", value=True, help="the parent cgroup of the pod"),
             _f("memory", "m", value=True, help="memory limit of the pod"),
             _f("cpus", value=True, help="number of CPUs of the pod"),
-            _f("userns", value=True, help="user namespace of the pod (host only)"),
+            _f("userns", value=True, help="user namespace of the pod: host, keep-id, nomap"),
+            _f(
+                "uidmap",
+                value=True,
+                multiple=True,
+                help="UID map of the pod's user namespace (CONTAINER_ID:HOST_ID:AMOUNT)",
+            ),
+            _f(
+                "gidmap",
+                value=True,
+                multiple=True,
+                help="GID map of the pod's user namespace (CONTAINER_ID:HOST_ID:AMOUNT)",
+            ),
+            _f("subuidname", value=True, help="name of the subuid range (not supported yet)"),
+            _f("subgidname", value=True, help="name of the subgid range (not supported yet)"),
             _f("exit-policy", value=True, help="behaviour when the last container exits"),
             _f("pod-id-file", value=True, help="write the pod ID to this file"),
             _f(

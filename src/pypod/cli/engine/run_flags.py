@@ -186,12 +186,14 @@ class _Values:
         items = [x for x in v if isinstance(x, str)] if isinstance(v, list) else []
         if name not in CSV_FLAGS:
             return items
-        import csv
-
         out: list[str] = []
         for item in items:
-            if item:
-                out.extend(next(csv.reader([item]), []))
+            if not any(c in item for c in '"\r\n'):
+                out.extend(item.split(",") if item else [])  # what csv makes of it, sooner
+                continue
+            import csv
+
+            out.extend(next(csv.reader([item]), []))
         return out
 
 
@@ -697,8 +699,12 @@ def _namespace(v: _Values, kind: str, modes: tuple[str, ...]) -> str:
             if text == prefix:
                 raise InvalidArgument(f'must provide {what} when specifying "{prefix}"')
             return text
-    if text == "pod":
-        raise NotSupported(f"'--{kind} pod' is not supported yet: pypod has no pods yet")
+    if text == "pod":  # the pod's infra container's namespace of that kind (engine/pods.py)
+        if not v.text("pod") and not v.text("pod-id-file"):
+            from pypod.engine.rootless import NOT_IN_POD
+
+            raise InvalidArgument(NOT_IN_POD)
+        return text
     raise InvalidArgument(f"unrecognized namespace mode {text} passed")
 
 
@@ -729,9 +735,14 @@ def _userns(v: _Values) -> dict[str, Any]:
         tuple(v.texts("uidmap")),
         tuple(v.texts("gidmap")),
     )
+    pod = v.text("pod")
+    if v.text("userns") is not None and pod and not pod.startswith("new:"):
+        raise InvalidArgument("--userns and --pod cannot be set together")  # podman's, first
     if mode or uidmap or gidmap:
-        from pypod.engine.rootless import userns_plan
+        from pypod.engine.rootless import USERNS_AND_MAPS, userns_plan
 
+        if v.text("userns") is not None and (uidmap or gidmap):  # even `--userns=`, as podman
+            raise InvalidArgument(USERNS_AND_MAPS)
         userns_plan(mode, uidmap, gidmap)
     return {"userns": mode, "uidmap": uidmap, "gidmap": gidmap}
 
@@ -774,12 +785,11 @@ def _cgroup_parent(v: _Values) -> str | None:
 
 
 def _sdnotify(text: str | None) -> str:
-    """`--sdnotify`: "conmon" and "ignore" (engine/sdnotify.py); "container" (the socket passed
-    into the container) is not supported yet."""
-    if text is None or text in ("conmon", "ignore"):
+    """`--sdnotify`: "container" (a socket of its own passed into the container, what the
+    container sends relayed), "conmon", "ignore" (engine/sdnotify.py); "" when not given
+    (podman's default: as "container")."""
+    if text is None or text in ("container", "conmon", "ignore"):
         return text or ""
-    if text == "container":
-        raise NotSupported("'--sdnotify=container' is not supported yet")
     raise InvalidArgument(
         f"invalid config provided: invalid argument: invalid sdnotify value {go_quote(text)}: "
         "must be container, conmon or ignore"

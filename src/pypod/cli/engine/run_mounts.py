@@ -23,7 +23,6 @@ the opposite is given).  The flags podman copies from the host mount of a bind s
 
 from __future__ import annotations
 
-import csv
 import os
 import posixpath
 import re
@@ -186,6 +185,8 @@ _ONCE = "must provide an argument for option"
 
 def parse_mount(text: str) -> MountSpec:
     """One `--mount type=bind|volume|tmpfs,src=...,dst=...,OPTIONS`."""
+    import csv  # here: only --mount needs it
+
     try:
         tokens = next(csv.reader([text]), [])
     except csv.Error:

@@ -66,7 +66,9 @@ def go_errno_text(err: OSError) -> str:
 
 
 # --- numbers --------------------------------------------------------------------------------
-_INT_RE = re.compile(
+# patterns, not compiled ones: `re` compiles (and caches) each on first use, off the start-up
+# of every `run`
+_INT_RE = (
     r"(?P<sign>[+-]?)(?:0[xX](?P<hex>_?[0-9a-fA-F](?:_?[0-9a-fA-F])*)"
     r"|0[bB](?P<bin>_?[01](?:_?[01])*)|0[oO](?P<oct>_?[0-7](?:_?[0-7])*)"
     r"|(?P<zoct>0(?:_?[0-7])*)|(?P<dec>[1-9](?:_?[0-9])*))"
@@ -74,7 +76,7 @@ _INT_RE = re.compile(
 
 
 def _go_int(text: str, fn: str, lo: int, hi: int, signed: bool) -> int:
-    m = _INT_RE.fullmatch(text)
+    m = re.fullmatch(_INT_RE, text)
     if m is None or (not signed and m["sign"]):
         raise ValueError(f"strconv.{fn}: parsing {go_quote(text)}: invalid syntax")
     if m["hex"] is not None:
@@ -118,13 +120,13 @@ def parse_uint(text: str, flag: str) -> int:
         raise _flag_error(flag, text, e) from None
 
 
-_FLOAT_RE = re.compile(r"[+-]?(?:[0-9](?:_?[0-9])*(?:\.(?:[0-9](?:_?[0-9])*)?)?|\.[0-9]+)"
-                       r"(?:[eE][+-]?[0-9]+)?")  # fmt: skip
+_FLOAT_RE = (r"[+-]?(?:[0-9](?:_?[0-9])*(?:\.(?:[0-9](?:_?[0-9])*)?)?|\.[0-9]+)"
+             r"(?:[eE][+-]?[0-9]+)?")  # fmt: skip
 
 
 def parse_float(text: str, flag: str) -> float:
     """A pflag float64 value (decimal notation; Go's inf/nan are refused as meaningless)."""
-    if _FLOAT_RE.fullmatch(text) is None or "_" in text:
+    if re.fullmatch(_FLOAT_RE, text) is None or "_" in text:
         raise _flag_error(
             flag, text, ValueError(f"strconv.ParseFloat: parsing {go_quote(text)}: invalid syntax")
         )
@@ -147,13 +149,13 @@ def parse_bool(text: str, flag: str) -> bool:
 
 
 # --- sizes ----------------------------------------------------------------------------------
-_SIZE_RE = re.compile(r"([0-9]+(?:\.[0-9]+)*) ?([kKmMgGtTpP])?[iI]?[bB]?")
+_SIZE_RE = r"([0-9]+(?:\.[0-9]+)*) ?([kKmMgGtTpP])?[iI]?[bB]?"
 _BINARY = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40, "p": 1 << 50}
 _DECIMAL = {"k": 10**3, "m": 10**6, "g": 10**9, "t": 10**12, "p": 10**15}
 
 
 def _size(text: str, units: Mapping[str, int]) -> int:
-    m = _SIZE_RE.fullmatch(text)
+    m = re.fullmatch(_SIZE_RE, text)
     if m is None:
         raise InvalidArgument(f"invalid size: '{text}'")
     try:
@@ -179,73 +181,12 @@ def parse_human_size(text: str) -> int:
 
 
 # --- durations ------------------------------------------------------------------------------
-_UNITS_NS = {"ns": 1, "us": 10**3, "µs": 10**3, "μs": 10**3, "ms": 10**6, "s": 10**9,
-             "m": 60 * 10**9, "h": 3600 * 10**9}  # fmt: skip
-_MAX_NS = 1 << 63
-
-
 def parse_duration(text: str) -> int:
-    """Go's `time.ParseDuration` in nanoseconds: "30s", "1m30s", "500ms", "-1.5h", "0"."""
-    invalid = InvalidArgument(f"time: invalid duration {go_quote(text)}")
-    s = text
-    neg = False
-    if s[:1] in ("-", "+"):
-        neg = s[0] == "-"
-        s = s[1:]
-    if s == "0":
-        return 0
-    if not s:
-        raise invalid
-    total = 0
-    while s:
-        if not (s[0] == "." or "0" <= s[0] <= "9"):
-            raise invalid
-        i = 0
-        while i < len(s) and "0" <= s[i] <= "9":
-            i += 1
-        whole, s = s[:i], s[i:]
-        frac = ""
-        if s[:1] == ".":
-            j = 1
-            while j < len(s) and "0" <= s[j] <= "9":
-                j += 1
-            frac, s = s[1:j], s[j:]
-            if not whole and not frac:
-                raise invalid
-        elif not whole:
-            raise invalid
-        k = 0
-        while k < len(s) and not (s[k] == "." or "0" <= s[k] <= "9"):
-            k += 1
-        if k == 0:
-            raise InvalidArgument(f"time: missing unit in duration {go_quote(text)}")
-        unit, s = s[:k], s[k:]
-        scale = _UNITS_NS.get(unit)
-        if scale is None:
-            raise InvalidArgument(
-                f"time: unknown unit {go_quote(unit)} in duration {go_quote(text)}"
-            )
-        value = int(whole or "0") * scale
-        if frac:
-            f, div = _leading_fraction(frac)
-            value += int(float(f) * (scale / div))
-        total += value
-        if total > _MAX_NS:
-            raise invalid
-    if not neg and total > _MAX_NS - 1:
-        raise invalid
-    return -total if neg else total
+    """Go's `time.ParseDuration` in nanoseconds: "30s", "1m30s", "500ms", "-1.5h", "0"
+    (InvalidArgument with Go's words otherwise)."""
+    from pypod.image.gotime import parse_go_duration
 
-
-def _leading_fraction(digits: str) -> tuple[int, float]:
-    """(f, scale) as Go's leadingFraction: digits kept while they fit in an int64."""
-    f, scale = 0, 1.0
-    for d in digits:
-        nxt = f * 10 + int(d)
-        if f > ((1 << 63) - 1) // 10 or nxt > 1 << 63:
-            break
-        f, scale = nxt, scale * 10
-    return f, scale
+    return parse_go_duration(text)
 
 
 # --- signals --------------------------------------------------------------------------------

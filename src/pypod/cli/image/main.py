@@ -111,6 +111,14 @@ class UsageError(InvalidArgument):
     pass
 
 
+def entry() -> None:
+    """The `pypod-image` program (its console script): `main()`, then the process ends at once
+    (cli/process_exit.py)."""
+    from pypod.cli.process_exit import exit_now
+
+    exit_now(main())
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     try:

@@ -12,6 +12,7 @@ with `to_state()` in state.json and re-opened with `manager_from_state()`):
 
     m = new_manager(spec.linux.cgroups_path, container_id)
     m.create(); m.set_resources(resources); m.add_pid(init_pid)     # create
+    m.self_join()       # or: how the init can be born in / move itself into them (create)
     m.freeze() / m.thaw()                                            # pause / resume
     m.pids(); m.kill_all(signal.SIGKILL)                             # ps / kill --all
     m.update(resources)                                              # update
@@ -30,6 +31,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from pypod.errors import InvalidArgument, NotSupported, from_oserror
 from pypod.linux.cgroups import paths as _paths
+from pypod.record import record
 
 if TYPE_CHECKING:
     from pypod.oci.runtime_spec import LinuxResources
@@ -38,6 +40,7 @@ __all__ = [
     "CgroupManager",
     "CgroupMode",
     "FreezerState",
+    "SelfJoin",
     "detect_mode",
     "manager_from_state",
     "new_manager",
@@ -52,6 +55,28 @@ class CgroupMode(enum.StrEnum):
     LEGACY = "legacy"  # cgroup v1 only
     HYBRID = "hybrid"  # cgroup v1 controllers plus a controller-less (or nearly) cgroup2
     UNIFIED = "unified"  # cgroup v2 only
+
+
+@record
+class SelfJoin:
+    """How a new process can enter the container's cgroups without being moved by another.
+
+    A move by another process (a write of cgroup.procs) takes the kernel's global
+    cgroup_threadgroup_rwsem for writing, which first waits for an RCU grace period when no move
+    happened just before (10-20 ms here).  Without it: the process is born in `clone_into`, a
+    cgroup2 directory (clone3 with CLONE_INTO_CGROUP, see pypod.linux.clone), then writes "0" to
+    each of the v1 `tasks` files in `tasks` (a thread that moves itself takes no global lock;
+    for a process with a single thread that moves the process).
+    """
+
+    #: the cgroup2 directory to be born in (HYBRID: the one under "unified"; UNIFIED: the
+    #: container's); None on a LEGACY host
+    clone_into: str | None
+    #: the v1 `tasks` files to write "0" to, one per hierarchy
+    tasks: tuple[str, ...] = ()
+    #: whether a birth in `clone_into` counts against the container's pids limit (v2; on a
+    #: v1 host the limit is a v1 one, and a move there ignores it, as a move by another does)
+    pids_limited: bool = False
 
 
 class CgroupManager(Protocol):
@@ -70,6 +95,11 @@ class CgroupManager(Protocol):
         ...
 
     def add_pid(self, pid: int) -> None: ...
+
+    def self_join(self) -> SelfJoin | None:
+        """How a process may join these cgroups by itself (see SelfJoin); None: only with
+        add_pid (rootless: a move by a user follows other rules; nothing created)."""
+        ...
 
     def set_resources(self, res: LinuxResources) -> None:
         """Apply the initial limits (call it before add_pid for realtime CPU limits)."""

@@ -14,7 +14,6 @@ so both versions enforce the same thing.  Modelled on runc's devices emulator.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 from typing import Protocol
 
@@ -23,7 +22,6 @@ from pypod.record import record
 
 WILDCARD = -1
 _ACCESS_ORDER = "rwm"
-_LIST_RE = re.compile(r"^([abc])\s+(\d+|\*):(\d+|\*)\s+([rwm]+)$")
 
 
 class SpecDeviceRule(Protocol):
@@ -114,10 +112,10 @@ class Emulator:
             line = line.strip()
             if not line:
                 continue
-            m = _LIST_RE.match(line)
-            if not m:
+            fields = _list_line(line)
+            if fields is None:
                 raise InvalidArgument(f"cgroup: unexpected devices.list line {line!r}")
-            dtype, major, minor, access = m.groups()
+            dtype, major, minor, access = fields
             if dtype == "a":
                 return cls(default_allow=True)
             emu.apply(
@@ -204,3 +202,18 @@ def _ordered(access: frozenset[str]) -> str:
 
 def _key_string(key: _Key, access: frozenset[str]) -> str:
     return DeviceRule(True, key[0], key[1], key[2], _ordered(access)).cgroup_string()
+
+
+def _list_line(line: str) -> tuple[str, str, str, str] | None:
+    """(type, major, minor, access) of a devices.list line `c 1:3 rwm` (`*` for any number),
+    None if it is not one.  (No regular expression: compiling one costs ~0.2 ms, and every
+    create reads devices.list.)"""
+    parts = line.split()
+    if len(parts) != 3 or parts[0] not in ("a", "b", "c"):
+        return None
+    major, colon, minor = parts[1].partition(":")
+    access = parts[2]
+    numbers_ok = all(n == "*" or (n.isascii() and n.isdecimal()) for n in (major, minor))
+    if not colon or not numbers_ok or not access or access.strip("rwm"):
+        return None
+    return parts[0], major, minor, access

@@ -20,10 +20,9 @@ from pypod.linux.cgroups import (
     STATE_VERSION,
     CgroupMode,
     FreezerState,
+    SelfJoin,
     files,
-    stats,
     v1_resources,
-    v2_resources,
 )
 from pypod.linux.cgroups.devices import normalize
 from pypod.linux.cgroups.paths import UNIFIED
@@ -101,6 +100,13 @@ class V1Manager:
         for path in self._dirs():
             files.add_proc(path, pid)
 
+    def self_join(self) -> SelfJoin | None:
+        if self._rootless or not self._paths:
+            return None
+        unified = self._paths.get(UNIFIED)
+        tasks = tuple(os.path.join(d, "tasks") for d in self._dirs() if d != unified)
+        return SelfJoin(clone_into=unified, tasks=tasks)
+
     def set_resources(self, res: LinuxResources) -> None:
         self._apply(res)
 
@@ -163,6 +169,8 @@ class V1Manager:
         if "net_prio" in p:
             v1_resources.set_net_prio(p["net_prio"], res.network)
         if res.rdma:
+            from pypod.linux.cgroups import v2_resources  # rdma: cgroup v2 formats
+
             for line in v2_resources.rdma_lines(res.rdma):
                 files.write(p["rdma"], "rdma.max", line, controller="rdma")
 
@@ -184,6 +192,8 @@ class V1Manager:
                 f"cgroup: cannot set hugepage limits: the hugetlb controller could not be "
                 f"enabled for {path}"
             )
+        from pypod.linux.cgroups import v2_resources
+
         v2_resources.set_hugetlb(path, res.hugepage_limits)
 
     def destroy(self) -> None:
@@ -257,6 +267,8 @@ class V1Manager:
         return files.all_pids(path) if path is not None else []
 
     def kill_all(self, sig: int) -> None:
+        from pypod.linux.cgroups import stats  # not on the path of create
+
         stats.signal_all(self, sig)
 
     # --- state and stats -----------------------------------------------------------------------
@@ -273,6 +285,8 @@ class V1Manager:
         }
 
     def stats(self) -> dict[str, Any]:
+        from pypod.linux.cgroups import stats
+
         return stats.v1_stats(dict(self._paths))
 
 

@@ -14,7 +14,15 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from pypod.errors import InvalidArgument, NotSupported, OSLevelError, PypodError
-from pypod.linux.cgroups import STATE_VERSION, CgroupMode, FreezerState, files, stats, v2_resources
+from pypod.linux.cgroups import (
+    STATE_VERSION,
+    CgroupMode,
+    FreezerState,
+    SelfJoin,
+    files,
+    stats,
+    v2_resources,
+)
 from pypod.linux.cgroups.bpf_devices import apply_device_rules
 from pypod.linux.cgroups.devices import normalize
 from pypod.linux.cgroups.paths import UNIFIED
@@ -111,6 +119,11 @@ class V2Manager:
         if not self._created:
             return
         files.add_proc(self._path, pid)
+
+    def self_join(self) -> SelfJoin | None:
+        if self._rootless or not self._created:
+            return None
+        return SelfJoin(clone_into=self._path, pids_limited=True)
 
     def set_resources(self, res: LinuxResources) -> None:
         self._apply(res, updating=False)

@@ -6,10 +6,16 @@ namespace, reports the init's pid and exits.
 
 init: sets up the rootfs (create only), then the process (console, rlimits, user, capabilities,
 no_new_privs, seccomp), reports READY, waits for `start` on the exec fifo (create only) and
-execs the container's program through the sealed helper.  The parent moves it into its cgroup
-meanwhile (the first move into a cgroup v1 hierarchy waits for an RCU grace period, ~10 ms):
-the init waits for that only where it matters, before hooks and the cgroup namespace when
-there are any, else once its seccomp filter is installed, before its credentials change.
+execs the container's program through the sealed helper.
+
+Its cgroups: a move by another process waits for an RCU grace period (10-20 ms, see
+pypod.linux.cgroups.SelfJoin), so the init of a new container joins them by itself where it can:
+the parent forks stage-1 into the cgroup2 one (clone3 with CLONE_INTO_CGROUP; the init, forked
+by stage-1, is born there), and the init writes "0" into the `tasks` files of the v1 ones as its
+first step.  Otherwise (an exec'd process, rootless, a pids limit of 1, a kernel that refuses
+the clone, a parent with threads) the parent moves the init meanwhile, and the init waits for
+that only where it matters: before hooks and the cgroup namespace when there are any, else
+once its seccomp filter is installed, before its credentials change.
 
 Nothing here returns to the caller: each function ends in exec or os._exit, and every failure is
 reported to the parent as an ERROR message first.
@@ -21,7 +27,7 @@ import errno
 import os
 import signal
 import stat
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from pypod.errors import (
     CannotInvoke,
@@ -30,12 +36,15 @@ from pypod.errors import (
     OSLevelError,
     PypodError,
 )
-from pypod.linux import capabilities, console, exec_helper, netns
+from pypod.linux import capabilities, exec_helper
 from pypod.linux import syscalls as sc
 from pypod.oci.runtime_spec import Process, Spec
 from pypod.record import record
 from pypod.runtime import rootfs
 from pypod.runtime.process.sync import Channel, Msg
+
+if TYPE_CHECKING:
+    from pypod.linux.cgroups import SelfJoin
 
 _RLIMITS = {
     "RLIMIT_CPU": 0, "RLIMIT_FSIZE": 1, "RLIMIT_DATA": 2, "RLIMIT_STACK": 3, "RLIMIT_CORE": 4,
@@ -75,6 +84,8 @@ class Plan:
     rootless: bool = False
     #: where compiled seccomp programs are kept (see pypod.linux.seccomp_cache); None: nowhere
     seccomp_cache: str | None = None
+    #: how the process may join its cgroups by itself; None: the parent moves it
+    self_join: SelfJoin | None = None
 
 
 def runtime_hooks(plan: Plan) -> bool:
@@ -114,16 +125,36 @@ class Prepared:
     #: a `start` that opens the fifo and dies before writing leaves poll() blocking instead of
     #: reporting a hang-up forever (a busy loop)
     fifo_hold_fd: int | None = None
+    #: plan.self_join opened: the cgroup2 directory the parent forks stage-1 into (None:
+    #: none; the parent's only, stage-1 closes it) and the v1 `tasks` files the init writes "0"
+    #: to (it closes them first thing: host files)
+    cgroup_dir_fd: int | None = None
+    tasks_fds: tuple[int, ...] = ()
 
     def fds(self) -> tuple[int, ...]:
         """The descriptors the init must keep (everything else is closed in stage-1)."""
         extra = (self.fifo_fd, self.fifo_hold_fd)
-        return (self.helper_fd, *(fd for fd in extra if fd is not None))
+        return (self.helper_fd, *(fd for fd in extra if fd is not None), *self.tasks_fds)
+
+    @property
+    def self_join_planned(self) -> bool:
+        """Whether the init may join its cgroups by itself (see parent.launch)."""
+        return self.cgroup_dir_fd is not None or bool(self.tasks_fds)
+
+    def close_cgroup_dir(self) -> None:
+        if self.cgroup_dir_fd is not None:
+            os.close(self.cgroup_dir_fd)
 
     @classmethod
     def build(cls, plan: Plan) -> Prepared:
         import resource  # noqa: F401 - used by _rlimits after pivot_root
         import select  # noqa: F401 - used by _wait_for_start after pivot_root
+
+        # what only some containers need, loaded for them alone (termios, ioctls...)
+        if plan.process.terminal:
+            import pypod.linux.console
+        if plan.unshare_flags & sc.CLONE_NEWNET:
+            import pypod.linux.netns  # noqa: F401 - used by stage-1 in the new namespace
 
         caps = plan.process.capabilities
         if caps is not None:  # warnings (capabilities this kernel lacks) are shown here, by the
@@ -148,7 +179,30 @@ class Prepared:
         if plan.fifo_path is not None:
             fifo_fd = os.open(plan.fifo_path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
             hold_fd = os.open(plan.fifo_path, os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-        return cls(exec_helper.sealed_helper_fd(), program, hooks, fifo_fd, hold_fd)
+        dir_fd, tasks = _open_self_join(plan)
+        return cls(exec_helper.sealed_helper_fd(), program, hooks, fifo_fd, hold_fd, dir_fd, tasks)
+
+
+def _open_self_join(plan: Plan) -> tuple[int | None, tuple[int, ...]]:
+    """plan.self_join's directory and files, opened by the parent (the init's own moves are
+    then checked against the parent's credentials, as the parent's moves would be)."""
+    join = plan.self_join
+    if join is None:
+        return None, ()
+    opened: list[int] = []
+    try:
+        dir_fd = None
+        if join.clone_into is not None:
+            dir_fd = os.open(join.clone_into, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+            opened.append(dir_fd)
+        for path in join.tasks:
+            opened.append(os.open(path, os.O_WRONLY | os.O_CLOEXEC))
+    except OSError as e:
+        for fd in opened:
+            os.close(fd)
+        raise OSLevelError(f"cgroup: open {e.filename}", errno=e.errno or errno.EIO) from e
+    tasks = tuple(opened[1:] if dir_fd is not None else opened)
+    return dir_fd, tasks
 
 
 def _report(chan: Channel, exc: BaseException) -> NoReturn:
@@ -198,7 +252,9 @@ def forbid_imports() -> None:
     sys.path_hooks.clear()
 
 
-def stage1(chan: Channel, plan: Plan, prep: Prepared) -> NoReturn:
+def stage1(chan: Channel, plan: Plan, prep: Prepared, *, self_join: bool = False) -> NoReturn:
+    """`self_join`: we were born in the cgroup2 directory; the init, born there too, joins the
+    v1 hierarchies by itself (the parent's CGROUP_JOINED then only says it has its pid)."""
     try:
         _close_inherited_fds(chan, plan, prep)
         _join_namespaces(plan.join)
@@ -216,6 +272,8 @@ def stage1(chan: Channel, plan: Plan, prep: Prepared) -> NoReturn:
         if rest:
             sc.unshare(rest)
         if rest & sc.CLONE_NEWNET:
+            from pypod.linux import netns  # loaded by Prepared.build
+
             netns.set_link_up("lo")  # runc's "loopback" network: a new namespace gets lo up
         if rest & sc.CLONE_NEWTIME and plan.spec.linux is not None:
             _time_offsets(plan.spec)
@@ -229,11 +287,28 @@ def stage1(chan: Channel, plan: Plan, prep: Prepared) -> NoReturn:
             sc.prctl(sc.PR_SET_DUMPABLE, 0)
         pid = os.fork()
         if pid == 0:
-            init(chan, plan, prep)
+            init(chan, plan, prep, self_join=self_join)
         chan.send(Msg.PID, pid=pid)
         os._exit(0)
     except BaseException as e:
         _report(chan, e)
+
+
+def _join_cgroups(plan: Plan, prep: Prepared, *, self_join: bool) -> None:
+    """Write "0" into each v1 `tasks` file (when joining by ourselves); close them."""
+    try:
+        if self_join and plan.self_join is not None:
+            for fd, path in zip(prep.tasks_fds, plan.self_join.tasks, strict=True):
+                try:
+                    os.write(fd, b"0")
+                except OSError as e:
+                    raise OSLevelError(
+                        f"cgroup: the container's init could not move itself in: write {path}",
+                        errno=e.errno or errno.EIO,
+                    ) from e
+    finally:
+        for fd in prep.tasks_fds:
+            os.close(fd)
 
 
 def _close_inherited_fds(chan: Channel, plan: Plan, prep: Prepared) -> None:
@@ -254,7 +329,26 @@ def _close_inherited_fds(chan: Channel, plan: Plan, prep: Prepared) -> None:
 
 def _join_namespaces(join: tuple[tuple[str, str], ...]) -> None:
     fds = [(t, os.open(p, os.O_RDONLY | os.O_CLOEXEC)) for t, p in join]
-    for ns_type, fd in sorted(fds, key=lambda tf: _OPEN_EXISTING_NS_ORDER.index(tf[0])):
+    ordered = sorted(fds, key=lambda tf: _OPEN_EXISTING_NS_ORDER.index(tf[0]))
+    later = ordered
+    if any(t == "user" for t, _ in ordered):
+        # first what can be joined from here: a namespace of an ancestor user namespace (a
+        # pod's network namespace, made by the engine) cannot be joined from inside the
+        # container's user namespace; those refused here are joined after it
+        later = []
+        for ns_type, fd in ordered:
+            if ns_type == "user":
+                continue
+            try:
+                sc.setns(fd, sc.NAMESPACES[ns_type][0])
+            except PypodError as e:
+                if e.errno != errno.EPERM:
+                    raise InvalidArgument(f"join {ns_type} namespace: {e}") from e
+                later.append((ns_type, fd))
+                continue
+            os.close(fd)
+        later = [(t, fd) for t, fd in ordered if t == "user"] + later
+    for ns_type, fd in later:
         try:
             sc.setns(fd, sc.NAMESPACES[ns_type][0])
         except PypodError as e:
@@ -275,8 +369,9 @@ def _time_offsets(spec: Spec) -> None:
             f.write("".join(lines))
 
 
-def init(chan: Channel, plan: Plan, prep: Prepared) -> NoReturn:
+def init(chan: Channel, plan: Plan, prep: Prepared, *, self_join: bool = False) -> NoReturn:
     try:
+        _join_cgroups(plan, prep, self_join=self_join)
         _reset_signals()
         os.setsid()
         if plan.new_keyring:
@@ -287,8 +382,11 @@ def init(chan: Channel, plan: Plan, prep: Prepared) -> NoReturn:
             rootfs.prepare(
                 spec, plan.rootfs, plan.bundle, userns=plan.in_userns, cgroups=plan.cgroup_dirs
             )
-        # the parent moves us into the cgroup meanwhile (the first move into a v1 hierarchy
-        # waits for an RCU grace period: overlapping it with our set-up saves that time)
+        # unless we joined our cgroups by ourselves the parent moves us meanwhile (the move
+        # waits for an RCU grace period: overlapping it with our set-up saves that time).
+        # Either way its CGROUP_JOINED comes once it has stage-1's PID: nothing of ours may
+        # reach it before (we may well be faster than stage-1), so we wait for it before we
+        # send anything (RUN_HOOKS, CONSOLE, READY; an ERROR may come any time)
         in_cgroup = _cgroup_first(plan)
         if in_cgroup:
             chan.expect(Msg.CGROUP_JOINED)
@@ -306,6 +404,9 @@ def init(chan: Channel, plan: Plan, prep: Prepared) -> NoReturn:
             _hostname(spec)
             _sysctl(spec)
         if proc.terminal:
+            if not in_cgroup:
+                chan.expect(Msg.CGROUP_JOINED)
+                in_cgroup = True
             _console(chan, proc, bind=plan.is_init)
         if plan.is_init:
             rootfs.finalize(spec)
@@ -408,6 +509,8 @@ def _sysctl(spec: Spec) -> None:
 
 
 def _console(chan: Channel, proc: Process, *, bind: bool) -> None:
+    from pypod.linux import console  # loaded by Prepared.build
+
     master, slave = console.open_pty("/dev/ptmx")
     size = proc.console_size
     if size is not None and size.height and size.width:  # as runc: only when both are set

@@ -13,7 +13,6 @@ import signal
 from collections.abc import Callable, Iterator
 
 from pypod.errors import PypodError, RuntimeError_
-from pypod.linux import idmap
 from pypod.linux import syscalls as sc
 from pypod.record import record
 from pypod.runtime.process import init as init_mod
@@ -31,20 +30,35 @@ def launch(
     *,
     add_to_cgroup: Callable[[int], None],
     run_hooks: Callable[[int], None] | None = None,
+    on_pid: Callable[[int], None] | None = None,
 ) -> Launched:
-    """Fork stage-1, answer its requests, and return the pid of the ready process."""
+    """Fork stage-1, answer its requests, and return the pid of the ready process.
+
+    `on_pid(pid)` runs once the process exists, is in its cgroup and its prestart and
+    createRuntime hooks have run, while it finishes its set-up: what the caller has to do with
+    the pid anyway is then off the path.
+    """
     prep = init_mod.Prepared.build(plan)
     parent_end, child_end = Channel.pair()
-    stage1_pid = os.fork()
+    try:
+        stage1_pid, self_join = _fork_stage1(plan, prep)
+    except BaseException:
+        parent_end.close()
+        child_end.close()
+        prep.close_cgroup_dir()
+        for fd in prep.fds():
+            os.close(fd)
+        raise
     if stage1_pid == 0:
         parent_end.close()
-        init_mod.stage1(child_end, plan, prep)
+        init_mod.stage1(child_end, plan, prep, self_join=self_join)
     child_end.close()
+    prep.close_cgroup_dir()
     for fd in prep.fds():
         os.close(fd)
     pid = 0
     try:
-        if _stage1_in_cgroup(plan):
+        if not self_join and _stage1_in_cgroup(plan):
             # as runc does: stage-1 joins the cgroup first, so that the slow first move (see
             # init.py) overlaps with its namespaces and the init's mounts; the init, forked by
             # it, is born there.  The init's own move below stays the one that counts.
@@ -54,12 +68,16 @@ def launch(
         if msg.type is Msg.MAP_IDS:
             linux = plan.spec.linux
             assert linux is not None
+            from pypod.linux import idmap
+
             idmap.write_maps(stage1_pid, linux.uid_mappings, linux.gid_mappings)
             parent_end.send(Msg.IDS_MAPPED)
             msg = parent_end.expect(Msg.PID)
         pid = int(msg.data["pid"])
         try:
-            add_to_cgroup(pid)
+            if not self_join:  # else the init joins its cgroups by itself (see _fork_stage1)
+                add_to_cgroup(pid)
+            # (also the init's go-ahead to send: its messages must come after stage-1's PID)
             parent_end.send(Msg.CGROUP_JOINED)
         except (OSError, PypodError):
             # the init prepares its mounts meanwhile: when that failed, it reported why and
@@ -72,6 +90,8 @@ def launch(
             if run_hooks is not None:
                 run_hooks(pid)
             parent_end.send(Msg.HOOKS_DONE)
+        if on_pid is not None:
+            on_pid(pid)
         console_fd = None
         if plan.process.terminal:
             msg = parent_end.expect(Msg.CONSOLE)
@@ -89,6 +109,33 @@ def launch(
         raise
     finally:
         parent_end.close()
+
+
+def _fork_stage1(plan: init_mod.Plan, prep: init_mod.Prepared) -> tuple[int, bool]:
+    """Fork stage-1: (0 or its pid, whether the init joins its cgroups by itself).
+
+    A move of a process by another one waits for an RCU grace period (pypod.linux.cgroups.
+    SelfJoin), so where it can stage-1 is born in the container's cgroup2 directory (the
+    process it forks, the init or an exec'd one, is born there too) and that process moves
+    itself into the v1 hierarchies (a thread moving itself takes no global lock).  Not where a
+    pids limit counts stage-1 and may leave no room for it and its child at once, nor from a
+    process with other threads (pypod.linux.clone); when the kernel refuses the clone (before
+    5.7, a seccomp filter, an unusual cgroup) the parent moves the process as before.  A clone
+    that failed created no process: it is safe to fork again.
+    """
+    join = plan.self_join
+    if join is None or not prep.self_join_planned:
+        return os.fork(), False
+    if join.pids_limited and not _stage1_in_cgroup(plan):
+        return os.fork(), False
+    if prep.cgroup_dir_fd is None:  # LEGACY: v1 hierarchies only, the init joins them all
+        return os.fork(), True
+    from pypod.linux import clone
+
+    try:
+        return clone.fork_into_cgroup(prep.cgroup_dir_fd), True
+    except PypodError:
+        return os.fork(), False
 
 
 def _stage1_in_cgroup(plan: init_mod.Plan) -> bool:

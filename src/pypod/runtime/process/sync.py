@@ -10,8 +10,13 @@ this order (the parent checks it):
   parent -> init      CGROUP_JOINED                  the init is in its cgroup (it sets itself
                                                      up meanwhile and waits for this before
                                                      hooks or a cgroup namespace if it has
-                                                     any, else after installing seccomp,
-                                                     reading it with read(2) alone)
+                                                     any, before CONSOLE if it has a
+                                                     terminal, else after installing seccomp,
+                                                     reading it with read(2) alone).  When the
+                                                     init joins its cgroups by itself (see
+                                                     parent._fork_stage1) only the go-ahead:
+                                                     the parent has stage-1's PID, the init's
+                                                     messages cannot overtake it any more
   init -> parent      RUN_HOOKS                      namespaces and mounts are ready (only with
                                                      prestart or createRuntime hooks)
   parent -> init      HOOKS_DONE                     prestart/createRuntime hooks have run
@@ -19,8 +24,8 @@ this order (the parent checks it):
   init -> parent      READY                          about to wait for `start` (or exec)
   any child -> parent ERROR {message, exit_code}     the step failed; the child exits
 
-The parent reads CONSOLE and READY after it sent CGROUP_JOINED (and HOOKS_DONE); the init may
-send CONSOLE earlier, the socket keeps it until then.
+The parent reads CONSOLE and READY after it sent CGROUP_JOINED (and HOOKS_DONE); the init sends
+nothing but an ERROR before it had CGROUP_JOINED.
 """
 
 from __future__ import annotations

@@ -451,6 +451,47 @@ def _write_all(fd: int, data: bytes) -> None:
         view = view[os.write(fd, view) :]
 
 
+#: a blob larger than this (compressed) is applied by a child process when `isolate` is None
+ISOLATE_MIN = 1 << 20
+
+
+class _Prefixed:
+    """`head`, then the rest of `stream`."""
+
+    __slots__ = ("_head", "_stream")
+
+    def __init__(self, head: bytes, stream: BinaryIO) -> None:
+        self._head = head
+        self._stream = stream
+
+    def read(self, n: int = -1) -> bytes:
+        if self._head:
+            if n < 0 or n >= len(self._head):
+                data, self._head = self._head, b""
+            else:
+                data, self._head = self._head[:n], self._head[n:]
+            return data
+        return self._stream.read(n)
+
+
+def _read_head(stream: BinaryIO, size: int, dest: str) -> tuple[bytes, bool]:
+    """Up to `size` bytes of the stream; (them, whether the stream ended there)."""
+    parts: list[bytes] = []
+    got = 0
+    while got < size:
+        try:
+            data = stream.read(size - got)
+        except OSError as e:
+            err = StorageError(f"apply layer to {dest}: reading the layer: {e.strerror or e}")
+            err.errno = e.errno
+            raise err from e
+        if not data:
+            return b"".join(parts), True
+        parts.append(data)
+        got += len(data)
+    return b"".join(parts), False
+
+
 def apply_layer(
     stream: BinaryIO,
     dest: str,
@@ -460,6 +501,7 @@ def apply_layer(
     rootless: bool = False,
     max_size: int | None = None,
     layout: LayoutRecorder | None = None,
+    isolate: bool | None = None,
 ) -> ApplyResult:
     """Apply the layer tar read (once) from `stream` to the directory `dest`.
 
@@ -467,14 +509,64 @@ def apply_layer(
     of the layers below.  `id_map` maps the tar's owners to the host (a store with shifted
     ids); `rootless` (or not being root) skips owners without a map, device nodes, setuid
     bits and trusted xattrs.  `max_size` bounds the uncompressed size.  `layout` records the
-    tar's layout in the same pass (to rebuild the tar byte for byte from the files later).
+    tar's layout in the same pass (to rebuild the tar byte for byte from the files later), and
+    writes it to its `path` once the layer is applied.
 
-    The stream is read and decompressed by a thread of its own while this one writes the
-    files (more threads writing files cost more in thread switches than they save: measured).
+    `isolate`: apply in a child process (`archive.child`), so that layers applied by several
+    threads at once use every CPU instead of taking turns at the GIL; None (the default): when
+    the blob is larger than ISOLATE_MIN (a small layer costs less than a fork).  The stream is
+    read by the calling thread either way, and its errors are raised as they are.
+
     On error, `dest` may hold part of the layer: the caller removes it (the store marks a layer
     incomplete until it is applied).  Nothing outside `dest` is ever touched.
     """
     privileged = os.geteuid() == 0 and not rootless
+
+    def work(source: BinaryIO) -> ApplyResult:
+        return _apply(source, dest, whiteouts, id_map, privileged, max_size, layout)
+
+    if isolate is False:
+        return work(stream)
+    head, ended = _read_head(stream, ISOLATE_MIN, dest)
+    if ended and isolate is None:
+        return work(cast(BinaryIO, _Prefixed(head, stream)))
+    from pypod.storage.archive import stream as stream_module
+    from pypod.storage.archive.child import NoChild, run_in_child
+
+    def in_child(source: BinaryIO) -> tuple[Any, ...]:
+        result = work(source)
+        return (result.diff_id, result.size, result.compressed_size, result.compression,
+                layout.state() if layout is not None else None)  # fmt: skip
+
+    def preload() -> None:
+        stream_module.preload(head, save_layout=layout is not None and layout.path is not None)
+
+    try:
+        reply = run_in_child(stream, head, in_child, preload=preload, what=f"apply layer to {dest}")
+    except NoChild as e:
+        log.debug("applying the layer to %s in process: %s", dest, e)
+        return work(cast(BinaryIO, _Prefixed(head, stream)))
+    diff_id, size, compressed_size, compression, state = reply
+    if layout is not None:
+        layout.load(state)
+    return ApplyResult(diff_id=diff_id, size=size, compressed_size=compressed_size,
+                       compression=compression)  # fmt: skip
+
+
+def _apply(
+    stream: BinaryIO,
+    dest: str,
+    whiteouts: WhiteoutFormat,
+    id_map: IdMap | None,
+    privileged: bool,
+    max_size: int | None,
+    layout: LayoutRecorder | None,
+) -> ApplyResult:
+    """apply_layer, in this process.
+
+    The stream is read and decompressed by a thread of its own while this one writes the
+    files (more threads writing files cost more in thread switches than they save: measured).
+    """
     source = TarStream(stream, max_size=max_size)
     try:
         applier = _Applier(dest, whiteouts, id_map, privileged)
@@ -497,6 +589,8 @@ def apply_layer(
             check_end(tf, reader.end)
         applier.finish()
         tar_input.drain()
+        if layout is not None:
+            layout.save()
     except _Refused as e:
         assert member is not None
         raise StorageError(f"apply layer to {dest}: entry {member.name!r}: {e}") from None

@@ -98,6 +98,27 @@ def _inflate_module() -> Any:
         return zlib
 
 
+def preload(head: bytes, *, save_layout: bool) -> None:
+    """Import now what reading a blob that starts with `head` imports on first use (its
+    decompressor; the layout writer with `save_layout`), and set up sha256: a child forked
+    to apply it must import nothing (`archive.child`)."""
+    import hashlib
+
+    hashlib.sha256()  # OpenSSL fetches (and caches) the algorithm on first use, under a lock
+    _inflate_module()
+    if head.startswith(ZSTD_MAGIC) or head[:4] in _ZSTD_SKIPPABLE:
+        try:
+            import zstandard  # noqa: F401
+        except ImportError:  # pragma: no cover - a declared dependency
+            pass
+    if save_layout:
+        import gzip  # noqa: F401
+        import json  # noqa: F401
+
+        import pypod.atomic
+        import pypod.storage.tarsplit  # noqa: F401
+
+
 class _Gzip:
     """gzip, several members in a row (pigz, concatenated blobs), zero padding at the end."""
 
@@ -285,6 +306,11 @@ class ReadAhead:
         self._thread.join()
 
 
+#: what a LayoutRecorder hands over to another process: (complete, raw, entries, bytes since the
+#: last entry, saved, save error)
+LayoutState = tuple[bool, bytes, list[tuple[int, str | None, int]], int, bool, str | None]
+
+
 class LayoutRecorder:
     """The layout of a layer tar as it is read (containers/storage's tar-split): every byte that
     is not the content of a regular file, and which file's content comes where.
@@ -293,27 +319,47 @@ class LayoutRecorder:
     of that file (a path relative to the layer root); the last entry has no file.  Recording
     stops (`complete` is False) when the raw bytes pass `limit` (a tar that is mostly headers
     or trailing data); the layer is then exported anew when it is read back.
+
+    With a `path`, the layout is written there (`tarsplit.write_layout`) by whoever applied the
+    layer, as soon as it is applied (`save`: in the child process that applied it, beside the
+    layers still being applied); the recorded bytes are then dropped, `saved` is True, and
+    `save_error` says why it could not be written (the layer is then exported anew when read).
     """
 
-    __slots__ = ("_since", "complete", "entries", "limit", "raw")
+    __slots__ = ("_parts", "_since", "_size", "complete", "entries", "limit", "path", "save_error",
+                 "saved")  # fmt: skip
 
-    def __init__(self, *, limit: int = 64 << 20) -> None:
-        self.raw = bytearray()
+    def __init__(self, *, limit: int = 64 << 20, path: str | None = None) -> None:
+        #: the raw bytes, in pieces (a bytearray grown by ~1 KiB at a time is copied again and
+        #: again as it grows: measured at a quarter of the time of reading a layer's headers)
+        self._parts: list[bytes] = []
+        self._size = 0
         self.entries: list[tuple[int, str | None, int]] = []
         self.limit = limit
         self.complete = True
         self._since = 0
+        self.path = path
+        self.saved = False
+        self.save_error: str | None = None
 
     def add_raw(self, data: bytes | memoryview) -> None:
         if not self.complete:
             return
-        if len(self.raw) + len(data) > self.limit:
+        if self._size + len(data) > self.limit:
             self.complete = False
-            self.raw = bytearray()
+            self._parts, self._size = [], 0
             self.entries = []
             return
-        self.raw += data
+        self._parts.append(bytes(data))
+        self._size += len(data)
         self._since += len(data)
+
+    @property
+    def raw(self) -> bytes:
+        """Every byte recorded that is not file content, in order."""
+        if len(self._parts) > 1:
+            self._parts = [b"".join(self._parts)]
+        return self._parts[0] if self._parts else b""
 
     def add_content(self, name: str, size: int) -> None:
         if self.complete:
@@ -323,6 +369,31 @@ class LayoutRecorder:
     def finish(self) -> list[tuple[int, str | None, int]]:
         """The entries, the trailing raw bytes last."""
         return [*self.entries, (self._since, None, 0)]
+
+    def save(self) -> None:
+        """Write a complete layout to `path` (once), then drop what was recorded."""
+        if self.path is None or self.saved or not self.complete:
+            return
+        from pypod.storage.tarsplit import write_layout
+
+        try:
+            write_layout(self.path, self)
+        except OSError as e:
+            self.save_error = f"{self.path}: {e.strerror or e}"
+        else:
+            self.saved = True
+            self._parts, self._size = [], 0
+            self.entries = []
+
+    def state(self) -> LayoutState:
+        """What was recorded (and saved), to hand over to another process (`load`)."""
+        return self.complete, self.raw, self.entries, self._since, self.saved, self.save_error
+
+    def load(self, state: LayoutState) -> None:
+        """Take over what another recorder recorded (its `state`)."""
+        self.complete, raw, entries, self._since, self.saved, self.save_error = state
+        self._parts, self._size = [raw] if raw else [], len(raw)
+        self.entries = list(entries)
 
 
 class TarInput:

@@ -44,7 +44,9 @@ class MountCounts:
             except FileNotFoundError:
                 pass
         else:
-            write_atomic(self._path(layer_id), str(count).encode())
+            # not fsynced: counts live in the runroot, which a reboot (the only way to lose
+            # an unsynced write) empties along with the mounts they count
+            write_atomic(self._path(layer_id), str(count).encode(), sync=False)
 
     def counted(self) -> dict[str, int]:
         found: dict[str, int] = {}

@@ -35,7 +35,6 @@ its changes are read and after it is unmounted.
 
 from __future__ import annotations
 
-import base64
 import errno
 import os
 from typing import TYPE_CHECKING, BinaryIO
@@ -61,8 +60,12 @@ _OPTIONAL = ("index=off", "metacopy=off", "redirect_dir=off")
 MAX_DEPTH = 500
 
 
+_BASE32 = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"
+
+
 def _short_name() -> str:
-    return base64.b32encode(os.urandom(16)).decode().rstrip("=")  # 26 characters, [A-Z2-7]
+    # 26 characters of base32's alphabet, [A-Z2-7] (130 random bits), as containers/storage's
+    return "".join(_BASE32[b & 31] for b in os.urandom(26))
 
 
 def _read(path: str) -> str:
@@ -116,9 +119,12 @@ class OverlayDriver:
         os.mkdir(os.path.join(d, "merged"), 0o700)
         short = _short_name()
         os.symlink(f"../{layer_id}/diff", os.path.join(self.home, "l", short))
-        write_atomic(os.path.join(d, "link"), short.encode())
+        # not fsynced, as containers/storage's overlay driver: a crash of pypod leaves them
+        # whole (rename) or the layer still marked incomplete (then removed); only a power
+        # failure in the seconds before the kernel writes them back could lose them
+        write_atomic(os.path.join(d, "link"), short.encode(), sync=False)
         if lower:
-            write_atomic(os.path.join(d, "lower"), lower.encode())
+            write_atomic(os.path.join(d, "lower"), lower.encode(), sync=False)
 
     def _lower_of(self, parent_id: str) -> str:
         """The `lower` of a layer on top of `parent_id`: its chain as short links."""
@@ -167,9 +173,9 @@ class OverlayDriver:
             except FileNotFoundError:
                 pass
         if os.path.lexists(d):
-            import shutil
+            from pypod.fstree import remove_tree
 
-            shutil.rmtree(d)
+            remove_tree(d)
 
     # --- content ----------------------------------------------------------------------------
     def apply_diff(
