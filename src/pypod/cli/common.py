@@ -1,4 +1,4 @@
-"""Pieces every pypod program shares: the store's default locations."""
+"""Pieces every pypod program shares: the store's default locations, ID files."""
 
 from __future__ import annotations
 
@@ -15,3 +15,17 @@ def default_locations() -> tuple[str, str]:
     data = os.environ.get("XDG_DATA_HOME") or os.path.join(home, ".local", "share")
     run = os.environ.get("XDG_RUNTIME_DIR") or f"/tmp/pypod-run-{rootless_uid or os.geteuid()}"
     return os.path.join(data, "pypod"), os.path.join(run, "pypod")
+
+
+def read_id_file(path: str, what: str) -> str:
+    """The ID a `--cidfile`/`--pod-id-file` holds; podman's error when it cannot be read
+    ("reading {what}: open PATH: no such file or directory")."""
+    from pypod.errors import InvalidArgument
+
+    try:
+        with open(path) as f:
+            return f.read().strip()
+    except OSError as e:
+        raise InvalidArgument(
+            f"reading {what}: open {path}: {(e.strerror or str(e)).lower()}"
+        ) from e

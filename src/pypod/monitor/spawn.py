@@ -47,18 +47,13 @@ class Pending:
         """Have the monitor start the container (or run the exec process); its pid."""
         sock = self._take()
         sync.send(sock, Msg.START)
-        msg = sync.recv(sock)
-        if msg is None:
-            sock.close()
-            raise RuntimeError_(
-                f"the monitor of container {self.container_id} (pid {self.monitor_pid}) exited "
-                "before it reported the start"
-            )
-        if msg.type is Msg.ERROR:
-            _fail(sock, msg.data)
-        if msg.type is not Msg.STARTED:
-            sock.close()
-            raise RuntimeError_(f"monitor: expected {Msg.STARTED}, got {msg.type}")
+        msg = _expect(
+            sock,
+            sync.recv(sock),
+            Msg.STARTED,
+            f"the monitor of container {self.container_id} (pid {self.monitor_pid}) exited "
+            "before it reported the start",
+        )
         sock.close()
         self.pid = int(msg.data["pid"])
         return self.pid
@@ -113,17 +108,13 @@ class Spawning:
             msg = sync.recv(parent)
         finally:
             self._reap()
-        if msg is None:
-            parent.close()
-            raise RuntimeError_(
-                f"the monitor of container {self.cfg.container_id} exited before it reported; "
-                "nothing was created"
-            )
-        if msg.type is Msg.ERROR:
-            _fail(parent, msg.data)
-        if msg.type is not Msg.CREATED:
-            parent.close()
-            raise RuntimeError_(f"monitor: expected {Msg.CREATED}, got {msg.type}")
+        msg = _expect(
+            parent,
+            msg,
+            Msg.CREATED,
+            f"the monitor of container {self.cfg.container_id} exited before it reported; "
+            "nothing was created",
+        )
         return Pending(
             parent, self.cfg.container_id, int(msg.data["monitor_pid"]), int(msg.data["pid"])
         )
@@ -183,6 +174,21 @@ def _intermediate(parent: unixsock.Socket, child: unixsock.Socket, cfg: MonitorC
         code = 0
     finally:
         os._exit(code)
+
+
+def _expect(sock: unixsock.Socket, msg: sync.Message | None, wanted: Msg, gone: str
+            ) -> sync.Message:  # fmt: skip
+    """`msg` when it is `wanted`; else `sock` is closed and the failure raised: the monitor's
+    own error (`_fail`), `gone` when it exited without a word, or the unexpected message."""
+    if msg is None:
+        sock.close()
+        raise RuntimeError_(gone)
+    if msg.type is Msg.ERROR:
+        _fail(sock, msg.data)
+    if msg.type is not wanted:
+        sock.close()
+        raise RuntimeError_(f"monitor: expected {wanted}, got {msg.type}")
+    return msg
 
 
 def _fail(sock: unixsock.Socket, data: dict[str, Any]) -> NoReturn:

@@ -12,6 +12,7 @@ import sys
 from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
+from pypod.cli.common import read_id_file
 from pypod.cli.engine.main import Command, Globals
 from pypod.cli.flags import Flag, Parsed
 from pypod.engine.containers import Engine
@@ -75,7 +76,7 @@ def _targets(eng: Engine, opts: Parsed, *, all_flag: str = "all") -> list[str]:
     if cidfiles:  # `stop`/`rm --cidfile FILE`: the containers whose IDs the files hold
         if opts.args or opts.flag("latest"):
             raise InvalidArgument("no arguments are needed with --latest or --cidfile")
-        return [_read_cidfile(path) for path in cidfiles]
+        return [read_id_file(path, "CIDFile") for path in cidfiles]
     if opts.flag(all_flag):
         return [c.id for c in eng.containers()]
     if opts.flag("latest"):
@@ -83,17 +84,6 @@ def _targets(eng: Engine, opts: Parsed, *, all_flag: str = "all") -> list[str]:
     if not opts.args:
         raise InvalidArgument("you must provide at least one name or id")
     return list(opts.args)
-
-
-def _read_cidfile(path: str) -> str:
-    """The container ID a `--cidfile` holds (podman's error when it cannot be read)."""
-    try:
-        with open(path) as f:
-            return f.read().strip()
-    except OSError as e:
-        raise InvalidArgument(
-            f"reading CIDFile: open {path}: {(e.strerror or str(e)).lower()}"
-        ) from e
 
 
 # --- run / create ---------------------------------------------------------------------------

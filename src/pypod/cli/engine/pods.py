@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
+from pypod.cli.common import read_id_file
 from pypod.cli.engine.main import Command, Globals
 from pypod.cli.flags import Flag, Parsed
 from pypod.errors import InvalidArgument, PypodError
@@ -53,7 +54,7 @@ def _targets(pods: Pods, opts: Parsed) -> list[str]:
     if id_files:  # `pod start/stop/rm --pod-id-file FILE`: the pods whose IDs the files hold
         if opts.args or opts.flag("latest"):
             raise InvalidArgument("no arguments are needed with --latest or --pod-id-file")
-        return [_read_pod_id_file(path) for path in id_files]
+        return [read_id_file(path, "pod ID file") for path in id_files]
     if opts.flag("all"):
         return [p.id for p in pods.list_pods()]
     if opts.flag("latest"):
@@ -64,17 +65,6 @@ def _targets(pods: Pods, opts: Parsed) -> list[str]:
     if not opts.args:
         raise InvalidArgument("you must provide at least one name or id")
     return list(opts.args)
-
-
-def _read_pod_id_file(path: str) -> str:
-    """The pod ID a `--pod-id-file` holds (podman's error when it cannot be read)."""
-    try:
-        with open(path) as f:
-            return f.read().strip()
-    except OSError as e:
-        raise InvalidArgument(
-            f"reading pod ID file: open {path}: {(e.strerror or str(e)).lower()}"
-        ) from e
 
 
 def _each(names: Sequence[str], action: Callable[[str], str | None]) -> int:
