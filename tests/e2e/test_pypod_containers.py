@@ -409,3 +409,13 @@ def test_sig_proxy(pypod: Pypod, proxy: bool, tmp_path: Path) -> None:
             proc.send_signal(signal.SIGTERM)
             assert proc.wait(timeout=20) == 8
         assert pypod.fmt(name, "{{.State.ExitCode}}") == "8"
+
+
+def test_rm_container_root_is_volatile(pypod: Pypod) -> None:
+    """As podman: a `--rm` container's root is an overlay mounted "volatile" (its writes are
+    thrown away with it, never synced); a container that is kept is not."""
+    line = pypod.ok("run", "--rm", IMAGE, "grep", " / ", "/proc/mounts")
+    assert "volatile" in line, line
+    line = pypod.ok("run", "--name", "kept-root", IMAGE, "grep", " / ", "/proc/mounts")
+    assert line.startswith("overlay / overlay ") and "volatile" not in line, line
+    pypod.ok("rm", "kept-root")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -300,3 +301,26 @@ def test_reload_after_the_rules_were_flushed(pypod: Pypod, www: Path) -> None:
     assert fetch_eventually(f"http://127.0.0.1:{port}/index.html") == "hello from pypod\n"
     pypod.ok("rm", "-f", "-t", "0", cid)
     assert cid not in pypod_rules()
+
+
+@pytest.mark.parametrize("runtime", [
+    "pypod",
+    pytest.param("runc", marks=pytest.mark.skipif(
+        shutil.which("runc") is None, reason="runc is not installed (apt-get install runc)")),
+])  # fmt: skip
+def test_network_none_is_the_runtimes_namespace_with_lo_up(pypod: Pypod, runtime: str) -> None:
+    """`--network none`, as podman: a namespace of the container's own that the runtime makes,
+    only `lo` in it and up; no namespace file kept, so inspect's SandboxKey is empty."""
+    flags = [] if runtime == "pypod" else ["--runtime", runtime]
+    out = pypod.ok("run", "--rm", *flags, "--network", "none", IMAGE, "ip", "-o", "link")
+    links = [line.split(":")[1].strip() for line in out.splitlines()]
+    assert links == ["lo"], out
+    assert "UP" in out.split("<")[1].split(">")[0].split(","), out
+    host = os.readlink("/proc/self/ns/net")
+    cid = pypod.run_d(*flags, "--network", "none", IMAGE, "sleep", "1000")
+    pid = int(pypod.fmt(cid, "{{.State.Pid}}"))
+    assert os.readlink(f"/proc/{pid}/ns/net") != host
+    assert pypod.fmt(cid, "{{.NetworkSettings.SandboxKey}}") == ""
+    netns_dir = pypod.runroot / "netns"
+    assert not netns_dir.exists() or not any(cid in p.name for p in netns_dir.iterdir())
+    pypod.ok("rm", "-f", "-t", "0", cid)

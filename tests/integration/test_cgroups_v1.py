@@ -515,3 +515,46 @@ def test_relative_and_empty_paths_follow_runc() -> None:
         new_manager("/", "ctr-id")
     with pytest.raises(NotSupported, match="systemd"):
         new_manager("system.slice:pypod:abc", "abc")
+
+
+# --- removal without the manager (pypod.linux.cgroup_cleanup) ---------------------------------
+
+
+def test_remove_empty_takes_every_directory_of_an_empty_cgroup(env: Env) -> None:
+    from pypod.linux import cgroup_cleanup
+
+    env.manager.create()
+    state = env.manager.to_state()
+    assert cgroup_cleanup.remove_empty(state) is True
+    assert not any(os.path.exists(p) for p in env.manager.paths.values())
+    assert cgroup_cleanup.remove_empty(state) is True  # gone already: fine
+
+
+def test_remove_empty_leaves_a_cgroup_with_processes_to_the_manager(env: Env) -> None:
+    """rmdir refuses a cgroup that holds a process: remove_empty stops there, and the
+    directory the manager lists processes from (devices) is still there for it."""
+    from pypod.linux import cgroup_cleanup
+
+    m = env.manager
+    m.create()
+    proc = env.spawn()
+    m.add_pid(proc.pid)
+    assert cgroup_cleanup.remove_empty(m.to_state()) is False
+    assert os.path.isdir(env.path("devices")) and os.path.isdir(env.path("freezer"))
+    reopened = manager_from_state(m.to_state())
+    assert reopened.pids() == [proc.pid]
+    reopened.kill_all(signal.SIGKILL)
+    proc.wait(timeout=10)
+    reopened.destroy()
+    assert not any(os.path.exists(p) for p in m.paths.values())
+
+
+def test_remove_empty_refuses_what_it_does_not_read(env: Env) -> None:
+    from pypod.linux import cgroup_cleanup
+
+    env.manager.create()
+    state = env.manager.to_state()
+    assert cgroup_cleanup.remove_empty({**state, "version": 99}) is False
+    assert cgroup_cleanup.remove_empty({**state, "paths": {"devices": "relative/dir"}}) is False
+    assert cgroup_cleanup.remove_empty({}) is False
+    assert all(os.path.isdir(p) for p in env.manager.paths.values())

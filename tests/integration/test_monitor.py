@@ -28,7 +28,7 @@ from pypod.errors import CannotInvoke, CommandNotFound, InvalidState, PypodError
 from pypod.monitor import protocol
 from pypod.monitor.config import MonitorConfig
 from pypod.monitor.protocol import AttachResult
-from pypod.monitor.spawn import Pending, spawn
+from pypod.monitor.spawn import Pending, fork_monitor, spawn
 from pypod.runtime.oci_runtime import OCIRuntime, open_runtime
 from pypod.testing import load_config
 from tests.conftest import BundleFactory
@@ -502,6 +502,27 @@ def test_start_twice_or_after_release_is_refused(mon_pypod: Harness) -> None:
         pending.start()
     with pytest.raises(InvalidState):
         pending.release()
+
+
+def test_create_with_start_runs_it_at_once(mon: Harness) -> None:
+    """`create(start=True)` (`run -d`): created and started in one exchange; the process runs,
+    its output reaches the log, and the Pending handle refuses a second start."""
+    cfg = mon.config(["sh", "-c", "echo early; exit 4"])
+    pending = fork_monitor(cfg).create(start=True)
+    mon.monitors.append(pending.monitor_pid)
+    assert pending.started and pending.pid > 0
+    assert mon.wait_exit(cfg)["exit_code"] == 4
+    assert log_entries(cfg.log_path) == [("stdout", "F", b"early")]
+    with pytest.raises(InvalidState):
+        pending.start()
+
+
+def test_create_with_start_reports_a_missing_command(mon: Harness) -> None:
+    cfg = mon.config(["nosuch-command"])
+    with pytest.raises(CommandNotFound, match="nosuch-command") as info:
+        fork_monitor(cfg).create(start=True)
+    assert info.value.engine_exit_code == 127
+    _assert_nothing_left(mon, cfg)
 
 
 def test_sigkill_of_the_monitor_leaves_the_container_running(mon: Harness) -> None:

@@ -65,6 +65,19 @@ def test_seccomp_programs_are_compiled_once_per_state_root(rt: CLI, bundle: Bund
     assert oct(cache.stat().st_mode & 0o777) == "0o700"
 
 
+def test_an_exec_uses_the_program_create_compiled(rt: CLI, bundle: BundleFactory) -> None:
+    """Entries are keyed by config.json's seccomp object as written (found without parsing
+    it): `create` and `exec` read the same one from state, so they share one entry."""
+    b = bundle(["sleep", "1000"], edit=errno_rule)
+    rt.ok("run", "-d", "-b", str(b), "c1")
+    (entry,) = (rt.root / CACHE).iterdir()
+    before = entry.stat()
+    proc = rt("exec", "c1", "sh", "-c", "mkdir /tmp/x; echo rc=$?")
+    assert proc.returncode == 0 and proc.stdout == "rc=1\n", messages(proc.stderr)
+    (again,) = (rt.root / CACHE).iterdir()
+    assert (again.stat().st_ino, again.stat().st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
+
+
 def test_the_cache_is_no_container(rt: CLI, bundle: BundleFactory) -> None:
     rt.ok("run", "-b", str(bundle(["true"], edit=errno_rule)), "c1")
     assert (rt.root / CACHE).is_dir()
@@ -225,3 +238,62 @@ def test_an_unreadable_state_can_be_deleted_with_force(rt: CLI, bundle: BundleFa
     proc = rt("delete", "--force", "../c1")
     assert proc.returncode == 1 and "invalid id format" in messages(proc.stderr)
     assert os.path.isdir(rt.root)
+
+
+def test_device_rules_hold_for_the_containers_program(rt: CLI, bundle: BundleFactory) -> None:
+    """The v1 limits are set while the init sets itself up; it enters those cgroups only
+    once they are set: the container's program is held to the device rules."""
+
+    def edit(spec: dict[str, Any]) -> None:
+        for kind in ("bounding", "effective", "permitted"):
+            spec["process"]["capabilities"][kind].append("CAP_MKNOD")
+
+    script = (  # /dev/fuse (10:229) is not allowed, /dev/full (1:7) is; neither needs a cap
+        "mknod /dev/f c 10 229 && mknod /dev/u c 1 7 && echo made; "
+        "(exec 3</dev/f) 2>/dev/null; echo fuse=$?; (exec 3</dev/u); echo full=$?"
+    )
+    b = bundle(["sh", "-c", script], edit=edit)
+    assert run(rt, b, "c1") == "made\nfuse=1\nfull=0\n"
+
+
+def test_a_bad_seccomp_profile_leaves_nothing_behind(rt: CLI, bundle: BundleFactory) -> None:
+    """The profile is parsed (and compiled) once the init is forked; an error in it is still
+    create's error, named as config.json names it, and the container's cgroup and state go."""
+
+    def edit(spec: dict[str, Any]) -> None:
+        errno_rule(spec)
+        spec["linux"]["seccomp"]["syscalls"][0]["action"] = "SCMP_ACT_BOGUS"
+
+    b = bundle(["true"], edit=edit)
+    proc = rt("create", "-b", str(b), "c1")
+    assert proc.returncode == 1
+    assert "linux.seccomp.syscalls[0].action" in messages(proc.stderr)
+    assert not (rt.root / "c1").exists()
+    assert not (Path("/sys/fs/cgroup/pids") / cgroups_path(b).lstrip("/")).exists()
+    assert rt.ok("list", "-q") == ""
+
+
+def test_a_seccomp_listener_is_refused_before_anything_is_made(
+    rt: CLI, bundle: BundleFactory
+) -> None:
+    def edit(spec: dict[str, Any]) -> None:
+        errno_rule(spec)
+        spec["linux"]["seccomp"]["listenerPath"] = "/run/agent.sock"
+
+    b = bundle(["true"], edit=edit)
+    proc = rt("create", "-b", str(b), "c1")
+    assert proc.returncode == 1
+    assert "seccomp notify (listenerPath) is not supported yet" in messages(proc.stderr)
+    assert not (Path("/sys/fs/cgroup/pids") / cgroups_path(b).lstrip("/")).exists()
+
+
+def test_an_init_cloned_into_its_namespaces_is_their_first_process(
+    rt: CLI, bundle: BundleFactory
+) -> None:
+    """Without a user or time namespace the init is cloned straight into its new namespaces
+    (no stage-1): pid 1 there, lo up, non-dumpable until its exec (see
+    test_runtime_security), and alone in its cgroup."""
+    script = "echo $$; cat /sys/class/net/lo/operstate /sys/class/net/lo/flags"
+    b = bundle(["sh", "-c", script])
+    pid, _state, flags = run(rt, b, "c1").split()
+    assert pid == "1" and int(flags, 16) & 1  # IFF_UP

@@ -245,3 +245,31 @@ def test_program_checks() -> None:
     with pytest.raises(InvalidArgument, match="number of the seccomp system call"):
         sc.Program(code=b"\0" * 8, kernel_flags=sc.SECCOMP_FILTER_FLAG_LOG).check()
     sc.Program(code=b"\x06\0\0\0\0\0\xff\x7f").check()  # ret ALLOW
+
+
+def test_a_profile_as_read_is_parsed_only_to_compile_it(
+    cache_dir: Path, compiles: list[int]
+) -> None:
+    """program_for_config keys the entry by config.json's JSON: found, nothing is parsed; the
+    program is the one the parsed profile compiles to."""
+    config = {
+        "defaultAction": "SCMP_ACT_ERRNO",
+        "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"],
+        "syscalls": [{"names": list(_PYTHON), "action": "SCMP_ACT_ALLOW"}],
+    }
+    parsed: list[int] = []
+
+    def parse() -> LinuxSeccomp:
+        parsed.append(1)
+        return allow_list()
+
+    first = cache.program_for_config(config, parse, str(cache_dir))
+    second = cache.program_for_config(dict(reversed(config.items())), parse, str(cache_dir))
+    assert parsed == compiles == [1]  # the second (the same JSON, keys in another order) was read
+    assert first == second == compiled(allow_list())
+    assert len(entries(cache_dir)) == 1
+    other = {**config, "defaultErrnoRet": errno.EACCES}
+    cache.program_for_config(other, lambda: allow_list(errno.EACCES), str(cache_dir))
+    assert len(entries(cache_dir)) == 2 and len(compiles) == 2
+    assert cache.program_for_config(config, parse, None) == first  # no cache: compiled
+    assert len(parsed) == 2

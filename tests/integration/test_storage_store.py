@@ -671,3 +671,37 @@ def test_sigkill_mid_create_of_a_container_of_no_image(make_store: Callable[...,
         assert fresh.create_container(None, ["half"], "{}").names == ("half",)  # name is free
     finally:
         fresh.close()
+
+
+def _mount_options(point: str) -> list[str]:
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            fields = line.split()
+            if fields[4] == point:
+                return fields[fields.index("-") + 3].split(",")
+    raise AssertionError(f"{point} is not mounted")
+
+
+def test_volatile_mount_of_a_throwaway_layer(make_store: Callable[..., Store]) -> None:
+    """A `--rm` container's layer is mounted "volatile" (as containers/storage does): its
+    writes are never synced.  The kernel refuses any mount of a layer once mounted volatile
+    (its work dir keeps a mark): after a clean unmount the store removes the mark, so the
+    layer can be mounted again (`pypod cp`, `mount`); other layers are not volatile."""
+    store = make_store()
+    put_image(store, [layer1()], ["img"])
+    store.create_container("img", ["gone"], "")
+    store.create_container("img", ["kept"], "")
+    root = store.mount_container("gone", volatile=True)
+    assert any(o in ("volatile", "fsync=volatile") for o in _mount_options(root))
+    with open(os.path.join(root, "written"), "w") as f:
+        f.write("data")
+    assert store.unmount_container("gone")
+    root = store.mount_container("gone")  # `pypod cp` or `mount` later: still mountable
+    assert not any(o in ("volatile", "fsync=volatile") for o in _mount_options(root))
+    with open(os.path.join(root, "written")) as f:
+        assert f.read() == "data"
+    kept = store.mount_container("kept")
+    assert not any(o in ("volatile", "fsync=volatile") for o in _mount_options(kept))
+    assert store.unmount_container("gone")
+    store.delete_container("gone")
+    assert [list(c.names) for c in store.containers()] == [["kept"]]

@@ -80,6 +80,20 @@ def test_find_commands_imports_only_the_module_named() -> None:
     assert set(program.find_commands("pypod.cli.build", modules, "ghost")) == set(found)
 
 
+def test_find_commands_reports_what_a_command_module_misses(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pkg = tmp_path / "s6pkg"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    (pkg / "good.py").write_text("COMMANDS = {'good': 1}\n")
+    (pkg / "broken.py").write_text("import s6_no_such_dependency\nCOMMANDS = {}\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert program.find_commands("s6pkg", {"good": ("good",)}, "good") == {"good": 1}
+    with pytest.raises(ModuleNotFoundError, match="s6_no_such_dependency"):
+        program.find_commands("s6pkg", {"broken": ("b",)}, "b")
+
+
 # --- registry.py ------------------------------------------------------------------------------
 FLAGS = (*registry.ACCESS_FLAGS, registry.RETRY_FLAG, *registry.PLATFORM_FLAGS)
 

@@ -322,3 +322,44 @@ def test_export_falls_back_to_a_pipe(monkeypatch: pytest.MonkeyPatch) -> None:
 
         monkeypatch.setattr(os, "memfd_create", refused)
         assert filt.export_bpf() == through_memfd
+
+
+#: ~70 syscalls in one entry, as podman's default profile lists ~370 in a few entries
+_MANY = (
+    "read write open close stat fstat lstat poll lseek mmap mprotect munmap brk rt_sigaction "
+    "rt_sigprocmask ioctl pread64 pwrite64 readv writev access pipe select sched_yield mremap "
+    "msync mincore madvise dup dup2 pause nanosleep getitimer alarm setitimer getpid sendfile "
+    "socket connect accept sendto recvfrom sendmsg recvmsg shutdown bind listen getsockname "
+    "clone fork vfork execve exit wait4 kill uname fcntl flock fsync getcwd chdir rename mkdir "
+    "rmdir link unlink symlink readlink chmod chown umask gettimeofday getuid getgid openat "
+    "execveat exit_group"
+).split()
+
+
+def test_a_few_entries_naming_many_syscalls_get_the_binary_tree(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The optimisation threshold counts syscall rules, not entries: one entry naming ~70
+    syscalls becomes a binary tree (the kernel then walks a short path per syscall, at every
+    call and, for each syscall number, when the filter is loaded), deciding as a list would."""
+    spec = profile(
+        call(*_MANY, action="SCMP_ACT_ALLOW"),
+        call(
+            "personality",
+            action="SCMP_ACT_ALLOW",
+            args=(LinuxSeccompArg(index=0, value=8, op="SCMP_CMP_EQ"),),
+        ),
+        default_action="SCMP_ACT_ERRNO",
+        architectures=("SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"),
+    )
+    tree = program(spec)
+    monkeypatch.setattr(sc, "_OPTIMIZE_ABOVE", 10_000)
+    listed = program(spec)
+    assert tree != listed
+    for arch in (AUDIT_ARCH_X86_64, AUDIT_ARCH_I386):
+        for nr in [*range(0, 460), *(X32_BIT | n for n in range(0, 460, 7))]:
+            for args in ((), (8,), (9,)):
+                assert run_bpf(tree, nr, arch, args) == run_bpf(listed, nr, arch, args), (nr, args)
+    assert run_bpf(tree, NR["read"]) == ALLOW and run_bpf(tree, NR["kill"]) == ALLOW
+    assert run_bpf(tree, NR["personality"], args=(8,)) == ALLOW
+    assert run_bpf(tree, NR["personality"], args=(9,)) == errno_action(errno.EPERM)

@@ -1,4 +1,13 @@
-"""How the programs end: their console scripts call `exit_now(main())`.
+"""How the programs start and end: their console scripts call `collect_less()`, then
+`exit_now(main())`.
+
+While a command starts, it imports ~100 modules and creates their functions and classes: all
+objects that live as long as the process, which the cyclic garbage collector, run every 700
+allocations by default, walks over and over to find no garbage (~2.5 ms of `pypod run`'s
+~50 ms of CPU).  `collect_less()` runs it every 100,000 allocations instead: a command rarely
+reaches that many, and a long one (a pull, an attached `run`) still collects, in fewer and
+longer passes.  A process forked from the command (the monitor, a container's init) gets the
+usual thresholds back, since it lives on.
 
 Once a command's work is done, the interpreter's own shutdown (finalising every module and
 object, closing the SQLite connections, which checkpoints and deletes their write-ahead logs)
@@ -14,6 +23,18 @@ from __future__ import annotations
 import os
 import sys
 from typing import NoReturn
+
+#: allocations (less deallocations) between two collections of the youngest generation
+_START_THRESHOLD = 100_000
+
+
+def collect_less() -> None:
+    """Run the garbage collector less often in this process (not in the processes it forks)."""
+    import gc
+
+    usual = gc.get_threshold()
+    gc.set_threshold(_START_THRESHOLD, *usual[1:])
+    os.register_at_fork(after_in_child=lambda: gc.set_threshold(*usual))
 
 
 def exit_now(code: int) -> NoReturn:

@@ -249,7 +249,7 @@ class Engine:
             if value.startswith("container:"):
                 other = self.lookup(value.partition(":")[2])
                 cfg = replace(cfg, **{kind: f"container:{other.id}"})
-        storage = self.store.create_container(cfg.image_id, names=[name])
+        storage = self.store.create_container(cfg.image_id, names=[name], volatile=cfg.remove)
         cid = storage.id
         try:
             cfg = replace(cfg, name=name, mounts=self._resolve_volumes(cid, cfg))
@@ -276,7 +276,7 @@ class Engine:
         return Container(id=cid, name=name, config=cfg, state=state, created=now)
 
     def _image_config(self, image_id: str) -> dict[str, Any]:
-        from pypod.image.local import image_config
+        from pypod.image.lookup import image_config
 
         config = image_config(self.store, self.store.image(image_id)).get("config")
         return config if isinstance(config, dict) else {}
@@ -371,8 +371,12 @@ class Engine:
         return tuple(out)
 
     # --- start ----------------------------------------------------------------------------------
-    def init(self, cid: str, *, console_size: tuple[int, int] | None = None) -> Any:
+    def init(
+        self, cid: str, *, console_size: tuple[int, int] | None = None, start: bool = False
+    ) -> Any:
         """Set the container up to the `created` state: root mounted, config.json, monitor.
+        With `start`, the monitor starts it as soon as it is created (the `Pending` returned is
+        started: `pending.started`) and the container is saved `running` at once.
 
         `console_size` (rows, columns): the terminal's size from the start, for a container
         with a terminal run in the foreground (the runtime sets it before the process runs,
@@ -393,7 +397,7 @@ class Engine:
 
             c.config = replace(c.config, cgroup_parent=split_cgroup())
         from pypod.engine.spec import build_spec
-        from pypod.image.local import image_config
+        from pypod.image.lookup import image_config
 
         userdata = self.paths.userdata(c.id)
         os.makedirs(userdata, mode=0o700, exist_ok=True)
@@ -412,7 +416,8 @@ class Engine:
             c, userdata, rundir, check_every=check.interval if check else None
         )
         try:
-            rootfs = self.store.mount_container(c.id)
+            # a --rm container's layer is thrown away: mounted "volatile", as podman does
+            rootfs = self.store.mount_container(c.id, volatile=c.config.remove)
         except BaseException:
             early.abort()
             raise
@@ -447,7 +452,7 @@ class Engine:
             write_atomic(
                 os.path.join(userdata, "config.json"), json.dumps(spec).encode(), sync=False
             )
-            pending = early.create()
+            pending = early.create(start=start)
             if background is not None:
                 waiting, background = background, None
                 try:
@@ -494,9 +499,14 @@ class Engine:
             "healthcheck": as_state(check) if check else None,
             "health": {"status": "starting", "failing_streak": 0, "log": []} if check else None,
         }
+        if pending.started:
+            c.state["status"] = "running"
+            c.state["started_at"] = time.time()
         with self.db.transaction():
             self.save_state(c)
             self.container_event(c, "init")
+            if pending.started:
+                self.container_event(c, "start")
         return pending
 
     def _mount_volumes(self, c: Container) -> list[str]:
@@ -594,12 +604,16 @@ class Engine:
                 if before_start is not None:
                     before_start(c)
                 self.runtime(c).start(c.id)
+            elif before_start is None:  # nobody attaches first: created and started at once
+                self.init(c.id, console_size=console_size, start=True)
+                c = self._row(c.id) or c
+                self._announce_start(c)
+                return c
             else:
                 pending = self.init(c.id, console_size=console_size)
                 c = self.lookup(c.id)
                 try:
-                    if before_start is not None:
-                        before_start(c)
+                    before_start(c)
                     pending.start()
                 except BaseException:
                     with contextlib.suppress(PypodError, OSError):
@@ -612,13 +626,17 @@ class Engine:
                 with self.db.transaction():
                     self.save_state(c)
                     self.container_event(c, "start")
-                if c.config.conmon_pidfile or "NOTIFY_SOCKET" in os.environ:  # engine/sdnotify.py
-                    from pypod.engine.sdnotify import notify_started
-
-                    notify_started(sdnotify=c.config.sdnotify,
-                                   conmon_pidfile=c.config.conmon_pidfile,
-                                   monitor_pid=int(c.state.get("monitor_pid", 0)))  # fmt: skip
+                self._announce_start(c)
             return c
+
+    @staticmethod
+    def _announce_start(c: Container) -> None:
+        """--conmon-pidfile, and the service manager's notification (engine/sdnotify.py)."""
+        if c.status in LIVE and (c.config.conmon_pidfile or "NOTIFY_SOCKET" in os.environ):
+            from pypod.engine.sdnotify import notify_started
+
+            notify_started(sdnotify=c.config.sdnotify, conmon_pidfile=c.config.conmon_pidfile,
+                           monitor_pid=int(c.state.get("monitor_pid", 0)))  # fmt: skip
 
     def _kill_and_forget(self, c: Container) -> None:
         """A start that failed: take everything down and leave the container `exited`."""

@@ -136,7 +136,9 @@ def attach(eng: Engine, c: Container) -> tuple[str | None, dict[str, Any]]:
     """
     cfg = c.config
     mode = cfg.network or default_mode()
-    if mode == "host":
+    if mode in ("host", "none"):
+        # none: the runtime makes the namespace, with lo up (runc's, crun's and pypod's
+        # "loopback" network), as podman leaves it to them: no file to keep, SandboxKey ""
         return None, {"netns": None, "networks": {}}
     if mode.startswith(("ns:", "path:")):
         return None, {"netns": None, "networks": {}}

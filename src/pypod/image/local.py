@@ -1,8 +1,9 @@
 """Images in local storage as podman's image commands see them (libimage's rules).
 
-Lookup (`find_image`): a full or short image id, a stored name, the name normalised
-(`busybox` -> `docker.io/library/busybox:latest`), `localhost/NAME`, then any stored name whose
-repository ends in `/NAME` with the same tag.  Tagging normalises a short name to
+Lookup (`find_image`, in `image.lookup`, which `run` loads without the rest): a full or short
+image id, a stored name, the name normalised (`busybox` -> `docker.io/library/busybox:latest`),
+`localhost/NAME`, then any stored name whose repository ends in `/NAME` with the same tag.
+Tagging normalises a short name to
 `localhost/NAME:latest`, as podman does.  Removal (`remove_images`) follows `podman rmi`: by
 name only that name goes while the image has others; by id an image with several names is
 refused without `force`; an image used by containers is refused without `force` (with it, the
@@ -17,8 +18,14 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
-from pypod.errors import ImageNotFound, InUse, InvalidArgument, PypodError
-from pypod.image.gotime import parse_go_duration
+from pypod.errors import InUse, InvalidArgument, PypodError
+from pypod.image.lookup import (
+    find_image,
+    image_config,
+    image_exists,
+    matching_name,
+    split_name,
+)
 from pypod.image.reference import parse, parse_normalized
 from pypod.record import field, record, replace
 from pypod.storage.records import Image
@@ -112,81 +119,6 @@ class ImageDiskUsage:
     shared_size: int
     unique_size: int
     containers: int
-
-
-def _not_known(name: str) -> ImageNotFound:
-    return ImageNotFound(f"{name}: image not known")
-
-
-def split_name(name: str) -> tuple[str, str, str]:
-    """(repository, tag, digest) of a stored name; "<none>" for what is missing."""
-    repo, _, digest = name.partition("@")
-    tag = "<none>"
-    slash = repo.rfind("/")
-    colon = repo.rfind(":")
-    if colon > slash:
-        repo, tag = repo[:colon], repo[colon + 1 :]
-    return repo, tag, digest or "<none>"
-
-
-def find_image(store: Store, name: str) -> Image:
-    """The image `name` names (id, id prefix, digest or name, podman's lookup rules)."""
-    if not name:
-        raise InvalidArgument("an image name or id is needed")
-    name = name.removeprefix("containers-storage:")
-    try:
-        return store.image(name)
-    except ImageNotFound:
-        pass
-    except InvalidArgument as e:
-        raise InvalidArgument(f"{name}: {e}") from None
-    candidates: list[str] = []
-    try:
-        ref = parse_normalized(name).with_default_tag()
-        candidates.append(str(ref))
-        if ref.tag is not None and ref.digest is not None:
-            candidates.append(f"{ref.name}@{ref.digest}")
-        raw = parse(name)
-        if not any(c in raw.domain for c in ".:") and raw.domain != "localhost":
-            candidates.append(f"localhost/{name if raw.tag or raw.digest else name + ':latest'}")
-    except InvalidArgument:
-        raise _not_known(name) from None
-    for candidate in candidates:
-        try:
-            return store.image(candidate)
-        except ImageNotFound:
-            pass
-    # a short name matches a stored name whose repository ends with it ("/NAME:TAG")
-    raw_ref = parse(name)
-    tag = raw_ref.tag or ("latest" if raw_ref.digest is None else None)
-    want = raw_ref.name
-    for img in store.images():
-        for stored in img.names:
-            repo, stored_tag, stored_digest = split_name(stored)
-            if not (repo == want or repo.endswith("/" + want)):
-                continue
-            if raw_ref.digest is not None:
-                if raw_ref.digest in img.digests or stored_digest == raw_ref.digest:
-                    return img
-            elif stored_tag == tag:
-                return img
-    raise _not_known(name)
-
-
-def image_exists(store: Store, name: str) -> bool:
-    try:
-        find_image(store, name)
-    except (ImageNotFound, InvalidArgument):
-        return False
-    return True
-
-
-def image_config(store: Store, image: Image) -> dict[str, Any]:
-    try:
-        doc = json.loads(store.image_blob(image.id, image.config_digest))
-    except (ValueError, PypodError):
-        return {}
-    return doc if isinstance(doc, dict) else {}
 
 
 def _parse_time(value: object) -> float | None:
@@ -324,26 +256,6 @@ def untag_image(store: Store, name: str, targets: Sequence[str] = ()) -> Image:
     return store.remove_names(image.id, drop)
 
 
-def matching_name(name: str, image: Image) -> str | None:
-    """The stored name `name` designates on `image`, or None when it was an id/digest."""
-    if name in image.names:
-        return name
-    if name.startswith("sha256:"):
-        return None
-    try:
-        raw = parse(name)
-    except InvalidArgument:  # a full id, for one
-        return None
-    # a name first, as podman: "ee" is localhost/ee:latest when the image has that name, even
-    # if its id begins with "ee" (an id prefix that names nothing matches nothing here)
-    for candidate in image.names:
-        repo, tag, _ = split_name(candidate)
-        want_tag = raw.tag or "latest"
-        if (repo == raw.name or repo.endswith("/" + raw.name)) and tag == want_tag:
-            return candidate
-    return None
-
-
 def remove_images(
     store: Store, names: Iterable[str], *, force: bool = False, all_images: bool = False
 ) -> list[RemoveReport]:
@@ -473,6 +385,8 @@ def parse_until(text: str, now: float | None = None) -> float:
     seconds ("1700000000.5")."""
     import datetime as dt
     import time as time_mod
+
+    from pypod.image.gotime import parse_go_duration
 
     now = time_mod.time() if now is None else now
     if text != "0":

@@ -260,17 +260,21 @@ def _read_bounding() -> int | None:
         return None
 
 
-def drop_bounding(keep_mask: int) -> None:
+def drop_bounding(keep_mask: int, *, kernel_last_cap: int | None = None) -> None:
     """Drop from the bounding set every capability up to cap_last_cap that is not in keep_mask.
 
     Capabilities already out of the bounding set are left alone (so a process without
     CAP_SETPCAP can "drop" what it does not have); EINVAL (a capability this kernel does not
-    know) is ignored, as gocapability does.  Dropping needs CAP_SETPCAP in the effective set.
+    know) is ignored, as gocapability does.  Dropping needs CAP_SETPCAP in the effective set;
+    with it, a capability is dropped without asking first whether it is there (dropping one
+    that is not is no error): half the prctl calls.
     """
-    for cap in range(last_cap() + 1):
+    top = last_cap() if kernel_last_cap is None else kernel_last_cap
+    can_drop = bool(capget().effective >> CAP_SETPCAP & 1)
+    for cap in range(top + 1):
         if keep_mask >> cap & 1:
             continue
-        if _prctl(PR_CAPBSET_READ, cap) == 0:
+        if not can_drop and _prctl(PR_CAPBSET_READ, cap) == 0:
             continue  # not in the bounding set any more
         ret = _prctl(PR_CAPBSET_DROP, cap)
         if ret == -_errno.EINVAL:
@@ -364,10 +368,10 @@ def apply(caps: LinuxCapabilitiesLike | None) -> None:
     ambient set.  ``None`` clears every set, as runc does when the configuration has no
     capabilities object.
     """
+    top = last_cap()
     if caps is None:
         bounding = effective = permitted = inheritable = ambient = 0
     else:
-        top = last_cap()
         bounding = to_mask(caps.bounding, kernel_last_cap=top)
         effective = to_mask(caps.effective, kernel_last_cap=top)
         permitted = to_mask(caps.permitted, kernel_last_cap=top)
@@ -380,6 +384,6 @@ def apply(caps: LinuxCapabilitiesLike | None) -> None:
     setpcap = 1 << CAP_SETPCAP
     if not now.effective & setpcap and now.permitted & setpcap:
         capset(now.permitted, now.permitted, now.inheritable)
-    drop_bounding(bounding)
+    drop_bounding(bounding, kernel_last_cap=top)
     capset(effective, permitted, inheritable)
     set_ambient(ambient)

@@ -1,9 +1,13 @@
-"""fork(2) with clone3's CLONE_INTO_CGROUP: a child born in a cgroup2 directory.
+"""fork(2) through clone3: a child born in a cgroup2 directory, or in new namespaces.
 
 Moving a process into a cgroup (a write of cgroup.procs by anyone, or of a v1 `tasks` file naming
 another thread) takes the kernel's global cgroup_threadgroup_rwsem for writing, and when no move
 happened just before that waits for an RCU grace period: 10-20 ms on the test VMs, on the path
 of every container's create.  A child born in its cgroup needs no move at all.
+
+A container's init can also be born in its new namespaces (`clone_process` with CLONE_NEW*
+flags): with CLONE_NEWPID it is the namespace's pid 1 at once, where unshare(2) would need a
+second fork (runc's and pypod's "stage-1") to get a process into the new pid namespace.
 
 `fork_into_cgroup` is `os.fork` with that one flag: the same interpreter bookkeeping around the
 system call (PyOS_BeforeFork, PyOS_AfterFork_Child/Parent, what os.register_at_fork added), and
@@ -53,15 +57,28 @@ def fork_into_cgroup(cgroup_fd: int) -> int:
     seccomp filter that hides clone3, EOPNOTSUPP/EBUSY for a cgroup that cannot take processes,
     EAGAIN at a pids limit...): the caller then forks as usual and moves the child.
     """
+    return clone_process(0, cgroup_fd)
+
+
+def clone_process(namespaces: int, cgroup_fd: int | None = None) -> int:
+    """Fork into new namespaces (CLONE_NEW* flags; 0: none) and, when `cgroup_fd` is given,
+    into that cgroup2 directory; like os.fork: 0 in the child, the child's pid in the parent
+    (as the parent's pid namespace numbers it).
+
+    Raises OSLevelError where the kernel refuses (as fork_into_cgroup; EPERM or EINVAL for
+    namespaces, ENOSPC past a namespace limit); no process was created then.
+    """
+    what = "fork into new namespaces" if namespaces else "fork into a cgroup"
     if len(os.listdir("/proc/self/task")) != 1:
-        raise OSLevelError("fork into a cgroup: the process has other threads", errno=errno.EBUSY)
+        raise OSLevelError(f"{what}: the process has other threads", errno=errno.EBUSY)
     # the GIL stays held across the call, as os.fork holds it (PyDLL, not CDLL): the child
     # starts with the interpreter's locks as os.fork's child does
     libc = ctypes.PyDLL(None, use_errno=True)
     call = libc.syscall
     call.restype = ctypes.c_long
     api = ctypes.pythonapi
-    args = _CloneArgs(flags=CLONE_INTO_CGROUP, exit_signal=signal.SIGCHLD, cgroup=cgroup_fd)
+    flags = namespaces | (CLONE_INTO_CGROUP if cgroup_fd is not None else 0)
+    args = _CloneArgs(flags=flags, exit_signal=signal.SIGCHLD, cgroup=cgroup_fd or 0)
     number = sc.nr("clone3")
     api.PyOS_BeforeFork()
     pid = call(ctypes.c_long(number), ctypes.byref(args), ctypes.c_size_t(ctypes.sizeof(args)))
@@ -71,5 +88,5 @@ def fork_into_cgroup(cgroup_fd: int) -> int:
         return 0
     api.PyOS_AfterFork_Parent()
     if pid < 0:
-        raise OSLevelError("fork into a cgroup (clone3)", errno=err or errno.ENOSYS)
+        raise OSLevelError(f"{what} (clone3)", errno=err or errno.ENOSYS)
     return int(pid)

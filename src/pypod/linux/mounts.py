@@ -138,6 +138,11 @@ def ensure_in_root(root_fd: int, path: str, *, directory: bool, mode: int = 0o75
     through a symlink by the host's rules.
     """
     parts = [p for p in path.split("/") if p and p != "."]
+    try:  # the usual case: it is there already (the walk below would end in this same open)
+        return open_in_root(root_fd, "/".join(parts) or ".")
+    except OSLevelError as e:
+        if e.errno != errno.ENOENT:
+            raise
     depth = links = 0
     while depth < len(parts):
         name = parts[depth]

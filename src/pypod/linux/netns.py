@@ -1,9 +1,10 @@
 """Persistent network namespaces: made once, kept by a bind mount, joined by path.
 
-`--network none` gives a container a network namespace of its own with only the loopback
-interface, and that interface up (as podman's does): an OCI runtime creates a namespace with
-`lo` down, so the engine makes the namespace itself, brings `lo` up and passes its path in the
-spec (`ip netns add` does the same: unshare, bind mount /proc/thread-self/ns/net on a file).
+A container on a bridge (or pasta, slirp4netns) network gets a namespace the engine makes
+before the container, with `lo` up, so that the network can be set up in it while the runtime
+creates the container; its path goes in the spec (`ip netns add` does the same: unshare, bind
+mount /proc/thread-self/ns/net on a file).  `--network none` needs none of this: the runtime
+makes that namespace (and brings its `lo` up, as runc and crun do).
 """
 
 from __future__ import annotations

@@ -26,6 +26,7 @@ import errno
 import json
 import os
 import stat
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import pypod
@@ -50,14 +51,29 @@ def program_for(profile: LinuxSeccompLike, cache_dir: str | None) -> Program:
     """The compiled program of `profile`, through the cache in `cache_dir` (None: no cache)."""
     if cache_dir is None:
         return _compile(profile)[0]
-    key = cache_key(profile)
+    return _through_cache(cache_dir, cache_key(profile), lambda: profile)
+
+
+def program_for_config(
+    config: Mapping[str, Any], parse: Callable[[], LinuxSeccompLike], cache_dir: str | None
+) -> Program:
+    """The compiled program of config.json's `linux.seccomp` object as read (`config`), keyed
+    by that JSON itself: an entry found needs no parsing at all (`parse()` gives the profile
+    to compile otherwise, and says what is wrong in it).  The same JSON always parses to the
+    same profile, so its program is the one `program_for` would give."""
+    if cache_dir is None:
+        return _compile(parse())[0]
+    return _through_cache(cache_dir, _key({"profile_json": config}), parse)
+
+
+def _through_cache(cache_dir: str, key: bytes, profile: Callable[[], LinuxSeccompLike]) -> Program:
     cached = _read(cache_dir, key)
     if cached is not None:
         prog, warnings = cached
         for text in warnings:
             log.warning("%s", text)
         return prog
-    prog, warnings = _compile(profile)
+    prog, warnings = _compile(profile())
     try:
         _store(cache_dir, key, prog, warnings)
     except OSError as e:
@@ -67,6 +83,11 @@ def program_for(profile: LinuxSeccompLike, cache_dir: str | None) -> Program:
 
 def cache_key(profile: LinuxSeccompLike) -> bytes:
     """Everything the compiled program depends on (canonical JSON)."""
+    return _key({"profile": _profile_data(profile)})
+
+
+def _key(profile: dict[str, Any]) -> bytes:
+    """The cache key for a profile (given as JSON-able data under one name)."""
     version, api, path = seccomp.library()
     uname = os.uname()
     parts: dict[str, Any] = {
@@ -78,7 +99,7 @@ def cache_key(profile: LinuxSeccompLike) -> bytes:
         "libseccomp": [list(version), _file_id(path)],
         "api": api,
         "kernel": [uname.sysname, uname.release, uname.machine],
-        "profile": _profile_data(profile),
+        **profile,
     }
     return json.dumps(parts, sort_keys=True, separators=(",", ":")).encode()
 

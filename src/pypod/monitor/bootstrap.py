@@ -94,14 +94,20 @@ class Bootstrap:
             _warm_up(self.runtime)
         except BaseException as e:
             self.fail(e)
-        self.wait_for_create()
+        start_now = self.wait_for_create()
         try:
             if not self.cfg.is_exec:
                 self.create()
+            if start_now:
+                self.start()
         except BaseException as e:
             self.fail(e)
         with contextlib.suppress(OSError):  # a CLI gone meanwhile: as if it released
-            sync.send(self.sock, Msg.CREATED, pid=self.pid, monitor_pid=self.monitor_pid)
+            extra = {"started": True} if start_now else {}
+            sync.send(self.sock, Msg.CREATED, pid=self.pid, monitor_pid=self.monitor_pid, **extra)
+        if start_now:
+            self.sock.close()
+            self.become_loop()
         try:
             msg = sync.recv(self.sock)
         except Exception as e:  # garbage from the caller: do not leave a container unwatched
@@ -122,8 +128,9 @@ class Bootstrap:
         self.sock.close()
         self.become_loop()
 
-    def wait_for_create(self) -> None:
-        """Until the CLI has written the bundle (CREATE); at EOF it gave up: leave."""
+    def wait_for_create(self) -> bool:
+        """Until the CLI has written the bundle (CREATE); at EOF it gave up: leave.  Whether
+        to start the container as soon as it is created (CREATE's `start`)."""
         try:
             msg = sync.recv(self.sock)
         except Exception as e:  # garbage from the caller
@@ -133,6 +140,7 @@ class Bootstrap:
             os._exit(0)
         if msg.type is not Msg.CREATE:
             self.fail(RuntimeError_(f"monitor: unexpected {msg.type} from the caller"))
+        return bool(msg.data.get("start"))
 
     def isolate(self) -> None:
         """Leave the CLI behind: its fds, its signal handlers, its directory."""
@@ -319,16 +327,16 @@ def _warm_up(runtime: OCIRuntime) -> None:
     if runtime.name != IN_PROCESS:
         return
     import pypod.runtime.container
-    import pypod.runtime.process.init
-    import pypod.runtime.process.parent  # (create imports them, runtime.container does not)
     from pypod.linux import cgroups
+
+    pypod.runtime.container.preload()
 
     with contextlib.suppress(Exception):  # only a head start: `create` reports any failure
         if cgroups.detect_mode() is cgroups.CgroupMode.UNIFIED:
             import pypod.linux.cgroups.v2
         else:
             import pypod.linux.cgroups.v1
-        import pypod.linux.seccomp_cache  # noqa: F401
+        import pypod.linux.seccomp_cache  # (and seccomp: the init loads the filter with it)
 
 
 #: how long the monitor waits for a short-lived process (`run --rm IMAGE true`, `exec ID cmd`)

@@ -639,7 +639,6 @@ class Monitor:
     def finish(self) -> None:
         self.drain()
         self.close_notify()
-        self.log.close()
         status = self.status if self.status is not None else -1
         oom = read_oom_kills(self.oom) > self.oom_before
         try:
@@ -664,6 +663,7 @@ class Monitor:
                 os.unlink(os.path.join(userdata, name))
             except OSError:
                 pass
+        self.log.close()  # its fsync, off the path of whoever waits for the exit
         cleaned = self.wait_for_claimers(claimers)
         if self.cfg.get("exit_command") and not cleaned:
             run_detached(list(self.cfg["exit_command"]), self.exit_command_env())

@@ -42,6 +42,8 @@ class Pending:
         self.monitor_pid = monitor_pid
         #: the container's init; for an exec session 0 until started
         self.pid = pid
+        #: started already (`Spawning.create(start=True)`)
+        self.started = False
 
     def start(self) -> int:
         """Have the monitor start the container (or run the exec process); its pid."""
@@ -93,15 +95,17 @@ class Spawning:
         if pid:
             _wait(pid)
 
-    def create(self) -> Pending:
+    def create(self, *, start: bool = False) -> Pending:
         """The bundle is ready: have the monitor create the container; returns once it is
-        created (raises what the runtime reported, once the monitor is gone)."""
+        created (raises what the runtime reported, once the monitor is gone).  With `start`
+        (a container no one attaches to first: `run -d`) the monitor starts it at once, without
+        waiting for `Pending.start` (which must not be called then): one round trip less."""
         parent = self._sock
         if parent is None:
             raise InvalidState(f"monitor of container {self.cfg.container_id}: already used")
         self._sock = None
         try:
-            sync.send(parent, Msg.CREATE)
+            sync.send(parent, Msg.CREATE, **({"start": True} if start else {}))
         except OSError:
             pass  # it failed already: its ERROR (or its exit) is read below
         try:
@@ -115,9 +119,19 @@ class Spawning:
             f"the monitor of container {self.cfg.container_id} exited before it reported; "
             "nothing was created",
         )
-        return Pending(
+        pending = Pending(
             parent, self.cfg.container_id, int(msg.data["monitor_pid"]), int(msg.data["pid"])
         )
+        if start:
+            if not msg.data.get("started"):
+                parent.close()
+                raise RuntimeError_(
+                    f"the monitor of container {self.cfg.container_id} created it but did not "
+                    "start it"
+                )
+            pending.started = True
+            pending.release()  # (it runs: nothing left to say to the monitor)
+        return pending
 
     def abort(self) -> None:
         """Not to be created after all: the monitor removes its files and exits (no-op once
@@ -134,6 +148,11 @@ def fork_monitor(cfg: MonitorConfig) -> Spawning:
     cfg = cfg.absolute()
     cfg.validate()
     parent, child = unixsock.seqpacket_pair()
+    import gc
+
+    # what exists now is shared with the monitor until written to: out of the collector's
+    # reach, its pages are not copied (for either process) by a collection walking them
+    gc.freeze()
     try:
         pid = os.fork()
     except BaseException:

@@ -1,12 +1,15 @@
 """The messages between `spawn` (in the CLI) and the monitor it forked, until the monitor runs
 its loop.  JSON objects over a SOCK_SEQPACKET socketpair, one datagram each, in this order:
 
-  CLI -> monitor   CREATE                        the bundle is written: create the container
+  CLI -> monitor   CREATE {start}                the bundle is written: create the container
                    or EOF                        the CLI gave up before: the monitor removes its
                                                  files and exits (it was forked ahead of the
                                                  bundle, to prepare meanwhile: see spawn.py)
   monitor -> CLI   CREATED {pid, monitor_pid}    the container exists, its init waits for start
                                                  (an exec session: pid 0, nothing started yet)
+                   CREATED {pid, monitor_pid,    with CREATE's `start` (nobody has to attach
+                            started: true}       first: `run -d`): created and started at once;
+                                                 the monitor then exec()s its loop
   CLI -> monitor   START                         start it (an exec session: run the process)
                    or EOF                        release: leave it created, keep watching it
   monitor -> CLI   STARTED {pid}                 it runs; the monitor now exec()s its loop

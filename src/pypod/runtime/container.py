@@ -108,8 +108,8 @@ class Runtime:
 
         bundle = os.path.abspath(opts.bundle)
         config_path = os.path.join(bundle, "config.json")
-        spec, config = _load_config(config_path)
-        self._validate(spec, opts, config_path)
+        spec, config, seccomp_json = _load_config(config_path)
+        self._validate(spec, opts, config_path, seccomp_json)
         assert spec.process is not None and spec.root is not None
         rootfs = os.path.join(bundle, spec.root.path)
         if not os.path.isdir(rootfs):
@@ -122,13 +122,13 @@ class Runtime:
         try:
             fifo = os.path.join(path, "exec.fifo")
             os.mkfifo(fifo, 0o622)
-            manager = self._cgroup(spec, container_id)
+            manager, set_limits = self._cgroup(spec, container_id)
             # if we are killed from now on, the next command removes the cgroup too
             self.states.mark_cgroup(container_id, manager.to_state())
             plan, ns_paths = self._plan(
                 spec, spec.process, bundle, rootfs, fifo, opts, tuple(manager.paths.values())
             )
-            plan = replace(plan, self_join=manager.self_join())
+            plan = replace(plan, self_join=manager.self_join(), seccomp_json=seccomp_json)
             record = ContainerRecord(
                 id=container_id,
                 init_pid=0,
@@ -159,15 +159,21 @@ class Runtime:
                     t: p or f"/proc/{pid}/ns/{sc.NAMESPACES[t][1]}" for t, p in ns_paths
                 }
                 self.states.save(record)
+                self._just_created = record
 
             launched = parent.launch(
-                plan, add_to_cgroup=manager.add_pid, run_hooks=hooks, on_pid=save
+                plan,
+                add_to_cgroup=manager.add_pid,
+                run_hooks=hooks,
+                on_pid=save,
+                set_limits=set_limits,
             )
             self._console(launched.console_fd, opts)
             if opts.pid_file:
                 write_pid_file(opts.pid_file, launched.pid)
             return launched.pid
         except BaseException:
+            self._just_created = None
             if launched is not None:  # the init may be outside any cgroup (rootless)
                 with contextlib.suppress(OSError):
                     os.kill(launched.pid, signal_mod.SIGKILL)
@@ -196,9 +202,14 @@ class Runtime:
             self._foreground_console = console_fd
 
     _foreground_console: int | None = None
+    #: what `create` saved, for a `start` by the same runtime (the monitor's): state.json
+    #: need not be read back (its status is still checked, from the process and the fifo)
+    _just_created: ContainerRecord | None = None
 
     def start(self, container_id: str) -> None:
-        record = self.states.load(container_id)
+        record, self._just_created = self._just_created, None
+        if record is None or record.id != container_id:
+            record = self.states.load(container_id)
         status = self.status(record)
         if status is not Status.CREATED:
             if status is Status.STOPPED:
@@ -354,13 +365,21 @@ class Runtime:
             )
         if status is not Status.STOPPED:
             self._kill_and_wait(record, status)
-        if record.cgroup:
+        if record.cgroup and not self._remove_empty_cgroup(record):
             manager = self._manager(record)
             with contextlib.suppress(PypodError, OSError):
                 manager.kill_all(signal_mod.SIGKILL)
             manager.destroy()
         self.states.remove(container_id)
         self._after_hooks(record, "poststop", Status.STOPPED, 0)
+
+    @staticmethod
+    def _remove_empty_cgroup(record: ContainerRecord) -> bool:
+        """The common case of a delete: the cgroup is empty, an rmdir per directory does (see
+        pypod.linux.cgroup_cleanup); False: the manager kills what is left and removes it."""
+        from pypod.linux import cgroup_cleanup
+
+        return cgroup_cleanup.remove_empty(record.cgroup)
 
     def _after_hooks(self, record: ContainerRecord, phase: str, status: Status, pid: int) -> None:
         """Run the poststart/poststop hooks saved with the container (failures are logged)."""
@@ -471,6 +490,7 @@ class Runtime:
             hook_state={},
             seccomp_cache=self._seccomp_cache(),
             self_join=manager.self_join() if manager is not None else None,
+            seccomp_json=_seccomp_json(record.config),  # the cache entry `create` made
         )
         if not opts.detach:
             parent.become_subreaper()
@@ -500,8 +520,12 @@ class Runtime:
 
         return manager_from_state(record.cgroup)
 
-    def _cgroup(self, spec: Spec, container_id: str) -> Any:
-        from pypod.linux.cgroups import new_manager
+    def _cgroup(self, spec: Spec, container_id: str) -> tuple[Any, Callable[[], None] | None]:
+        """The container's cgroup manager, its directories made; and, for cgroup v1, what
+        sets their limits: the init is not born in v1 cgroups (it enters them once they are
+        set, see parent.launch), so that is done once it is forked, while it sets itself up.
+        A v2 cgroup is born into: its limits are set here."""
+        from pypod.linux.cgroups import CgroupMode, new_manager
 
         linux = spec.linux
         manager = new_manager(
@@ -510,8 +534,11 @@ class Runtime:
             rootless=self.rootless or userns.in_user_namespace(),  # runc: rootless cgroups
         )
         manager.create()
-        manager.set_resources(_with_default_device_rules(linux.resources if linux else None))
-        return manager
+        resources = _with_default_device_rules(linux.resources if linux else None)
+        if manager.mode is CgroupMode.UNIFIED:
+            manager.set_resources(resources)
+            return manager, None
+        return manager, lambda: manager.set_resources(resources)
 
     def _plan(
         self,
@@ -561,7 +588,13 @@ class Runtime:
         )
         return plan, ns_paths
 
-    def _validate(self, spec: Spec, opts: CreateOptions, config_path: str) -> None:
+    def _validate(
+        self,
+        spec: Spec,
+        opts: CreateOptions,
+        config_path: str,
+        seccomp_json: Mapping[str, Any] | None = None,
+    ) -> None:
         if spec.process is None:
             raise InvalidArgument(f"{config_path}: process: required to create a container")
         if spec.linux is None:
@@ -593,7 +626,10 @@ class Runtime:
                     f"{config_path}: linux.sysctl: sysctl {key!r} needs a private {need} "
                     "namespace"
                 )
-        if spec.linux.seccomp is not None and spec.linux.seccomp.listener_path:
+        listener = spec.linux.seccomp.listener_path if spec.linux.seccomp is not None else None
+        if seccomp_json is not None and isinstance(seccomp_json.get("listenerPath"), str):
+            listener = seccomp_json["listenerPath"]  # (the rest is parsed after the fork)
+        if listener:
             raise NotSupported("seccomp notify (listenerPath) is not supported yet")
 
     def _hook_state(self, record: ContainerRecord, status: Status, pid: int) -> dict[str, Any]:
@@ -627,9 +663,23 @@ _DEFAULT_DEVICE_RULES = (
 )  # fmt: skip
 
 
-def _load_config(path: str) -> tuple[Spec, dict[str, Any]]:
-    """config.json as a Spec, and as the JSON object state.json keeps (no second conversion:
-    what was read parsed, so it parses again for exec, update and the hooks)."""
+def preload() -> None:
+    """Import what `Runtime.create` imports on its first call (this module imports none of
+    it): for a caller that can do that ahead of time, as the monitor does while the CLI
+    writes the bundle.  parse_spec's parser, the init's code, the clone of the init into its
+    namespaces, and what brings the loopback of a new network namespace up."""
+    import pypod.linux.clone
+    import pypod.linux.netns
+    import pypod.oci.runtime_spec_parse
+    import pypod.runtime.process.init
+    import pypod.runtime.process.parent  # noqa: F401
+
+
+def _load_config(path: str) -> tuple[Spec, dict[str, Any], dict[str, Any] | None]:
+    """config.json as a Spec, as the JSON object state.json keeps (no second conversion: what
+    was read parsed, so it parses again for exec, update and the hooks), and its
+    linux.seccomp object, left out of the Spec: the longest part to parse, and needed only
+    once the init is forked (see pypod.runtime.process.init.seccomp_program)."""
     import json
 
     try:
@@ -640,7 +690,18 @@ def _load_config(path: str) -> tuple[Spec, dict[str, Any]]:
     except (OSError, ValueError):  # load_spec says what is wrong, as it words it
         load_spec(path)
         raise
-    return parse_spec(data, source=path), data
+    seccomp = _seccomp_json(data)
+    if seccomp is None:  # absent, or not an object: parse_spec says so
+        return parse_spec(data, source=path), data, None
+    linux = {k: v for k, v in data["linux"].items() if k != "seccomp"}
+    return parse_spec({**data, "linux": linux}, source=path), data, seccomp
+
+
+def _seccomp_json(config: Mapping[str, Any]) -> dict[str, Any] | None:
+    """config.json's linux.seccomp object (as state.json keeps it), if it has one."""
+    linux = config.get("linux")
+    seccomp = linux.get("seccomp") if isinstance(linux, dict) else None
+    return seccomp if isinstance(seccomp, dict) else None
 
 
 def _reject_constant(name: str) -> Any:

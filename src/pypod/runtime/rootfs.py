@@ -36,6 +36,10 @@ _DEV_SYMLINKS = (
     ("/proc/self/fd/2", "stderr"),
 )
 _LOCKED = sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC | sc.MS_RDONLY
+#: root propagations after which no mount of the namespace is shared (a shared mount made a
+#: slave, or private, is no longer shared): no parent mount to make private (and no need to
+#: read mountinfo for it)
+_NOTHING_SHARED_AFTER = (sc.MS_SLAVE | sc.MS_REC, sc.MS_PRIVATE | sc.MS_REC)
 
 
 def prepare(
@@ -44,8 +48,10 @@ def prepare(
     """Everything up to pivot_root, in the container's new mount namespace."""
     linux = spec.linux
     prop = mounts.PROPAGATION.get(linux.rootfs_propagation if linux else "", 0)
-    sc.mount(None, "/", None, prop or (sc.MS_SLAVE | sc.MS_REC), None)
-    _make_parent_mount_private(rootfs)
+    prop = prop or (sc.MS_SLAVE | sc.MS_REC)
+    sc.mount(None, "/", None, prop, None)
+    if prop not in _NOTHING_SHARED_AFTER:
+        _make_parent_mount_private(rootfs)
     sc.mount(rootfs, rootfs, "bind", sc.MS_BIND | sc.MS_REC, None)
     root_fd = os.open(rootfs, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     try:

@@ -71,9 +71,12 @@ class ContainerStore(ImageStore):
         metadata: str = "",
         *,
         container_id: str | None = None,
+        volatile: bool = False,
     ) -> Container:
         """A container of `image`: its own read-write layer on top of the image's layers.
-        With `image` None, a container of no image: an empty layer with no parent."""
+        With `image` None, a container of no image: an empty layer with no parent.
+        `volatile`: removed once it ends (`--rm`): nothing of it is synced (as containers/storage
+        keeps a volatile container's layer; a power failure may leave its directory behind)."""
         cid = container_id or new_id()
         names = list(dict.fromkeys(names))
         layer_id = new_id()
@@ -85,7 +88,7 @@ class ContainerStore(ImageStore):
                 img = self.image(image) if image is not None else None
                 image_id, parent = (img.id, img.top_layer) if img is not None else (None, None)
                 self._check_container_free(cid, names)
-                with self._txn() as db:
+                with self._txn(durable=not volatile) as db:
                     db.execute(
                         "INSERT INTO layers (id, parent, created, incomplete) VALUES (?, ?, ?, 1)",
                         (layer_id, parent, time.time()),
@@ -94,7 +97,9 @@ class ContainerStore(ImageStore):
             self.driver.create(layer_id, parent)
             with self._lock:
                 self._check_container_free(cid, names)
-                with self._txn() as db:
+                # not synced: lost to a power failure, the layer row stays `incomplete` and
+                # the next open removes it (the first commit, synced, made it so)
+                with self._txn(durable=False) as db:
                     db.execute("UPDATE layers SET incomplete = 0 WHERE id = ?", (layer_id,))
                     db.execute(
                         "INSERT INTO containers (id, image_id, layer_id, metadata, created) "
@@ -155,11 +160,14 @@ class ContainerStore(ImageStore):
             with self._txn() as db:
                 db.execute("UPDATE containers SET metadata = ? WHERE id = ?", (metadata, cid))
 
-    def mount_container(self, id_or_name: str, *, mount_label: str | None = None) -> str:
-        """Mount the container's root (image layers below, its own layer on top); counted."""
+    def mount_container(
+        self, id_or_name: str, *, mount_label: str | None = None, volatile: bool = False
+    ) -> str:
+        """Mount the container's root (image layers below, its own layer on top); counted.
+        `volatile`: a container removed once it ends (`--rm`): its writes are never synced."""
         with self._lock:
             found = self.container(id_or_name)
-            return self.driver.mount(found.layer_id, mount_label=mount_label)
+            return self.driver.mount(found.layer_id, mount_label=mount_label, volatile=volatile)
 
     def unmount_container(self, id_or_name: str, *, force: bool = False) -> bool:
         """Drop one mount reference (every one with `force`); True when unmounted."""

@@ -11,7 +11,8 @@ containers.json, each rewritten whole through a temporary file and a rename):
   every image to add one name), and lookups by name or digest use indexes;
 - WAL lets readers (`pypod images`, `ps`) read a consistent snapshot without any lock while a
   pull writes; writers are serialised by the store lock (`storage.locks`) anyway;
-- sqlite3 is in the standard library; opening the database costs about a millisecond.
+- sqlite3 is in the standard library; opening the database costs about a millisecond (the
+  C module `_sqlite3`, see `pypod.sqlite`).
 
 Durability: `synchronous=FULL`, so a commit is on disk before the files it allows to be removed
 are removed.  Files named by a row (blobs, layer directories) are written before the row that
@@ -21,10 +22,9 @@ next start removes); layer rows that describe unfinished work carry `incomplete=
 
 from __future__ import annotations
 
-import sqlite3
-
 from pypod import sqlite
 from pypod.errors import StorageError
+from pypod.sqlite import sqlite3
 
 #: 1: the first schema; 2: a container may have no image (`containers.image_id` NULL: a
 #: `pypod-build from scratch` working container stands on no image and no layer)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import sqlite3
 import time
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -11,6 +10,7 @@ from typing import Any
 from pypod.atomic import fsync_dir, write_atomic
 from pypod.errors import ImageNotFound, InUse, InvalidArgument, NotFound
 from pypod.oci.digest import digest_bytes, parse_digest
+from pypod.sqlite import sqlite3
 from pypod.storage.layers import LayerStore, rmtree
 from pypod.storage.records import Image
 

@@ -5,9 +5,8 @@ See `pypod.storage.store` for the on-disk layout and the pattern every change fo
 
 from __future__ import annotations
 
+import _thread
 import os
-import sqlite3
-import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -16,6 +15,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO, Self, cast
 from pypod.errors import InUse, LayerNotFound, NotSupported, PypodError, StorageError
 from pypod.log import get_logger
 from pypod.oci.digest import DigestMismatch, parse_digest
+from pypod.sqlite import sqlite3
 from pypod.storage.db import connect
 from pypod.storage.drivers import DEFAULT_DRIVER, Driver, get_driver
 from pypod.storage.locks import FileLock, HeldLock
@@ -107,12 +107,12 @@ class LayerStore:
         self._db_path = os.path.join(self.graphroot, "storage.db")
         # one connection per thread: a transaction of one thread (the copy pipeline applies
         # layers in parallel) is then never seen half done by another
-        self._local = threading.local()
+        self._local = _thread._local()
         self._connections: list[sqlite3.Connection] = []
-        self._connections_lock = threading.Lock()
+        self._connections_lock = _thread.allocate_lock()
         #: liveness locks of the layers staged by `stage_layer`, not yet committed or dropped
         self._staged: dict[str, HeldLock] = {}
-        self._staged_lock = threading.Lock()
+        self._staged_lock = _thread.allocate_lock()
         self.driver: Driver = get_driver(
             driver, os.path.join(self.graphroot, driver), runroot=self.runroot
         )
@@ -128,7 +128,7 @@ class LayerStore:
             for db in self._connections:
                 db.close()
             self._connections.clear()
-        self._local = threading.local()
+        self._local = _thread._local()
 
     @property
     def _db(self) -> sqlite3.Connection:
@@ -159,17 +159,29 @@ class LayerStore:
         return FileLock(os.path.join(self._locks_dir, f"{layer_id}.lock"))
 
     @contextmanager
-    def _txn(self) -> Iterator[sqlite3.Connection]:
-        """A write transaction; the caller holds the store lock."""
+    def _txn(self, *, durable: bool = True) -> Iterator[sqlite3.Connection]:
+        """A write transaction; the caller holds the store lock.
+
+        `durable=False` commits without syncing (SQLite's `synchronous=NORMAL` in WAL mode): the
+        commit is atomic and survives the process being killed, but a power failure may undo
+        it (a later durable commit syncs it too).  For writes whose loss the next open repairs
+        (a layer's rows that a synced commit marked `incomplete` before), as containers/storage
+        does not sync a container's records either."""
         assert self._lock.held, "write transactions need the store lock"
         db = self._db
-        db.execute("BEGIN IMMEDIATE")
+        if not durable:
+            db.execute("PRAGMA synchronous=NORMAL")
         try:
-            yield db
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
-        db.execute("COMMIT")
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                yield db
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            db.execute("COMMIT")
+        finally:
+            if not durable:
+                db.execute("PRAGMA synchronous=FULL")
 
     def _q(self, sql: str, args: Sequence[Any] = ()) -> list[Any]:
         try:
@@ -566,7 +578,8 @@ class LayerStore:
             for layer_id, _ in lives:
                 self.driver.remove(layer_id)
                 remove_layout(self.graphroot, layer_id)
-            with self._lock, self._txn() as db:
+            # not synced: lost, the rows stay `incomplete` and the next open removes them
+            with self._lock, self._txn(durable=False) as db:
                 db.execute("PRAGMA defer_foreign_keys = ON")
                 db.executemany("DELETE FROM layers WHERE id = ?", [(i,) for i, _ in lives])
                 for _, live in lives:

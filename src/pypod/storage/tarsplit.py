@@ -21,7 +21,6 @@ import os
 from typing import TYPE_CHECKING, BinaryIO
 
 from pypod.atomic import replacing
-from pypod.storage.archive import clean_path
 
 if TYPE_CHECKING:
     from pypod.storage.archive.stream import LayoutRecorder
@@ -102,6 +101,8 @@ def rebuild_tar(path: str, root: str, out: BinaryIO) -> str | None:
     digest of what was written, None when there is no usable record or a file is missing."""
     import gzip
     import hashlib
+
+    from pypod.storage.archive import clean_path  # here: removing a layout needs none of it
 
     try:
         with gzip.open(path, "rb") as f:

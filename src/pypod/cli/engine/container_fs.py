@@ -9,8 +9,9 @@ import json
 import sys
 from typing import TYPE_CHECKING
 
-from pypod.cli.engine.containers import _cmd, _each, _f, engine
+from pypod.cli.engine.containers import _each
 from pypod.cli.engine.main import Command, Globals
+from pypod.cli.engine.shared import _cmd, _f, engine
 from pypod.cli.flags import Parsed
 from pypod.errors import InvalidArgument
 

@@ -7,8 +7,9 @@ import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from pypod.cli.engine.containers import _cmd, _err, _f, _terminal_size, engine, proxy_signals
 from pypod.cli.engine.main import Command, Globals
+from pypod.cli.engine.run import _terminal_size, proxy_signals
+from pypod.cli.engine.shared import _cmd, _err, _f, engine
 from pypod.cli.flags import Parsed
 from pypod.errors import InvalidArgument, InvalidState, PypodError
 

@@ -9,9 +9,10 @@ import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from pypod.cli.engine.containers import _filters, engine
+from pypod.cli.engine.containers import _filters
 from pypod.cli.engine.formats import is_json, render_rows
 from pypod.cli.engine.main import Globals
+from pypod.cli.engine.shared import engine
 from pypod.cli.engine.units import since
 from pypod.cli.flags import Parsed
 from pypod.cli.gotemplate import Struct

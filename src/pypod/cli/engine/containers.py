@@ -1,20 +1,21 @@
 """pypod's container commands (podman 4.3's flags, output, messages and exit codes).
 
-run, create, start, stop, kill, restart, rm, ps, wait, pause, unpause, rename, init,
-container exists, container cleanup (the monitor's exit command), container prune.
+start, stop, kill, restart, rm, ps, wait, pause, unpause, rename, init,
+container exists, container cleanup (the monitor's exit command), container prune; `run` and
+`create` are in `run.py`, the helpers the command modules share in `shared.py`.
 """
 
 from __future__ import annotations
 
 import contextlib
-import os
 import sys
 from collections.abc import Callable, Iterator, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from pypod.cli.common import read_id_file
 from pypod.cli.engine.main import Command, Globals
-from pypod.cli.flags import Flag, Parsed
+from pypod.cli.engine.shared import _cmd, _err, _f, engine
+from pypod.cli.flags import Parsed
 from pypod.engine.containers import Engine
 from pypod.errors import (
     EXIT_ENGINE_ERROR,
@@ -24,16 +25,7 @@ from pypod.errors import (
 )
 
 if TYPE_CHECKING:
-    from pypod.engine.config import ContainerConfig
-    from pypod.engine.state import Container
-
-
-def engine(g: Globals) -> Engine:
-    return Engine(g.graphroot, g.runroot, driver=g.driver)
-
-
-def _err(message: str) -> None:
-    sys.stderr.write(f"Error: {message}\n")
+    pass
 
 
 def _parse_signal(value: str) -> int:
@@ -86,232 +78,6 @@ def _targets(eng: Engine, opts: Parsed, *, all_flag: str = "all") -> list[str]:
     return list(opts.args)
 
 
-# --- run / create ---------------------------------------------------------------------------
-def resolve_image(g: Globals, eng: Engine, name: str, extras: Any) -> str:
-    from pypod.errors import ImageNotFound
-    from pypod.image.local import find_image
-
-    policy = getattr(extras, "pull", "missing") or "missing"
-    if policy not in ("always", "missing", "never", "newer"):
-        raise InvalidArgument(
-            f'invalid pull policy "{policy}": use always, missing, never or newer'
-        )
-    if policy != "always":
-        try:
-            return find_image(eng.store, name).id
-        except ImageNotFound:
-            if policy == "never":
-                raise ImageNotFound(
-                    f"{name}: image not known: pull it or use --pull missing"
-                ) from None
-    from pypod.image import transfer
-    from pypod.image.transports.containers_storage import StoreLocation
-    from pypod.image.types import SystemContext
-
-    quiet = bool(getattr(extras, "quiet", False))
-    ctx = SystemContext(
-        tls_verify=getattr(extras, "tls_verify", None),
-        authfile=getattr(extras, "authfile", None) or os.environ.get("REGISTRY_AUTH_FILE"),
-        credentials=getattr(extras, "creds", None),
-        tmpdir=g.tmpdir,
-        environ=dict(os.environ),
-    )
-
-    def progress(message: str) -> None:
-        sys.stderr.write(message + "\n")
-        sys.stderr.flush()
-
-    opts = transfer.TransferOptions(
-        store=StoreLocation(graphroot=g.graphroot, runroot=g.runroot, driver=g.driver),
-        ctx=ctx,
-        progress=None if quiet else progress,
-    )
-    return transfer.pull_image(name, opts)
-
-
-def stored_image_name(eng: Engine, name: str, image_id: str) -> str:
-    """The image's stored name `name` designates (podman shows "localhost/busybox:latest")."""
-    from pypod.image.local import matching_name
-
-    image = eng.store.image(image_id)
-    found = matching_name(name, image)
-    if found is None and not image_id.startswith(name.removeprefix("sha256:")):
-        found = image.names[0] if image.names else None
-    return found or name
-
-
-def _help(command: str) -> int:
-    from pypod.cli.engine.run_flags import flags_for
-    from pypod.cli.flags import help_text
-
-    what = "Run a command in a new container" if command == "run" else (
-        "Create but do not start a container")  # fmt: skip
-    print(f"{what}\n\nUsage:\n  pypod {command} [options] IMAGE [COMMAND [ARG...]]\n\n"
-          f"Options:\n{help_text(flags_for(command))}")  # fmt: skip
-    return 0
-
-
-def _create(g: Globals, cfg: ContainerConfig, extras: Any) -> tuple[Engine, Container, Any]:
-    from pypod.record import replace
-
-    eng = engine(g)
-    image_id = resolve_image(g, eng, cfg.image, extras)
-    cfg = replace(cfg, image_id=image_id, image=stored_image_name(eng, cfg.image, image_id))
-    c = eng.create(cfg, replace_existing=bool(getattr(extras, "replace", False)),
-                   create_command=(os.path.basename(sys.argv[0]), *sys.argv[1:]))  # fmt: skip
-    cidfile = getattr(extras, "cidfile", None)
-    if cidfile:
-        from pypod.atomic import write_atomic
-
-        if os.path.exists(cidfile):
-            raise InvalidArgument(f"container id file exists: {cidfile}: remove it first")
-        write_atomic(cidfile, c.id.encode())
-    return eng, c, extras
-
-
-def cmd_create(g: Globals, opts: Parsed) -> int:
-    from pypod.cli.engine.run_flags import parse_run
-
-    cfg, extras = parse_run(opts.args, command="create")
-    if extras.help:
-        return _help("create")
-    eng, c, _ = _create(g, cfg, extras)
-    print(c.id)
-    return 0
-
-
-def cmd_run(g: Globals, opts: Parsed) -> int:
-    from pypod.cli.engine.run_flags import parse_run
-
-    cfg, extras = parse_run(opts.args, command="run")
-    if extras.help:
-        return _help("run")
-    eng, c, extras = _create(g, cfg, extras)
-    if getattr(extras, "detach", False):
-        try:
-            eng.start(c.id)
-        except PypodError:
-            if c.config.remove:
-                _remove_quietly(eng, c.id)
-            raise
-        print(c.id)
-        return 0
-    return _foreground(eng, c, stdin=c.config.stdin, sig_proxy=getattr(extras, "sig_proxy", True))
-
-
-def _remove_quietly(eng: Engine, cid: str) -> bool:
-    """Remove the container; whether that worked (a failure is not reported: podman's)."""
-    try:
-        eng.remove(cid, force=True, volumes=True, timeout=0)
-    except PypodError:
-        return False
-    return True
-
-
-def _foreground(eng: Engine, c: Container, *, stdin: bool, sig_proxy: bool = True) -> int:
-    """Attach, start, stream until the container ends (or the user detaches); its exit code.
-    With `sig_proxy`, the signals pypod gets meanwhile go to the container (podman's)."""
-    from pypod.engine import attach as protocol
-
-    conn: list[Any] = []
-    with contextlib.ExitStack() as stack:
-
-        def attach(created: Container) -> None:
-            conn.append(protocol.connect(eng.paths.rundir(created.id)))
-            if created.config.remove:
-                # we remove it once it exits: the monitor need not start `container cleanup`
-                # too (it does if we go away first, or say nothing: see _exit_code_after)
-                conn[0].claim_cleanup()
-            # from now on (the process exists, it has not started): signals go to it
-            stack.enter_context(proxy_signals(created if sig_proxy else None))
-            with eng.db.transaction():
-                eng.container_event(created, "attach")
-
-        try:
-            eng.start(
-                c.id, before_start=attach, console_size=_terminal_size() if c.config.tty else None
-            )
-        except PypodError:
-            for sock in conn:
-                sock.close()
-            if c.config.remove:
-                _remove_quietly(eng, c.id)
-            raise
-        detached = protocol.stream(
-            conn[0], stdin=stdin, tty=c.config.tty, detach_keys=c.config.detach_keys
-        )
-        if detached:
-            return 0
-        try:
-            return _exit_code_after(eng, c, conn[0])
-        finally:
-            conn[0].close()
-
-
-#: what podman's --sig-proxy forwards (not SIGCHLD, SIGPIPE, SIGURG, SIGWINCH, nor the ones
-#: that stop or continue pypod itself)
-_PROXIED = ("SIGHUP", "SIGINT", "SIGQUIT", "SIGUSR1", "SIGUSR2", "SIGTERM", "SIGALRM")
-
-
-@contextlib.contextmanager
-def proxy_signals(c: Container | None) -> Iterator[None]:
-    """While attached: the signals pypod receives are sent to the container's process (None:
-    nothing is proxied)."""
-    import signal
-
-    from pypod.engine.state import process_alive
-
-    pid = int(c.state.get("pid", 0)) if c is not None else 0
-    start = int(c.state.get("pid_start", 0)) if c is not None else 0
-    if pid <= 0 or not _in_main_thread():
-        yield
-        return
-
-    def forward(sig: int, _frame: object) -> None:
-        if process_alive(pid, start):
-            with contextlib.suppress(OSError):
-                os.kill(pid, sig)
-
-    saved = {}
-    for name in _PROXIED:
-        num = getattr(signal, name)
-        if signal.getsignal(num) is signal.SIG_IGN:
-            continue  # ignored by whoever started us (a shell's `&`): as podman, keep it so
-        saved[num] = signal.signal(num, forward)
-    try:
-        yield
-    finally:
-        for num, old in saved.items():
-            signal.signal(num, old)
-
-
-def _in_main_thread() -> bool:
-    import threading
-
-    return threading.current_thread() is threading.main_thread()
-
-
-def _terminal_size() -> tuple[int, int] | None:
-    """(rows, columns) of the terminal on our stdin, if there is one."""
-    try:
-        size = os.get_terminal_size(0)
-    except OSError:
-        return None
-    return size.lines, size.columns
-
-
-def _exit_code_after(eng: Engine, c: Container, conn: Any = None) -> int:
-    """The exit code once the container ended, after its cleanup (`--rm`: its removal; then
-    `conn`, the attach connection that claimed that cleanup, tells the monitor it is done)."""
-    code = eng.wait(c.id)
-    if c.config.remove:
-        if _remove_quietly(eng, c.id) and conn is not None:
-            conn.cleanup_done()
-    else:
-        eng.cleanup(c.id, remove=False)
-    return code if code >= 0 else EXIT_ENGINE_ERROR
-
-
 # --- start / stop / kill / restart / rm -----------------------------------------------------
 def cmd_start(g: Globals, opts: Parsed) -> int:
     eng = engine(g)
@@ -327,8 +93,10 @@ def cmd_start(g: Globals, opts: Parsed) -> int:
         if len(names) != 1:
             raise InvalidArgument("you cannot start and attach multiple containers at once")
         c = eng.lookup(names[0])
+        from pypod.cli.engine.run import foreground
+
         with _start_failure(c.id, quoted=False):
-            return _foreground(eng, c, stdin=opts.flag("interactive"),
+            return foreground(eng, c, stdin=opts.flag("interactive"),
                                sig_proxy=opts.values.get("sig-proxy") is not False)  # fmt: skip
 
     def start(name: str) -> str:
@@ -575,35 +343,11 @@ def cmd_ps(g: Globals, opts: Parsed) -> int:
     return ps(g, opts)
 
 
-def _f(*names: str, value: bool = False, multiple: bool = False, help: str = "") -> Flag:
-    return Flag(names, value, multiple, help)
-
-
-def _cmd(handler: Any, flags: tuple[Flag, ...], help: str, usage: str, *, raw: bool = False
-         ) -> Command:  # fmt: skip
-    return Command(handler=handler, flags=flags, help=help, usage=usage, raw=raw)
-
-
 _ALL = _f("all", "a", help="act on all containers")
 _LATEST = _f("latest", "l", help="act on the latest container pypod knows of")
 _TIME = _f("time", "t", value=True, help="seconds to wait before killing the container")
-_RAW = (Flag(("help", "h")),)
 
 COMMANDS: dict[str, Command] = {
-    "run": _cmd(
-        cmd_run,
-        _RAW,
-        "Run a command in a new container",
-        "[options] IMAGE [COMMAND [ARG...]]",
-        raw=True,
-    ),  # fmt: skip
-    "create": _cmd(
-        cmd_create,
-        _RAW,
-        "Create but do not start a container",
-        "[options] IMAGE [COMMAND [ARG...]]",
-        raw=True,
-    ),  # fmt: skip
     "start": _cmd(
         cmd_start,
         (
@@ -742,7 +486,7 @@ COMMANDS: dict[str, Command] = {
         "[options]",
     ),  # fmt: skip
 }
-for _name in ("run", "create", "start", "stop", "kill", "restart", "rm", "ps", "wait", "pause",
+for _name in ("start", "stop", "kill", "restart", "rm", "ps", "wait", "pause",
               "unpause", "rename"):  # fmt: skip
     COMMANDS[f"container {_name}"] = COMMANDS[_name]
 COMMANDS["container list"] = COMMANDS["container ls"] = COMMANDS["ps"]

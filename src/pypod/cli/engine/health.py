@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from pypod.cli.engine.containers import _cmd, engine
 from pypod.cli.engine.main import Command, Globals
+from pypod.cli.engine.shared import _cmd, engine
 from pypod.cli.flags import Parsed
 from pypod.errors import InvalidArgument
 

@@ -6,9 +6,9 @@ import json
 import sys
 from typing import Any
 
-from pypod.cli.engine.containers import _cmd, _f, engine
 from pypod.cli.engine.formats import is_json, render_rows
 from pypod.cli.engine.main import Command, Globals
+from pypod.cli.engine.shared import _cmd, _f, engine
 from pypod.cli.flags import Parsed
 from pypod.cli.gotemplate import Struct
 from pypod.errors import EXIT_ENGINE_ERROR, ContainerNotFound, ImageNotFound, InvalidArgument

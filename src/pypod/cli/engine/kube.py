@@ -79,7 +79,7 @@ def _build_file(image: str, context: str) -> str | None:
 
 
 def _resolver(g: Globals, eng: Engine, opts: Parsed) -> Any:
-    from pypod.cli.engine.containers import resolve_image, stored_image_name
+    from pypod.cli.engine.run import resolve_image, stored_image_name
     from pypod.image.local import image_exists
 
     build = opts.values.get("build")  # True, False, or None (build only what is missing)

@@ -62,14 +62,15 @@ _OPTIONAL = (
     "system",
     "health",
 )
-_CONTAINER_VERBS = ("run", "create", "start", "stop", "kill", "restart", "rm", "ps", "wait",
-                   "pause", "unpause", "rename")  # fmt: skip
+_CONTAINER_VERBS = ("start", "stop", "kill", "restart", "rm", "ps", "wait", "pause", "unpause",
+                    "rename")  # fmt: skip
 _MODULES["containers"] = (
     *_CONTAINER_VERBS,
     *(f"container {verb}" for verb in _CONTAINER_VERBS),
     *("container list", "container ls", "container remove", "init", "container init"),
     *("container exists", "container cleanup", "container prune"),
 )
+_MODULES["run"] = ("run", "create", "container run", "container create")
 _MODULES["inspect"] = ("inspect", "container inspect")
 _MODULES["health"] = ("healthcheck run",)
 _MODULES["system"] = ("version", "info", "events", "system info", "system events",
@@ -101,9 +102,10 @@ def _commands(name: str | None = None) -> dict[str, Command]:
 
 def entry() -> None:
     """The `pypod` program (its console script): `main()`, then the process ends at once
-    (cli/process_exit.py)."""
-    from pypod.cli.process_exit import exit_now
+    (cli/process_exit.py), which also has the garbage collector run less often."""
+    from pypod.cli.process_exit import collect_less, exit_now
 
+    collect_less()
     exit_now(main())
 
 

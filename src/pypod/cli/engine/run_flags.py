@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from pypod.cli.engine.run_limits import oom_score_adj, resources, shm_size, ulimits
-from pypod.cli.engine.run_mounts import VOLUME_NAME_RE, check_device, check_volumes_from, unify
+from pypod.cli.engine.run_mounts import check_device, check_volumes_from, unify
 from pypod.cli.engine.run_table import (
     CAPABILITIES,
     CSV_FLAGS,
@@ -48,6 +48,7 @@ from pypod.cli.engine.run_values import (
 )
 from pypod.cli.flags import Flag
 from pypod.engine.config import ContainerConfig, Healthcheck
+from pypod.engine.names import is_valid_name
 from pypod.errors import InvalidArgument, NotSupported
 from pypod.record import field, record
 
@@ -218,7 +219,7 @@ def _parse_run(args: Sequence[str], command: str) -> tuple[ContainerConfig, RunE
     _refuse_unsupported(v)
 
     name = v.text("name") or ""
-    if name and VOLUME_NAME_RE.fullmatch(name) is None:
+    if name and not is_valid_name(name):
         raise InvalidArgument(
             "running container create option: names must match [a-zA-Z0-9][a-zA-Z0-9_.-]*: "
             "invalid argument"
@@ -574,9 +575,10 @@ def _healthcheck(v: _Values) -> Healthcheck | None:
             raise InvalidArgument("cannot specify both --no-healthcheck and --health-cmd")
         return Healthcheck(test=("NONE",))
 
-    def seconds(flag: str, default: str) -> float:
+    def seconds(flag: str, default: float) -> float:
         text = v.text(flag)
-        text = default if text is None else text
+        if text is None:  # podman's default ("30s", "0s"): no need to load the parser
+            return default
         if flag == "health-interval" and text == "disable":
             return 0.0
         try:
@@ -586,9 +588,9 @@ def _healthcheck(v: _Values) -> Healthcheck | None:
                 f"invalid healthcheck-{flag.removeprefix('health-')}: {e}"
             ) from None
 
-    interval = seconds("health-interval", "30s")
-    timeout = seconds("health-timeout", "30s")
-    start_period = seconds("health-start-period", "0s")
+    interval = seconds("health-interval", 30.0)
+    timeout = seconds("health-timeout", 30.0)
+    start_period = seconds("health-start-period", 0.0)
     retries_text = v.text("health-retries")
     retries = 3 if retries_text is None else parse_uint(retries_text, "--health-retries")
     if not cmd:

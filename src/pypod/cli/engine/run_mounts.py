@@ -30,10 +30,10 @@ from collections.abc import Sequence
 
 from pypod.cli.engine.run_values import go_errno_text, go_quote
 from pypod.engine.config import MountSpec
+from pypod.engine.names import is_valid_name
 from pypod.errors import InvalidArgument, NotSupported
 
 __all__ = [
-    "VOLUME_NAME_RE",
     "check_device",
     "check_volumes_from",
     "parse_mount",
@@ -42,8 +42,6 @@ __all__ = [
     "unify",
 ]
 
-#: podman's rule for volume (and container) names
-VOLUME_NAME_RE = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]*")
 
 _PROPAGATION = ("private", "rprivate", "shared", "rshared", "slave", "rslave", "unbindable",
                 "runbindable")  # fmt: skip
@@ -92,7 +90,7 @@ def _host_path(src: str) -> str:
 
 
 def _check_volume_name(name: str) -> None:
-    if VOLUME_NAME_RE.fullmatch(name) is None:
+    if not is_valid_name(name):
         raise InvalidArgument(
             f'creating named volume "{name}": running volume create option: names must match '
             "[a-zA-Z0-9][a-zA-Z0-9_.-]*: invalid argument"

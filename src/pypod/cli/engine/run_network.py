@@ -16,8 +16,9 @@ from pypod.errors import InvalidArgument
 
 #: modes that are not network names
 _MODES = ("bridge", "none", "host", "private", "slirp4netns", "pasta")
-_MAC = re.compile(r"[0-9a-fA-F]{2}([:-][0-9a-fA-F]{2}){5}")
-_PORT_RANGE = re.compile(r"(\d+)(?:-(\d+))?(?:/(tcp|udp|sctp))?")
+#: patterns compiled (by `re`, which keeps them) only when a flag needs them
+_MAC = r"[0-9a-fA-F]{2}([:-][0-9a-fA-F]{2}){5}"
+_PORT_RANGE = r"(\d+)(?:-(\d+))?(?:/(tcp|udp|sctp))?"
 
 
 def network_fields(
@@ -147,7 +148,7 @@ def _ip(text: str, message: str) -> str:
 
 
 def _mac(text: str) -> str:
-    if not _MAC.fullmatch(text):
+    if not re.fullmatch(_MAC, text):
         raise InvalidArgument(f"address {text}: invalid MAC address")
     return text.lower().replace("-", ":")
 
@@ -168,7 +169,7 @@ def _expose(texts: list[str]) -> tuple[str, ...]:
     """`--expose 80`, `8000-8010/udp` -> ("80/tcp", "8000/udp", ...) checked."""
     out: list[str] = []
     for text in texts:
-        m = _PORT_RANGE.fullmatch(text)
+        m = re.fullmatch(_PORT_RANGE, text)
         if m is None:
             raise InvalidArgument(f'invalid port format "{text}"')
         first = int(m.group(1))

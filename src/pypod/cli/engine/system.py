@@ -12,9 +12,9 @@ from typing import Any
 
 import pypod
 from pypod.cli.engine.container_filters import label_match as _label_match
-from pypod.cli.engine.containers import _cmd, _err, _f, engine
 from pypod.cli.engine.formats import is_json, render_rows
 from pypod.cli.engine.main import Command, Globals
+from pypod.cli.engine.shared import _cmd, _err, _f, engine
 from pypod.cli.flags import Parsed
 from pypod.cli.gotemplate import Struct
 from pypod.errors import InvalidArgument, PypodError

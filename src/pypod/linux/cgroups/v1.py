@@ -22,9 +22,7 @@ from pypod.linux.cgroups import (
     FreezerState,
     SelfJoin,
     files,
-    v1_resources,
 )
-from pypod.linux.cgroups.devices import normalize
 from pypod.linux.cgroups.paths import UNIFIED
 from pypod.log import get_logger
 
@@ -85,7 +83,7 @@ class V1Manager:
         for controller, path in list(self._paths.items()):
             try:
                 if controller == "cpuset":
-                    v1_resources.cpuset_create(path, self._mountpoint_of(path))
+                    _cpuset_create(path, self._mountpoint_of(path))
                 else:
                     _makedirs(path)
             except PypodError as e:
@@ -128,6 +126,11 @@ class V1Manager:
         )
 
     def _apply(self, res: LinuxResources) -> None:
+        # imported here: a container's create makes its directories before it forks the init
+        # and sets their limits meanwhile (pypod.runtime.process.parent.launch)
+        from pypod.linux.cgroups import v1_resources
+        from pypod.linux.cgroups.devices import normalize
+
         if res.unified:
             raise NotSupported(
                 "cgroup: the unified resources map needs cgroup v2; this host manages "
@@ -288,6 +291,24 @@ class V1Manager:
         from pypod.linux.cgroups import stats
 
         return stats.v1_stats(dict(self._paths))
+
+
+def _cpuset_create(d: str, mountpoint: str) -> None:
+    """Create `d` and any missing parent, each starting with its parent's cpus and mems.
+
+    A new v1 cpuset cgroup has empty cpuset.cpus/mems and refuses tasks until they are set.
+    """
+    rel = os.path.relpath(d, mountpoint)
+    parent = mountpoint
+    for element in rel.split("/"):
+        current = os.path.join(parent, element)
+        files.make_dir(current)
+        for name in ("cpuset.cpus", "cpuset.mems"):
+            if not (files.read_optional(current, name) or "").strip():
+                value = (files.read_optional(parent, name) or "").strip()
+                if value:
+                    files.write(current, name, value, controller="cpuset")
+        parent = current
 
 
 def _makedirs(path: str) -> None:

@@ -7,7 +7,6 @@ controller that is not mounted (or could not be created) before anything is writ
 from __future__ import annotations
 
 import errno
-import os
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -199,24 +198,6 @@ def set_cpuset(d: str, cpu: LinuxCPU | None) -> None:
         files.write(d, "cpuset.cpus", cpu.cpus, controller="cpuset")
     if cpu.mems:
         files.write(d, "cpuset.mems", cpu.mems, controller="cpuset")
-
-
-def cpuset_create(d: str, mountpoint: str) -> None:
-    """Create `d` and any missing parent, each starting with its parent's cpus and mems.
-
-    A new v1 cpuset cgroup has empty cpuset.cpus/mems and refuses tasks until they are set.
-    """
-    rel = os.path.relpath(d, mountpoint)
-    parent = mountpoint
-    for element in rel.split("/"):
-        current = os.path.join(parent, element)
-        files.make_dir(current)
-        for name in ("cpuset.cpus", "cpuset.mems"):
-            if not (files.read_optional(current, name) or "").strip():
-                value = (files.read_optional(parent, name) or "").strip()
-                if value:
-                    files.write(current, name, value, controller="cpuset")
-        parent = current
 
 
 # --- pids, blkio, hugetlb, network ----------------------------------------------------------

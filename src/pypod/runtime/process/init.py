@@ -2,7 +2,9 @@
 
 stage-1 (a fork of the runtime): joins namespaces given by path, unshares the new ones (its user
 namespace mapped by the parent), then forks the init so that the init lands in the new pid
-namespace, reports the init's pid and exits.
+namespace, reports the init's pid and exits.  A new container's init that joins no namespace
+and has no user or time namespace is cloned by the parent straight into its new namespaces
+instead (`direct_init`: no stage-1).
 
 init: sets up the rootfs (create only), then the process (console, rlimits, user, capabilities,
 no_new_privs, seccomp), reports READY, waits for `start` on the exec fifo (create only) and
@@ -10,12 +12,13 @@ execs the container's program through the sealed helper.
 
 Its cgroups: a move by another process waits for an RCU grace period (10-20 ms, see
 pypod.linux.cgroups.SelfJoin), so the init of a new container joins them by itself where it can:
-the parent forks stage-1 into the cgroup2 one (clone3 with CLONE_INTO_CGROUP; the init, forked
-by stage-1, is born there), and the init writes "0" into the `tasks` files of the v1 ones as its
-first step.  Otherwise (an exec'd process, rootless, a pids limit of 1, a kernel that refuses
-the clone, a parent with threads) the parent moves the init meanwhile, and the init waits for
-that only where it matters: before hooks and the cgroup namespace when there are any, else
-once its seccomp filter is installed, before its credentials change.
+the parent clones the init (or stage-1) into the cgroup2 one (clone3 with CLONE_INTO_CGROUP; an
+init forked by stage-1 is born there too), and the init writes "0" into the `tasks` files of the
+v1 ones once the parent says CGROUP_JOINED (it sets their limits meanwhile).  Otherwise (an
+exec'd process, rootless, a pids limit of 1, a kernel that refuses the clone, a parent with
+threads) the parent moves the init meanwhile.  Either way the init waits for that only where it
+matters: before hooks and the cgroup namespace when there are any, else before it reads its
+seccomp filter (SECCOMP) and its credentials change.
 
 Nothing here returns to the caller: each function ends in exec or os._exit, and every failure is
 reported to the parent as an ERROR message first.
@@ -23,10 +26,12 @@ reported to the parent as an ERROR message first.
 
 from __future__ import annotations
 
+import binascii  # built in: usable after pivot_root
 import errno
 import os
 import signal
 import stat
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from pypod.errors import (
@@ -38,13 +43,14 @@ from pypod.errors import (
 )
 from pypod.linux import capabilities, exec_helper
 from pypod.linux import syscalls as sc
-from pypod.oci.runtime_spec import Process, Spec
+from pypod.oci.runtime_spec import LinuxSeccomp, Process, Spec
 from pypod.record import record
 from pypod.runtime import rootfs
 from pypod.runtime.process.sync import Channel, Msg
 
 if TYPE_CHECKING:
     from pypod.linux.cgroups import SelfJoin
+    from pypod.linux.seccomp import Program
 
 _RLIMITS = {
     "RLIMIT_CPU": 0, "RLIMIT_FSIZE": 1, "RLIMIT_DATA": 2, "RLIMIT_STACK": 3, "RLIMIT_CORE": 4,
@@ -86,6 +92,74 @@ class Plan:
     seccomp_cache: str | None = None
     #: how the process may join its cgroups by itself; None: the parent moves it
     self_join: SelfJoin | None = None
+    #: config.json's linux.seccomp as read, when `spec` was parsed without it: the parent
+    #: parses and compiles it once the process is forked (see seccomp_program)
+    seccomp_json: Mapping[str, Any] | None = None
+
+
+def uses_seccomp(plan: Plan) -> bool:
+    """Whether the process gets a seccomp filter (then the parent sends it: SECCOMP)."""
+    linux = plan.spec.linux
+    return plan.seccomp_json is not None or (linux is not None and linux.seccomp is not None)
+
+
+def seccomp_program(plan: Plan) -> Program | None:
+    """The process's compiled seccomp filter, None for none.
+
+    The parent calls this once the process is forked: parsing the profile and finding (or
+    compiling) its program then overlaps with the process's own set-up (its mounts), which
+    takes longer; the process needs the program only just before its credentials change.
+    """
+    from pypod.linux import seccomp_cache
+
+    config = plan.seccomp_json
+    if config is not None:  # as read: parsed only if the cache has no program for it
+        return seccomp_cache.program_for_config(
+            config, lambda: _parse_seccomp(config, plan.bundle), plan.seccomp_cache
+        )
+    profile = plan.spec.linux.seccomp if plan.spec.linux is not None else None
+    if profile is None:
+        return None
+    return seccomp_cache.program_for(profile, plan.seccomp_cache)
+
+
+def _parse_seccomp(config: Mapping[str, Any], bundle: str) -> LinuxSeccomp:
+    """config.json's linux.seccomp, validated (its errors named as in config.json)."""
+    import pypod
+    from pypod.oci.runtime_spec import parse_spec
+
+    wrapper = {
+        "ociVersion": pypod.OCI_RUNTIME_SPEC_VERSION,
+        "root": {"path": "/"},
+        "linux": {"seccomp": config},
+    }
+    linux = parse_spec(wrapper, source=os.path.join(bundle, "config.json")).linux
+    assert linux is not None and linux.seccomp is not None
+    return linux.seccomp
+
+
+def send_seccomp(chan: Channel, program: Program) -> None:
+    """The parent's SECCOMP message: the program's instructions (base64) and how to load it."""
+    chan.send(
+        Msg.SECCOMP,
+        code=binascii.b2a_base64(program.code, newline=False).decode(),
+        kernel_flags=program.kernel_flags,
+        syscall_nr=program.syscall_nr,
+    )
+
+
+def _receive_seccomp(chan: Channel) -> Program:
+    """SECCOMP, read with read(2) (see Channel.expect_read); needs no import."""
+    from pypod.linux import seccomp  # loaded by Prepared.build
+
+    data = chan.expect_read(Msg.SECCOMP).data
+    program = seccomp.Program(
+        code=binascii.a2b_base64(data["code"]),
+        kernel_flags=int(data["kernel_flags"]),
+        syscall_nr=int(data["syscall_nr"]),
+    )
+    program.check()
+    return program
 
 
 def runtime_hooks(plan: Plan) -> bool:
@@ -115,8 +189,6 @@ class Prepared:
     """
 
     helper_fd: int
-    #: pypod.linux.seccomp.Program, compiled (or taken from the cache) by the parent
-    seccomp_program: Any
     run_hooks: Any
     #: the exec fifo, opened for reading by the runtime: the init may run as a mapped user
     #: that could not open it by path (as runc passes it)
@@ -127,7 +199,7 @@ class Prepared:
     fifo_hold_fd: int | None = None
     #: plan.self_join opened: the cgroup2 directory the parent forks stage-1 into (None:
     #: none; the parent's only, stage-1 closes it) and the v1 `tasks` files the init writes "0"
-    #: to (it closes them first thing: host files)
+    #: to (at CGROUP_JOINED; it closes them then: host files)
     cgroup_dir_fd: int | None = None
     tasks_fds: tuple[int, ...] = ()
 
@@ -154,18 +226,14 @@ class Prepared:
         if plan.process.terminal:
             import pypod.linux.console
         if plan.unshare_flags & sc.CLONE_NEWNET:
-            import pypod.linux.netns  # noqa: F401 - used by stage-1 in the new namespace
+            import pypod.linux.netns  # used by stage-1 (or the init) in the new namespace
 
         caps = plan.process.capabilities
         if caps is not None:  # warnings (capabilities this kernel lacks) are shown here, by the
             for names in (caps.bounding, caps.effective, caps.permitted, caps.inheritable):
                 capabilities.to_mask(names)  # parent: the init cannot log once it pivoted
-        seccomp = plan.spec.linux.seccomp if plan.spec.linux is not None else None
-        program = None
-        if seccomp is not None:
-            from pypod.linux import seccomp_cache
-
-            program = seccomp_cache.program_for(seccomp, plan.seccomp_cache)
+        if uses_seccomp(plan):
+            import pypod.linux.seccomp  # noqa: F401 - the init builds the program it is sent
         hooks = None
         if plan.spec.hooks is not None and (
             plan.spec.hooks.create_container or plan.spec.hooks.start_container
@@ -180,7 +248,7 @@ class Prepared:
             fifo_fd = os.open(plan.fifo_path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
             hold_fd = os.open(plan.fifo_path, os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC)
         dir_fd, tasks = _open_self_join(plan)
-        return cls(exec_helper.sealed_helper_fd(), program, hooks, fifo_fd, hold_fd, dir_fd, tasks)
+        return cls(exec_helper.sealed_helper_fd(), hooks, fifo_fd, hold_fd, dir_fd, tasks)
 
 
 def _open_self_join(plan: Plan) -> tuple[int | None, tuple[int, ...]]:
@@ -233,7 +301,7 @@ def _describe_unexpected(exc: BaseException) -> str:
     return f"internal error: {type(exc).__name__}: {exc} (at {' <- '.join(reversed(where))})"
 
 
-def forbid_imports() -> None:
+def forbid_imports() -> tuple[object, ...]:
     """From here on no module can be imported, from anywhere.
 
     Once the process sees the container's filesystem (after pivot_root, or after joining the
@@ -241,15 +309,22 @@ def forbid_imports() -> None:
     this process still runs with the runtime's privileges: an import (a lazy one, a logging
     call on a rare path) would run the image's code.  Everything the container's processes need
     is imported by Prepared.build beforehand; only built-in and frozen modules stay importable.
+
+    Returns what it took away (the path finders, sys.path, the path hooks and the finders'
+    cache): the caller keeps it until it execs or exits, so that none of it is freed.  Freeing
+    those thousands of objects (the finders' directory listings) would write to, and so copy,
+    some 160 pages this fork still shares with the runtime: ~0.4 ms of a container's start.
     """
     import sys  # built in: importable anywhere
 
     bootstrap = sys.modules["_frozen_importlib"]  # always loaded; importlib itself may not be
     keep = (bootstrap.BuiltinImporter, bootstrap.FrozenImporter)
+    taken = (list(sys.meta_path), sys.path, sys.path_importer_cache, sys.path_hooks)
     sys.meta_path[:] = [finder for finder in sys.meta_path if finder in keep]
-    sys.path.clear()
-    sys.path_importer_cache.clear()
-    sys.path_hooks.clear()
+    sys.path = []
+    sys.path_importer_cache = {}
+    sys.path_hooks = []
+    return taken
 
 
 def stage1(chan: Channel, plan: Plan, prep: Prepared, *, self_join: bool = False) -> NoReturn:
@@ -258,8 +333,9 @@ def stage1(chan: Channel, plan: Plan, prep: Prepared, *, self_join: bool = False
     try:
         _close_inherited_fds(chan, plan, prep)
         _join_namespaces(plan.join)
+        locked: tuple[object, ...] = ()  # kept to the end (see forbid_imports)
         if any(ns_type == "mount" for ns_type, _ in plan.join):
-            forbid_imports()  # joined a container's mount namespace: its files are ours now
+            locked = forbid_imports()  # joined a container's mount namespace: its files now
         if plan.unshare_flags & sc.CLONE_NEWUSER:
             sc.unshare(sc.CLONE_NEWUSER)
             chan.send(Msg.MAP_IDS)
@@ -287,15 +363,40 @@ def stage1(chan: Channel, plan: Plan, prep: Prepared, *, self_join: bool = False
             sc.prctl(sc.PR_SET_DUMPABLE, 0)
         pid = os.fork()
         if pid == 0:
-            init(chan, plan, prep, self_join=self_join)
+            init(chan, plan, prep, self_join=self_join, locked=locked)
         chan.send(Msg.PID, pid=pid)
         os._exit(0)
     except BaseException as e:
         _report(chan, e)
 
 
+def direct_init(chan: Channel, plan: Plan, prep: Prepared, *, self_join: bool = False) -> NoReturn:
+    """The init cloned straight into its new namespaces (see parent._fork_init): what stage-1
+    would have done for it (no namespace to join, no user namespace to map), then `init`."""
+    try:
+        if not plan.in_userns:
+            sc.prctl(sc.PR_SET_DUMPABLE, 0)  # first of all (see stage1)
+        _close_inherited_fds(chan, plan, prep)
+        if plan.in_userns:
+            os.setresgid(0, 0, 0)
+            os.setresuid(0, 0, 0)
+        if plan.unshare_flags & sc.CLONE_NEWNET:
+            from pypod.linux import netns  # loaded by Prepared.build
+
+            netns.set_link_up("lo")
+    except BaseException as e:
+        _report(chan, e)
+    init(chan, plan, prep, self_join=self_join)
+
+
 def _join_cgroups(plan: Plan, prep: Prepared, *, self_join: bool) -> None:
-    """Write "0" into each v1 `tasks` file (when joining by ourselves); close them."""
+    """Write "0" into each v1 `tasks` file (when joining by ourselves); close them.
+
+    Only once the parent said CGROUP_JOINED: it sets the limits of new v1 cgroups once the
+    process is forked (parent.launch's set_limits), and a process in the devices cgroup while
+    its rules are written (deny all, then allow each) could be refused a device meanwhile.
+    Until then the process runs the runtime's code only, in the runtime's cgroups.
+    """
     try:
         if self_join and plan.self_join is not None:
             for fd, path in zip(prep.tasks_fds, plan.self_join.tasks, strict=True):
@@ -369,9 +470,16 @@ def _time_offsets(spec: Spec) -> None:
             f.write("".join(lines))
 
 
-def init(chan: Channel, plan: Plan, prep: Prepared, *, self_join: bool = False) -> NoReturn:
+def init(
+    chan: Channel,
+    plan: Plan,
+    prep: Prepared,
+    *,
+    self_join: bool = False,
+    locked: tuple[object, ...] = (),
+) -> NoReturn:
+    """`locked`: what stage-1's forbid_imports took away, kept to the end."""
     try:
-        _join_cgroups(plan, prep, self_join=self_join)
         _reset_signals()
         os.setsid()
         if plan.new_keyring:
@@ -382,14 +490,17 @@ def init(chan: Channel, plan: Plan, prep: Prepared, *, self_join: bool = False) 
             rootfs.prepare(
                 spec, plan.rootfs, plan.bundle, userns=plan.in_userns, cgroups=plan.cgroup_dirs
             )
-        # unless we joined our cgroups by ourselves the parent moves us meanwhile (the move
+        # unless we join our cgroups by ourselves the parent moves us meanwhile (the move
         # waits for an RCU grace period: overlapping it with our set-up saves that time).
-        # Either way its CGROUP_JOINED comes once it has stage-1's PID: nothing of ours may
-        # reach it before (we may well be faster than stage-1), so we wait for it before we
-        # send anything (RUN_HOOKS, CONSOLE, READY; an ERROR may come any time)
+        # Either way its CGROUP_JOINED comes once it has stage-1's PID and has set the
+        # cgroups' limits (we join the v1 ones by ourselves only then: see _join_cgroups):
+        # nothing of ours may reach it before (we may well be faster than stage-1), so we
+        # wait for it before we send anything (RUN_HOOKS, CONSOLE, READY; an ERROR may come
+        # any time)
         in_cgroup = _cgroup_first(plan)
         if in_cgroup:
             chan.expect(Msg.CGROUP_JOINED)
+            _join_cgroups(plan, prep, self_join=self_join)
         if plan.unshare_flags & sc.CLONE_NEWCGROUP:
             sc.unshare(sc.CLONE_NEWCGROUP)
         if plan.is_init:
@@ -400,12 +511,13 @@ def init(chan: Channel, plan: Plan, prep: Prepared, *, self_join: bool = False) 
                 state = _hook_state(plan.hook_state, "creating")
                 prep.run_hooks("createContainer", spec.hooks.create_container, state, fatal=True)
             rootfs.pivot(plan.rootfs, no_pivot=plan.no_pivot)
-            forbid_imports()
+            locked = (locked, forbid_imports())  # kept to the end
             _hostname(spec)
             _sysctl(spec)
         if proc.terminal:
             if not in_cgroup:
                 chan.expect(Msg.CGROUP_JOINED)
+                _join_cgroups(plan, prep, self_join=self_join)
                 in_cgroup = True
             _console(chan, proc, bind=plan.is_init)
         if plan.is_init:
@@ -413,13 +525,14 @@ def init(chan: Channel, plan: Plan, prep: Prepared, *, self_join: bool = False) 
         _oom_score_adj(proc)
         _rlimits(proc)
         _personality(spec)
-        if prep.seccomp_program is not None and not proc.no_new_privileges:
-            prep.seccomp_program.load()  # needs CAP_SYS_ADMIN: before the capabilities drop
         if not in_cgroup:
-            # with read(2) alone (the filter may deny recvmsg; it must allow read for the exec
-            # fifo), and before our credentials change: a cgroup v1 move by a user who is not
-            # root needs the moved process to have that user's uid
+            # before our credentials change: a cgroup v1 move by a user who is not root needs
+            # the moved process to have that user's uid (and the parent sends SECCOMP after it)
             chan.expect_read(Msg.CGROUP_JOINED)
+            _join_cgroups(plan, prep, self_join=self_join)
+        program = _receive_seccomp(chan) if uses_seccomp(plan) else None
+        if program is not None and not proc.no_new_privileges:
+            program.load()  # needs CAP_SYS_ADMIN: before the capabilities drop
         _user_and_capabilities(proc, in_userns=plan.in_userns, rootless=plan.rootless)
         _chdir(proc.cwd)
         env = _environment(proc)
@@ -435,8 +548,8 @@ def init(chan: Channel, plan: Plan, prep: Prepared, *, self_join: bool = False) 
             if spec.hooks is not None and spec.hooks.start_container:
                 state = _hook_state(plan.hook_state, "created")  # as runc passes it
                 prep.run_hooks("startContainer", spec.hooks.start_container, state, fatal=True)
-        if prep.seccomp_program is not None and proc.no_new_privileges:
-            prep.seccomp_program.load()  # as close to execve as it can be
+        if program is not None and proc.no_new_privileges:
+            program.load()  # as close to execve as it can be
         os.umask(proc.user.umask if proc.user.umask is not None else 0o022)
         sc.set_cloexec_from(3 + plan.preserve_fds)
         for fd in range(3, 3 + plan.preserve_fds):
@@ -444,7 +557,7 @@ def init(chan: Channel, plan: Plan, prep: Prepared, *, self_join: bool = False) 
         try:
             exec_helper.exec_through_helper(prep.helper_fd, path, list(proc.args), env)
         except OSLevelError as e:  # after READY nobody reads the channel any more
-            _exec_failed(path, e, seccomp=prep.seccomp_program is not None)
+            _exec_failed(path, e, seccomp=program is not None)
     except BaseException as e:
         _report(chan, e)
     os._exit(1)  # unreachable: exec_through_helper raises on failure

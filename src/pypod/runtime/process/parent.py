@@ -31,17 +31,20 @@ def launch(
     add_to_cgroup: Callable[[int], None],
     run_hooks: Callable[[int], None] | None = None,
     on_pid: Callable[[int], None] | None = None,
+    set_limits: Callable[[], None] | None = None,
 ) -> Launched:
-    """Fork stage-1, answer its requests, and return the pid of the ready process.
+    """Fork the init (or stage-1), answer its requests, and return the pid of the ready process.
 
     `on_pid(pid)` runs once the process exists, is in its cgroup and its prestart and
     createRuntime hooks have run, while it finishes its set-up: what the caller has to do with
-    the pid anyway is then off the path.
+    the pid anyway is then off the path.  `set_limits()` sets the limits of the new cgroup once
+    the process is forked, before the process or stage-1 enter it (a cgroup the process is
+    born in must have them before: cgroup v2), while the process starts setting itself up.
     """
     prep = init_mod.Prepared.build(plan)
     parent_end, child_end = Channel.pair()
     try:
-        stage1_pid, self_join = _fork_stage1(plan, prep)
+        child, self_join, direct = _fork_init(plan, prep)
     except BaseException:
         parent_end.close()
         child_end.close()
@@ -49,31 +52,22 @@ def launch(
         for fd in prep.fds():
             os.close(fd)
         raise
-    if stage1_pid == 0:
+    if child == 0:
         parent_end.close()
+        if direct:
+            init_mod.direct_init(child_end, plan, prep, self_join=self_join)
         init_mod.stage1(child_end, plan, prep, self_join=self_join)
     child_end.close()
     prep.close_cgroup_dir()
     for fd in prep.fds():
         os.close(fd)
-    pid = 0
+    stage1_pid = 0 if direct else child
+    pid = child if direct else 0
     try:
-        if not self_join and _stage1_in_cgroup(plan):
-            # as runc does: stage-1 joins the cgroup first, so that the slow first move (see
-            # init.py) overlaps with its namespaces and the init's mounts; the init, forked by
-            # it, is born there.  The init's own move below stays the one that counts.
-            with contextlib.suppress(OSError, PypodError):
-                add_to_cgroup(stage1_pid)
-        msg = parent_end.expect(Msg.MAP_IDS, Msg.PID)
-        if msg.type is Msg.MAP_IDS:
-            linux = plan.spec.linux
-            assert linux is not None
-            from pypod.linux import idmap
-
-            idmap.write_maps(stage1_pid, linux.uid_mappings, linux.gid_mappings)
-            parent_end.send(Msg.IDS_MAPPED)
-            msg = parent_end.expect(Msg.PID)
-        pid = int(msg.data["pid"])
+        if set_limits is not None:  # nothing of the container is in the v1 cgroups yet
+            set_limits()
+        if stage1_pid:
+            pid = _stage1_reports(plan, parent_end, stage1_pid, add_to_cgroup, self_join)
         try:
             if not self_join:  # else the init joins its cgroups by itself (see _fork_stage1)
                 add_to_cgroup(pid)
@@ -84,12 +78,21 @@ def launch(
             # exited (EPIPE/ECONNRESET here, or ESRCH from the cgroup): say what it said
             _raise_reported_error(parent_end)
             raise
-        _reap(stage1_pid)
+        # while the init sets itself up (see init_mod.seccomp_program)
+        program = init_mod.seccomp_program(plan) if init_mod.uses_seccomp(plan) else None
+        if stage1_pid:
+            _reap(stage1_pid)
         if init_mod.runtime_hooks(plan):
             parent_end.expect(Msg.RUN_HOOKS)
             if run_hooks is not None:
                 run_hooks(pid)
             parent_end.send(Msg.HOOKS_DONE)
+        if program is not None:
+            try:
+                init_mod.send_seccomp(parent_end, program)
+            except OSError:
+                _raise_reported_error(parent_end)  # the init failed meanwhile: say why
+                raise
         if on_pid is not None:
             on_pid(pid)
         console_fd = None
@@ -103,12 +106,75 @@ def launch(
             if p:
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(p, signal.SIGKILL)
-        _reap(stage1_pid)
+        if stage1_pid:
+            _reap(stage1_pid)
         if pid:
             _reap(pid)
         raise
     finally:
         parent_end.close()
+
+
+def _stage1_reports(
+    plan: init_mod.Plan,
+    chan: Channel,
+    stage1_pid: int,
+    add_to_cgroup: Callable[[int], None],
+    self_join: bool,
+) -> int:
+    """Serve stage-1 (its id maps) until it reports the init's pid; that pid."""
+    if not self_join and _stage1_in_cgroup(plan):
+        # as runc does: stage-1 joins the cgroup first, so that the slow first move (see
+        # init.py) overlaps with its namespaces and the init's mounts; the init, forked by
+        # it, is born there.  The init's own move in launch() stays the one that counts.
+        with contextlib.suppress(OSError, PypodError):
+            add_to_cgroup(stage1_pid)
+    msg = chan.expect(Msg.MAP_IDS, Msg.PID)
+    if msg.type is Msg.MAP_IDS:
+        linux = plan.spec.linux
+        assert linux is not None
+        from pypod.linux import idmap
+
+        idmap.write_maps(stage1_pid, linux.uid_mappings, linux.gid_mappings)
+        chan.send(Msg.IDS_MAPPED)
+        msg = chan.expect(Msg.PID)
+    return int(msg.data["pid"])
+
+
+def _fork_init(plan: init_mod.Plan, prep: init_mod.Prepared) -> tuple[int, bool, bool]:
+    """Fork the container's first process: (0 or its pid, whether the init joins its cgroups
+    by itself, whether that process is the init itself, born in its new namespaces).
+
+    A new container's init whose namespaces are all new ones, no user or time namespace among
+    them, is cloned straight into them (and into its cgroup2 directory where it can, see
+    _fork_stage1): no stage-1 (a fork of a big process, then a second fork) is needed.  A user
+    namespace must be mapped, and a time namespace given its offsets, before a process enters
+    it; a namespace given by path is joined with setns(2), which for a pid namespace takes
+    effect in children only: those go through stage-1, as does everything when the kernel
+    refuses the clone (no process was created: it is safe to fork again).
+    """
+    flags = _direct_clone_flags(plan)
+    if flags is not None:
+        from pypod.linux import clone
+
+        join = plan.self_join
+        self_join = join is not None and prep.self_join_planned
+        into = prep.cgroup_dir_fd if self_join else None
+        try:
+            return clone.clone_process(flags, into), self_join, True
+        except PypodError:
+            if into is not None:  # the cgroup refused (see _fork_stage1): the parent moves it
+                with contextlib.suppress(PypodError):
+                    return clone.clone_process(flags, None), False, True
+    return (*_fork_stage1(plan, prep), False)
+
+
+def _direct_clone_flags(plan: init_mod.Plan) -> int | None:
+    """The CLONE_NEW* flags the init can be cloned with directly, None if it needs stage-1."""
+    if not plan.is_init or plan.join or plan.unshare_flags & (sc.CLONE_NEWUSER | sc.CLONE_NEWTIME):
+        return None
+    # the cgroup namespace is unshared by the init once it is in its cgroup
+    return plan.unshare_flags & ~sc.CLONE_NEWCGROUP
 
 
 def _fork_stage1(plan: init_mod.Plan, prep: init_mod.Prepared) -> tuple[int, bool]:

@@ -7,19 +7,29 @@ this order (the parent checks it):
   stage-1 -> parent   MAP_IDS                        unshared a user namespace, please map it
   parent -> stage-1   IDS_MAPPED
   stage-1 -> parent   PID {pid}                      forked the init (pid in the parent's ns)
+                                                     (no stage-1 when the parent cloned the
+                                                     init into its namespaces: it has its pid)
   parent -> init      CGROUP_JOINED                  the init is in its cgroup (it sets itself
                                                      up meanwhile and waits for this before
                                                      hooks or a cgroup namespace if it has
                                                      any, before CONSOLE if it has a
-                                                     terminal, else after installing seccomp,
-                                                     reading it with read(2) alone).  When the
+                                                     terminal, else before it reads SECCOMP,
+                                                     with read(2) alone).  When the
                                                      init joins its cgroups by itself (see
-                                                     parent._fork_stage1) only the go-ahead:
-                                                     the parent has stage-1's PID, the init's
-                                                     messages cannot overtake it any more
+                                                     parent._fork_stage1) the go-ahead to
+                                                     enter its v1 ones (their limits are
+                                                     set) and to send: the parent has
+                                                     stage-1's PID, the init's messages
+                                                     cannot overtake it any more
   init -> parent      RUN_HOOKS                      namespaces and mounts are ready (only with
                                                      prestart or createRuntime hooks)
   parent -> init      HOOKS_DONE                     prestart/createRuntime hooks have run
+  parent -> init      SECCOMP {code, kernel_flags,   the compiled seccomp filter, when the
+                       syscall_nr}                   process has one: the parent parses and
+                                                     compiles it after the fork, meanwhile
+                                                     (sent after CGROUP_JOINED and HOOKS_DONE;
+                                                     the init reads it with read(2) alone,
+                                                     after CGROUP_JOINED, before it loads it)
   init -> parent      CONSOLE + fd                   pty master, when process.terminal
   init -> parent      READY                          about to wait for `start` (or exec)
   any child -> parent ERROR {message, exit_code}     the step failed; the child exits
@@ -44,6 +54,7 @@ class Msg(enum.StrEnum):
     CGROUP_JOINED = "cgroup-joined"
     MAP_IDS = "map-ids"
     IDS_MAPPED = "ids-mapped"
+    SECCOMP = "seccomp"
     PID = "pid"
     RUN_HOOKS = "run-hooks"
     HOOKS_DONE = "hooks-done"

@@ -56,6 +56,9 @@ log = get_logger(__name__)
 #: mount data must fit in a page, the final NUL included
 _PAGE = os.sysconf("SC_PAGESIZE") if hasattr(os, "sysconf") else 4096
 _OPTIONAL = ("index=off", "metacopy=off", "redirect_dir=off")
+#: what a "volatile" overlay mount leaves in its work dir (kernel: ovl_create_volatile_dirty);
+#: a mount of the layer is refused while it is there
+_VOLATILE_MARK = "work/work/incompat/volatile"
 #: overlayfs' limit on lower layers (OVL_MAX_STACK)
 MAX_DEPTH = 500
 
@@ -197,7 +200,9 @@ class OverlayDriver:
     def mount_count(self, layer_id: str) -> int:
         return self.counts.get(layer_id)
 
-    def mount(self, layer_id: str, *, mount_label: str | None = None) -> str:
+    def mount(
+        self, layer_id: str, *, mount_label: str | None = None, volatile: bool = False
+    ) -> str:
         d = self._dir(layer_id)
         if not self.exists(layer_id):
             raise NotFound(f"layer {layer_id} has no directory in {self.home}")
@@ -209,11 +214,11 @@ class OverlayDriver:
                 return merged
             if _mounted(merged):  # a FUSE mount whose daemon is gone (ENOTCONN)
                 _umount(merged)
-            self._mount(layer_id, merged, mount_label)
+            self._mount(layer_id, merged, mount_label, volatile)
             self.counts.set(layer_id, 1)
         return merged
 
-    def _mount(self, layer_id: str, merged: str, mount_label: str | None) -> None:
+    def _mount(self, layer_id: str, merged: str, mount_label: str | None, volatile: bool) -> None:
         lowers = self._lowers(layer_id) or ["empty"]
         label = f',context="{mount_label}"' if mount_label else ""
 
@@ -232,6 +237,16 @@ class OverlayDriver:
         in_userns = userns.in_user_namespace()
         if in_userns:  # rootless: no trusted.* xattrs, so no redirect_dir
             optional = ("index=off", "metacopy=off", "userxattr")
+        mark = os.path.join(self._dir(layer_id), _VOLATILE_MARK)
+        if os.path.lexists(mark):
+            # a volatile mount, cleanly unmounted (we hold the counts lock, nothing mounts the
+            # layer): its writes are in the page cache, the kernel refuses to mount the layer
+            # again while its work dir has the mark.  containers/storage removes it too
+            from pypod.fstree import remove_tree
+
+            remove_tree(mark)
+        if volatile:
+            optional += ("volatile",)
         while True:
             absolute = data(self.home + "/", optional)
             try:

@@ -89,7 +89,9 @@ class VfsDriver:
     def mount_count(self, layer_id: str) -> int:
         return self.counts.get(layer_id)
 
-    def mount(self, layer_id: str, *, mount_label: str | None = None) -> str:
+    def mount(
+        self, layer_id: str, *, mount_label: str | None = None, volatile: bool = False
+    ) -> str:
         if not self.exists(layer_id):
             raise NotFound(f"layer {layer_id} has no directory in {self.home}")
         with self.counts.lock:
