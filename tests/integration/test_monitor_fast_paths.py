@@ -10,6 +10,8 @@
 from __future__ import annotations
 
 import os
+import socket
+import struct
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -87,13 +89,31 @@ def test_monitor_forked_ahead_creates_when_told(mon_pypod: Harness) -> None:
     assert mon_pypod.wait_exit(cfg)["exit_code"] == 5
 
 
+def _listener_pid(path: str) -> int:
+    """The pid of the process listening on the unix socket at `path` (SO_PEERCRED)."""
+    deadline = time.monotonic() + 10
+    with socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET) as s:
+        while True:
+            try:
+                s.connect(path)
+                break
+            except ConnectionRefusedError:  # bound, not listening yet
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.001)
+        creds = s.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+    pid: int = struct.unpack("3i", creds)[0]
+    return pid
+
+
 def test_monitor_forked_ahead_aborted_leaves_nothing(mon_pypod: Harness) -> None:
     cfg = mon_pypod.config(["true"])
     spawning = fork_monitor(cfg)
-    pid_file = os.path.join(cfg.userdata, "monitor.pid")
-    wait_for(lambda: os.path.exists(pid_file), what="the monitor's pid file")
-    with open(pid_file) as f:
-        monitor = int(f.read())
+    # its attach socket is bound first thing (monitor.pid is written during the create)
+    attach = os.path.join(cfg.userdata, "attach")
+    wait_for(lambda: os.path.exists(attach), what="the monitor's attach socket")
+    monitor = _listener_pid(attach)
+    assert alive(monitor)
     spawning.abort()
     wait_for(lambda: not alive(monitor), what="the aborted monitor's exit")
     # no attach socket, ctl fifo, pid file, exit file (the log, the container's, may stay)

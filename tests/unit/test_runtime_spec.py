@@ -863,7 +863,9 @@ def _apply(data: dict[str, Any], mutation: tuple[Any, str, str, Any]) -> dict[st
     for part in path[:-1]:
         node = node[part]
     last = path[-1]
-    if not isinstance(last, str if isinstance(node, dict) else int):
+    if not isinstance(node, dict | list) or not isinstance(
+        last, str if isinstance(node, dict) else int
+    ):
         raise TypeError("an earlier mutation changed the container")
     if how == "set":
         node[last] = value

@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from pypod.atomic import write_atomic
-from pypod.engine.config import ContainerConfig, from_json, to_json
+from pypod.engine.config import ContainerConfig, Healthcheck, from_json, to_json
 from pypod.engine.db import EngineDB
 from pypod.engine.names import check_name, random_name
 from pypod.engine.state import (
@@ -65,6 +65,8 @@ class Engine:
         os.makedirs(self.paths.runroot, mode=0o700, exist_ok=True)
         self.db = EngineDB(self.paths.database)
         self._store: Store | None = None
+        #: image ID -> the image's `config` (an image's ID is its config's digest: never stale)
+        self._image_configs: dict[str, dict[str, Any]] = {}
         if not os.path.exists(self.paths.alive_marker):
             self._refresh()
 
@@ -276,10 +278,14 @@ class Engine:
         return Container(id=cid, name=name, config=cfg, state=state, created=now)
 
     def _image_config(self, image_id: str) -> dict[str, Any]:
-        from pypod.image.lookup import image_config
+        """The image's `config` (read once per Engine: create and init ask for it 3 times)."""
+        found = self._image_configs.get(image_id)
+        if found is None:
+            from pypod.image.lookup import image_config
 
-        config = image_config(self.store, self.store.image(image_id)).get("config")
-        return config if isinstance(config, dict) else {}
+            config = image_config(self.store, self.store.image(image_id)).get("config")
+            found = self._image_configs[image_id] = config if isinstance(config, dict) else {}
+        return found
 
     def _with_image_defaults(self, cfg: ContainerConfig) -> ContainerConfig:
         """What the image says and the flags did not: StopSignal, and a volume for each of its
@@ -397,7 +403,6 @@ class Engine:
 
             c.config = replace(c.config, cgroup_parent=split_cgroup())
         from pypod.engine.spec import build_spec
-        from pypod.image.lookup import image_config
 
         userdata = self.paths.userdata(c.id)
         os.makedirs(userdata, mode=0o700, exist_ok=True)
@@ -405,11 +410,14 @@ class Engine:
         os.makedirs(rundir, mode=0o700, exist_ok=True)
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self.paths.exit_file(c.id))
-        from pypod.engine.health import as_state, effective
+        config = self._image_config(c.config.image_id)
+        check: Healthcheck | None = None
+        check_state: dict[str, Any] | None = None
+        if c.config.healthcheck is not None or "Healthcheck" in config:  # (import time)
+            from pypod.engine.health import as_state, effective
 
-        image = self.store.image(c.config.image_id)
-        config = image_config(self.store, image).get("config") or {}
-        check = effective(c.config, config)
+            check = effective(c.config, config)
+            check_state = as_state(check) if check else None
         # the monitor is forked now: it sets itself up while we mount and write the bundle,
         # and creates the container once told to (`early.create()`); `abort` if we fail first
         early = self._spawn_monitor(
@@ -496,7 +504,7 @@ class Engine:
             "stopped_by_user": False,
             "volumes_mounted": volumes,
             **net_state,
-            "healthcheck": as_state(check) if check else None,
+            "healthcheck": check_state,
             "health": {"status": "starting", "failing_streak": 0, "log": []} if check else None,
         }
         if pending.started:

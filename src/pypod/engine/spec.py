@@ -177,9 +177,10 @@ def build_spec(
         annotations=annotations,
         linux=linux,
     )
-    from pypod.engine import rootless
+    if (cfg.userns or "") not in ("", "host") or cfg.uidmap or cfg.gidmap:
+        from pypod.engine import rootless  # (not imported without them: start-up time)
 
-    spec = rootless.with_userns(cfg, spec, userdata)  # --userns=keep-id, --uidmap, --gidmap
+        spec = rootless.with_userns(cfg, spec, userdata)  # --userns=keep-id, --uidmap, --gidmap
     return spec_to_dict(spec)
 
 
@@ -474,10 +475,13 @@ def _sysctls(cfg: ContainerConfig, ns: _Namespaces) -> dict[str, str]:
 
 
 def _cgroups_path(cfg: ContainerConfig, container_id: str) -> str:
-    from pypod.engine import rootless
+    from pypod.linux import userns
 
-    if rootless.without_cgroups():  # rootless on cgroup v1: none (the runtime skips them)
-        return ""
+    if userns.rootless():  # (engine.rootless is not imported as root: start-up time)
+        from pypod.engine import rootless
+
+        if rootless.without_cgroups():  # rootless on cgroup v1: none (the runtime skips them)
+            return ""
     parent = cfg.cgroup_parent or CGROUP_PARENT
     if parent.endswith(".slice"):
         raise InvalidArgument(

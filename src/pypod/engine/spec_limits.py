@@ -147,11 +147,14 @@ def resources(cfg: ContainerConfig, device_rules: tuple[LinuxDeviceCgroup, ...])
     """Device rules (deny all unless --privileged, then the --device ones), memory, cpu and
     the pids limit (podman's 2048 unless given; 0 or -1: none)."""
     r = cfg.resources
-    from pypod.engine import rootless
+    from pypod.linux import userns
 
-    if rootless.without_cgroups():  # rootless on cgroup v1: no cgroup, so no limits (podman)
-        rootless.check_no_resources(r)
-        return LinuxResources()
+    if userns.rootless():  # (engine.rootless is not imported as root: start-up time)
+        from pypod.engine import rootless
+
+        if rootless.without_cgroups():  # rootless on cgroup v1: no cgroup, so no limits (podman)
+            rootless.check_no_resources(r)
+            return LinuxResources()
     if cfg.privileged:
         devices = (LinuxDeviceCgroup(allow=True, access="rwm"), *device_rules)
     else:

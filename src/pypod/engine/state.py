@@ -15,8 +15,8 @@ import time
 from typing import Any
 
 from pypod.engine.config import ContainerConfig
+from pypod.linux.procstat import proc_start_time
 from pypod.record import field, record
-from pypod.runtime.state import proc_start_time
 
 #: statuses in which something may be alive (the monitor, the container's processes)
 LIVE = ("created", "running", "paused", "stopping")

@@ -5,13 +5,13 @@
 1. closes every fd it inherited from the CLI but the sync socket; stdio /dev/null; cwd /;
    becomes a child subreaper, so the container's init (left behind by stage-1 or by runc)
    becomes its child;
-2. opens the log, binds `userdata/attach` (SOCK_SEQPACKET, listening), makes the `userdata/ctl`
-   fifo, writes `userdata/monitor.pid`;
+2. opens the log, binds `userdata/attach` (SOCK_SEQPACKET, listening);
    imports what the runtime needs, then waits for CREATE (the CLI writes the bundle
    meanwhile; EOF instead: it gave up, the monitor removes its files and exits);
 3. makes the container's pipes (or, with a terminal, gets the pty master from the runtime),
    points its fds 0, 1, 2 at them and calls `OCIRuntime.create` (for an exec session: nothing
-   yet); reports CREATED;
+   yet), which has the `userdata/ctl` fifo made and `userdata/monitor.pid` written while the
+   init sets itself up (an exec session's are made in 2); reports CREATED;
 4. waits for START (start the container / exec the process; report STARTED) or EOF (release:
    leave the container created);
 5. exec()s `python -I -S` running pypod/monitor/loop.py with the fds it needs: the loop is a
@@ -174,32 +174,47 @@ class Bootstrap:
                 raise from_oserror(f"container log {cfg.log_path}", e) from e
         self.listener = _listen(os.path.join(cfg.userdata, "attach"))
         self.files.append(os.path.join(cfg.userdata, "attach"))
-        ctl = os.path.join(cfg.userdata, "ctl")
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(ctl)
-        os.mkfifo(ctl, 0o600)
-        self.files.append(ctl)
-        self.ctl = os.open(ctl, os.O_RDWR | os.O_NONBLOCK | os.O_CLOEXEC)
         if cfg.sdnotify_socket:  # bound before the container exists: nothing it sends is lost
             from pypod.monitor.notify import bind_container_socket
 
             self.notify = bind_container_socket(cfg)
             self.files.append(cfg.notify_socket_path)
-        from pypod.atomic import write_atomic
-
-        pid_file = os.path.join(cfg.userdata, "monitor.pid")
-        write_atomic(pid_file, str(self.monitor_pid).encode(), sync=False)
-        self.files.append(pid_file)
+        if not self.publish_meanwhile():
+            self.publish()
         if not cfg.tty:
             self.out_r, self.out_w = os.pipe()
             self.err_r, self.err_w = os.pipe()
             if cfg.stdin:
                 self.in_r, self.in_w = os.pipe()
 
+    def publish_meanwhile(self) -> bool:
+        """Whether `publish` is left to the runtime's create (OCIRuntime.create's `meanwhile`:
+        the in-process runtime has it done while the container's init sets itself up): the
+        monitor is ready for CREATE that much sooner (it is often later than the CLI)."""
+        return not self.cfg.is_exec
+
+    def publish(self) -> None:
+        """The monitor's files for the commands to come, made before CREATED: the `ctl`
+        fifo and `monitor.pid`."""
+        ctl = os.path.join(self.cfg.userdata, "ctl")
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(ctl)
+        os.mkfifo(ctl, 0o600)
+        self.files.append(ctl)
+        self.ctl = os.open(ctl, os.O_RDWR | os.O_NONBLOCK | os.O_CLOEXEC)
+        from pypod.atomic import write_atomic
+
+        pid_file = os.path.join(self.cfg.userdata, "monitor.pid")
+        write_atomic(pid_file, str(self.monitor_pid).encode(), sync=False)
+        self.files.append(pid_file)
+
     def create(self) -> None:
         assert self.runtime is not None
+        meanwhile = self.publish if self.publish_meanwhile() else None
         with self.container_stdio():
-            result = self.runtime.create(self.cfg.container_id, self.cfg.bundle, tty=self.cfg.tty)
+            result = self.runtime.create(
+                self.cfg.container_id, self.cfg.bundle, tty=self.cfg.tty, meanwhile=meanwhile
+            )
         self.created = True
         self.pid = result.pid
         if result.console_fd is not None:

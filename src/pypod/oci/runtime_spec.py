@@ -461,23 +461,40 @@ def _json_name(attr: str) -> str:
     return head + "".join(part.capitalize() for part in rest)
 
 
-def _to_json_object(obj: Any) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for f in fields(obj):
-        value = getattr(obj, f.name)
-        if value is None:
-            continue
+#: record class -> (attribute, JSON key, omitempty) of each field, worked out once per class
+#: (`spec_to_dict` meets each class many times: ~750 values in a plain container's spec)
+_PLANS: dict[type, tuple[tuple[str, str, bool], ...]] = {}
+
+
+def _plan(cls: type) -> tuple[tuple[str, str, bool], ...]:
+    plan = _PLANS.get(cls)
+    if plan is None:
         # Go's omitempty: a pointer (default None here) is omitted only when nil; any other
         # member when it is false, 0, "" or an empty list or map.
-        omitempty = f.default is not None and not f.metadata.get("keep")
+        plan = _PLANS[cls] = tuple(
+            (f.name, _json_name(f.name), f.default is not None and not f.metadata.get("keep"))
+            for f in fields(cls)
+        )
+    return plan
+
+
+def _to_json_object(obj: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name, key, omitempty in _plan(type(obj)):
+        value = getattr(obj, name)
+        if value is None:
+            continue
         if omitempty and isinstance(value, bool | int | str | tuple | dict) and not value:
             continue
-        out[_json_name(f.name)] = _to_json(value)
+        out[key] = _to_json(value)
     return out
 
 
 def _to_json(value: object) -> Any:
-    if is_record(value) and not isinstance(value, type):
+    cls = type(value)
+    if cls is str or cls is int or cls is bool:  # most values: nothing to convert
+        return value
+    if cls in _PLANS or is_record(value):
         return _to_json_object(value)
     if isinstance(value, tuple):
         return [_to_json(v) for v in value]

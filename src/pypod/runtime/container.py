@@ -25,6 +25,7 @@ from pypod.errors import (
 )
 from pypod.linux import syscalls as sc
 from pypod.linux import userns
+from pypod.linux.procstat import proc_start_time
 from pypod.oci.runtime_spec import (
     LinuxDeviceCgroup,
     LinuxResources,
@@ -41,7 +42,6 @@ from pypod.runtime.state import (
     StateDir,
     Status,
     now_rfc3339,
-    proc_start_time,
     validate_id,
 )
 
@@ -68,6 +68,10 @@ class CreateOptions:
     preserve_fds: int = 0
     #: `run` in the foreground keeps the terminal itself instead of sending it to a socket
     foreground: bool = False
+    #: the caller's own work to have done by the time `create` returns, run in this process
+    #: while the init sets itself up (the state is saved then): off the path of the create
+    #: (the monitor makes its files then).  What it raises fails the create (nothing is left)
+    meanwhile: Callable[[], None] | None = None
 
 
 @record
@@ -160,6 +164,8 @@ class Runtime:
                 }
                 self.states.save(record)
                 self._just_created = record
+                if opts.meanwhile is not None:
+                    opts.meanwhile()
 
             launched = parent.launch(
                 plan,

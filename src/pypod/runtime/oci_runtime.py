@@ -24,7 +24,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, Protocol
 
 from pypod.errors import (
@@ -69,8 +69,17 @@ class OCIRuntime(Protocol):
     #: the runtime's state root (`--root`)
     root: str
 
-    def create(self, container_id: str, bundle: str, *, tty: bool) -> CreateResult:
-        """Create the container (its init waits for `start`); stdio: the caller's fds 0, 1, 2."""
+    def create(
+        self,
+        container_id: str,
+        bundle: str,
+        *,
+        tty: bool,
+        meanwhile: Callable[[], None] | None = None,
+    ) -> CreateResult:
+        """Create the container (its init waits for `start`); stdio: the caller's fds 0, 1, 2.
+        `meanwhile()`: the caller's own work, done by the time this returns (the in-process
+        runtime runs it while the init sets itself up); what it raises fails the create."""
         ...
 
     def start(self, container_id: str) -> None: ...
@@ -139,12 +148,19 @@ class InProcessRuntime:
             self._rt = Runtime(self.root)
         return self._rt
 
-    def create(self, container_id: str, bundle: str, *, tty: bool) -> CreateResult:
+    def create(
+        self,
+        container_id: str,
+        bundle: str,
+        *,
+        tty: bool,
+        meanwhile: Callable[[], None] | None = None,
+    ) -> CreateResult:
         from pypod.runtime.container import CreateOptions
 
         rt = self._runtime()
         # foreground: the runtime keeps the pty master for us instead of sending it to a socket
-        opts = CreateOptions(bundle=bundle, foreground=tty)
+        opts = CreateOptions(bundle=bundle, foreground=tty, meanwhile=meanwhile)
         with _exec_errors():
             pid = rt.create(container_id, opts)
         console, rt._foreground_console = rt._foreground_console, None
@@ -271,9 +287,18 @@ class BinaryRuntime:
         text = f"{self._label} {verb} {container_id}: {message or f'exited with status {code}'}"
         return classify_runtime_message(text, starting=verb in ("create", "exec", "start"))
 
-    def create(self, container_id: str, bundle: str, *, tty: bool) -> CreateResult:
+    def create(
+        self,
+        container_id: str,
+        bundle: str,
+        *,
+        tty: bool,
+        meanwhile: Callable[[], None] | None = None,
+    ) -> CreateResult:
         import subprocess
 
+        if meanwhile is not None:  # before anything exists: a failure leaves nothing behind
+            meanwhile()
         with _Scratch() as scratch:
             listener = scratch.console_listener() if tty else None
             args = ["create", "--bundle", bundle, "--pid-file", scratch.pid_path]

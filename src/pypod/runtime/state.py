@@ -18,6 +18,7 @@ from typing import Any
 
 from pypod.atomic import write_atomic
 from pypod.errors import AlreadyExists, ContainerNotFound, InvalidArgument, from_oserror
+from pypod.linux.procstat import proc_start_time
 from pypod.record import field, fields, record
 
 STATE_FILE = "state.json"
@@ -61,17 +62,6 @@ def now_rfc3339() -> str:
     ns = time.time_ns()
     secs, frac = divmod(ns, 1_000_000_000)
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(secs)) + f".{frac:09d}Z"
-
-
-def proc_start_time(pid: int) -> tuple[int, str] | None:
-    """(start time in clock ticks, state letter) of `pid` from /proc/<pid>/stat, None if gone."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            raw = f.read().decode()
-    except OSError:
-        return None
-    rest = raw[raw.rindex(")") + 2 :].split()
-    return int(rest[19]), rest[0]
 
 
 @record(frozen=False)
