@@ -1,5 +1,5 @@
-"""How the programs start and end: their console scripts call `collect_less()`, then
-`exit_now(main())`.
+"""How the programs start and end: their console scripts call `run_program(main)`, which is
+`collect_less()`, then `exit_now(main())`.
 
 While a command starts, it imports ~100 modules and creates their functions and classes: all
 objects that live as long as the process, which the cyclic garbage collector, run every 700
@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable
 from typing import NoReturn
 
 #: allocations (less deallocations) between two collections of the youngest generation
@@ -45,3 +46,10 @@ def exit_now(code: int) -> NoReturn:
         except (OSError, ValueError):  # a closed pipe (`| head`) or stream: nothing to keep
             pass
     os._exit(code)
+
+
+def run_program(main: Callable[[], int]) -> NoReturn:
+    """A program's console script: `main()` with the collector run less often, then the
+    process ends at once with its exit code."""
+    collect_less()
+    exit_now(main())

@@ -194,3 +194,10 @@ def from_json(data: dict[str, Any]) -> ContainerConfig:
         h = kw["healthcheck"]
         kw["healthcheck"] = Healthcheck(**{**h, "test": tuple(h["test"])})
     return ContainerConfig(**kw)
+
+
+def asks_for_userns(mode: str | None, uidmap: object, gidmap: object) -> bool:
+    """Whether `--userns MODE`, `--uidmap` and `--gidmap` ask for a user namespace of the
+    container's own (`rootless.userns_plan` says which, or what is wrong): any map, or a mode
+    other than "" and host."""
+    return bool(uidmap or gidmap) or (mode or "") not in ("", "host")

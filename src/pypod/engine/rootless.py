@@ -17,6 +17,7 @@ import os
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from pypod.engine.config import asks_for_userns
 from pypod.errors import (
     InvalidArgument,
     InvalidState,
@@ -247,7 +248,7 @@ def userns_plan(
         uids = tuple(m for text in uidmap for m in parse_idmap(text, "--uidmap"))
         gids = tuple(m for text in gidmap for m in parse_idmap(text, "--gidmap"))
         return UsernsPlan(uid_maps=uids or gids, gid_maps=gids or uids)  # podman: one for both
-    if mode in ("", "host"):
+    if not asks_for_userns(mode, uidmap, gidmap):
         return None
     if mode == "private":
         raise InvalidArgument(

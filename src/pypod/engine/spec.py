@@ -25,7 +25,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from pypod.engine import etcfiles, sdnotify, spec_limits, spec_mounts, spec_security
-from pypod.engine.config import ContainerConfig
+from pypod.engine.config import ContainerConfig, asks_for_userns
 from pypod.engine.etcfiles import NetworkFiles
 from pypod.errors import InvalidArgument, NotSupported
 from pypod.oci.runtime_spec import (
@@ -177,7 +177,7 @@ def build_spec(
         annotations=annotations,
         linux=linux,
     )
-    if (cfg.userns or "") not in ("", "host") or cfg.uidmap or cfg.gidmap:
+    if asks_for_userns(cfg.userns, cfg.uidmap, cfg.gidmap):
         from pypod.engine import rootless  # (not imported without them: start-up time)
 
         spec = rootless.with_userns(cfg, spec, userdata)  # --userns=keep-id, --uidmap, --gidmap
@@ -475,13 +475,8 @@ def _sysctls(cfg: ContainerConfig, ns: _Namespaces) -> dict[str, str]:
 
 
 def _cgroups_path(cfg: ContainerConfig, container_id: str) -> str:
-    from pypod.linux import userns
-
-    if userns.rootless():  # (engine.rootless is not imported as root: start-up time)
-        from pypod.engine import rootless
-
-        if rootless.without_cgroups():  # rootless on cgroup v1: none (the runtime skips them)
-            return ""
+    if spec_limits.without_cgroups():  # rootless on cgroup v1: none (the runtime skips them)
+        return ""
     parent = cfg.cgroup_parent or CGROUP_PARENT
     if parent.endswith(".slice"):
         raise InvalidArgument(

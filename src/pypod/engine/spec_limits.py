@@ -143,18 +143,27 @@ def _swap_accounting() -> bool:
     return os.path.exists("/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes")
 
 
+def without_cgroups() -> bool:
+    """`rootless.without_cgroups()`, without importing engine.rootless as root (start-up time:
+    it can only be true rootless)."""
+    from pypod.linux import userns
+
+    if not userns.rootless():
+        return False
+    from pypod.engine import rootless
+
+    return rootless.without_cgroups()
+
+
 def resources(cfg: ContainerConfig, device_rules: tuple[LinuxDeviceCgroup, ...]) -> LinuxResources:
     """Device rules (deny all unless --privileged, then the --device ones), memory, cpu and
     the pids limit (podman's 2048 unless given; 0 or -1: none)."""
     r = cfg.resources
-    from pypod.linux import userns
-
-    if userns.rootless():  # (engine.rootless is not imported as root: start-up time)
+    if without_cgroups():  # rootless on cgroup v1: no cgroup, so no limits (podman)
         from pypod.engine import rootless
 
-        if rootless.without_cgroups():  # rootless on cgroup v1: no cgroup, so no limits (podman)
-            rootless.check_no_resources(r)
-            return LinuxResources()
+        rootless.check_no_resources(r)
+        return LinuxResources()
     if cfg.privileged:
         devices = (LinuxDeviceCgroup(allow=True, access="rwm"), *device_rules)
     else:

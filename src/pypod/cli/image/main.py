@@ -114,10 +114,9 @@ class UsageError(InvalidArgument):
 def entry() -> None:
     """The `pypod-image` program (its console script): `main()`, then the process ends at once
     (cli/process_exit.py), which also has the garbage collector run less often."""
-    from pypod.cli.process_exit import collect_less, exit_now
+    from pypod.cli.process_exit import run_program
 
-    collect_less()
-    exit_now(main())
+    run_program(main)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

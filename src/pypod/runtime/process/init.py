@@ -348,9 +348,7 @@ def stage1(chan: Channel, plan: Plan, prep: Prepared, *, self_join: bool = False
         if rest:
             sc.unshare(rest)
         if rest & sc.CLONE_NEWNET:
-            from pypod.linux import netns  # loaded by Prepared.build
-
-            netns.set_link_up("lo")  # runc's "loopback" network: a new namespace gets lo up
+            _loopback_up()
         if rest & sc.CLONE_NEWTIME and plan.spec.linux is not None:
             _time_offsets(plan.spec)
         if not plan.in_userns:
@@ -381,12 +379,17 @@ def direct_init(chan: Channel, plan: Plan, prep: Prepared, *, self_join: bool = 
             os.setresgid(0, 0, 0)
             os.setresuid(0, 0, 0)
         if plan.unshare_flags & sc.CLONE_NEWNET:
-            from pypod.linux import netns  # loaded by Prepared.build
-
-            netns.set_link_up("lo")
+            _loopback_up()
     except BaseException as e:
         _report(chan, e)
     init(chan, plan, prep, self_join=self_join)
+
+
+def _loopback_up() -> None:
+    """runc's "loopback" network: a new network namespace gets its lo up."""
+    from pypod.linux import netns  # loaded by Prepared.build
+
+    netns.set_link_up("lo")
 
 
 def _join_cgroups(plan: Plan, prep: Prepared, *, self_join: bool) -> None:
