@@ -119,6 +119,6 @@ def normalize(text: str) -> str:
     text = HEX64.sub("<ID>", text)
     text = re.sub(r"^--> [0-9a-f]{11}$", "--> <id>", text, flags=re.M)
     text = HEX12.sub("<id>", text)
-    text = re.sub(r"(Less than a second|\d+ seconds|About a minute|\d+ minutes) ago", "<age>",
+    text = re.sub(r"(Less than a second|\d+ seconds?|About a minute|\d+ minutes) ago", "<age>",
                   text)  # fmt: skip
     return text.replace("pypod-build", "buildah")
