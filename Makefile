@@ -16,7 +16,7 @@ bytecode: setup
 
 # Host packages first (idempotent: apt-get runs only when something is missing), then the venv,
 # built from Debian's python3.11 (the pyenv shim on PATH costs ~50 ms per start, see MACHINE.md).
-$(VENV)/.installed: pyproject.toml scripts/setup-host
+$(VENV)/.installed: pyproject.toml scripts/setup-host $(wildcard bin/pypod*)
 	bash scripts/setup-host
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[test]'

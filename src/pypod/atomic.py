@@ -8,12 +8,16 @@ all use.  Standard library only, and cheap to import (it is on `pypod-runtime ru
 from __future__ import annotations
 
 import _thread
-import contextlib
 import os
-from collections.abc import Iterator
+
+from pypod.stdlite import contextmanager
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 
-@contextlib.contextmanager
+@contextmanager
 def replacing(path: str, *, mode: int = 0o644, sync: bool = True) -> Iterator[str]:
     """Yield the name of a new empty file next to `path`; fill it in the `with` body.
 

@@ -9,7 +9,10 @@ everything else goes to the real `logging.getLogger(name)`, exactly as without t
 from __future__ import annotations
 
 import sys
-from typing import Any
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 #: how messages look when nothing configured logging: "plain" (Python's last resort: the bare
 #: message) or "logrus" (podman's `time="..." level=warning msg="..."`); set by a CLI

@@ -13,11 +13,14 @@ mutable, keyword-only (default) or positional construction, `fields()`, `replace
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
 from types import MappingProxyType
-from typing import Any, TypeVar, dataclass_transform, overload
 
-T = TypeVar("T")
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping
+    from typing import Any, TypeVar, dataclass_transform, overload
+
+    T = TypeVar("T")
 
 
 class _Missing:
@@ -117,16 +120,11 @@ def _make_init(
     return __init__
 
 
-@overload
-def record(cls: type[T], /) -> type[T]: ...
-@overload
-def record(*, frozen: bool = True, kw_only: bool = True) -> Callable[[type[T]], type[T]]: ...
-
-
-@dataclass_transform(kw_only_default=True, frozen_default=True, field_specifiers=(field, Field))
-def record(
+def _record(
     cls: type[T] | None = None, /, *, frozen: bool = True, kw_only: bool = True
 ) -> type[T] | Callable[[type[T]], type[T]]:
+    """`record` itself (typed for checkers below, through `dataclass_transform`)."""
+
     def build(c: type[T]) -> type[T]:
         annotations = c.__dict__.get("__annotations__", {})
         names = tuple(n for n in annotations if not n.startswith("__"))
@@ -159,6 +157,23 @@ def record(
         return new
 
     return build if cls is None else build(cls)
+
+
+if TYPE_CHECKING:
+    # (`typing` is not imported at run time: `record` is `_record` there; for type checkers
+    # it is declared as a dataclass transform, so records' constructors are checked)
+    @overload
+    def record(cls: type[T], /) -> type[T]: ...
+    @overload
+    def record(*, frozen: bool = True, kw_only: bool = True) -> Callable[[type[T]], type[T]]: ...
+    @dataclass_transform(kw_only_default=True, frozen_default=True, field_specifiers=(field, Field))
+    def record(
+        cls: type[T] | None = None, /, *, frozen: bool = True, kw_only: bool = True
+    ) -> type[T] | Callable[[type[T]], type[T]]:
+        return _record(cls, frozen=frozen, kw_only=kw_only)
+
+else:
+    record = _record
 
 
 def is_record(obj: object) -> bool:

@@ -6,18 +6,64 @@ the engine's state (`engine/db.py`), which take `sqlite3` from here: it is the C
 adapters for date and datetime parameters, which pypod never binds) for ~1 ms of every
 command's start.  `connect`, `Connection`, `Cursor` and the exception classes are the same
 objects in both.
+
+`_sqlite3` itself, when it is initialised, takes `functools.lru_cache` (each connection's
+statement cache is one), and `functools` imports `collections`: ~2 ms more.  When `functools`
+is not imported yet, `_import_sqlite3` gives it the same cache, the C `_lru_cache_wrapper`
+that `functools.lru_cache` wraps, from a stand-in `functools` that exists during that import
+only.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from pypod.errors import StorageError
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:  # typeshed describes the package; the C module has no stub of its own
     import sqlite3 as sqlite3
 else:
-    import _sqlite3 as sqlite3
+
+    def _import_sqlite3():
+        """The C module `_sqlite3`, imported without `functools` when that is not imported
+        yet."""
+        import sys
+
+        if "functools" in sys.modules or "_sqlite3" in sys.modules:
+            import _sqlite3
+
+            return _sqlite3
+        import types
+        from _functools import _lru_cache_wrapper
+
+        def cache_info(*info):
+            return info  # (for `cache_info()`: functools' _CacheInfo is a namedtuple of these)
+
+        def lru_cache(maxsize=128, typed=False):
+            """`functools.lru_cache(maxsize)` as `_sqlite3` calls it (with an int, the
+            connection's `cached_statements`)."""
+            if maxsize < 0:
+                maxsize = 0
+
+            def decorating_function(user_function):
+                return _lru_cache_wrapper(user_function, maxsize, typed, cache_info)
+
+            return decorating_function
+
+        stand_in = types.ModuleType("functools")
+        stand_in.lru_cache = lru_cache
+        sys.modules["functools"] = stand_in
+        try:
+            import _sqlite3
+        except Exception:  # another Python's _sqlite3 wanting more of functools: the real one
+            if sys.modules.get("functools") is stand_in:
+                del sys.modules["functools"]
+            import _sqlite3
+        finally:
+            if sys.modules.get("functools") is stand_in:
+                del sys.modules["functools"]
+        return _sqlite3
+
+    sqlite3 = _import_sqlite3()
 
 __all__ = ["WAL_AUTOCHECKPOINT", "connect", "sqlite3"]
 

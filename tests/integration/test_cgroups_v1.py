@@ -16,13 +16,12 @@ import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from pypod.errors import InUse, InvalidArgument, NotSupported
 from pypod.linux.cgroups import (
-    CgroupManager,
     CgroupMode,
     SelfJoin,
     detect_mode,
@@ -40,6 +39,9 @@ from pypod.oci.runtime_spec import (
     LinuxResources,
 )
 
+if TYPE_CHECKING:
+    from pypod.linux.cgroups import CgroupManager
+
 pytestmark = pytest.mark.root
 
 
@@ -50,7 +52,7 @@ def _host_problem() -> str | None:
         mode = detect_mode()
     except NotSupported as e:
         return str(e)
-    if mode is CgroupMode.UNIFIED:
+    if mode == CgroupMode.UNIFIED:
         return "the host has cgroup v2 only (no v1 hierarchies to test)"
     return None
 
@@ -172,14 +174,14 @@ DEVICES = (
 
 def test_create_every_hierarchy_and_reopen(env: Env) -> None:
     m = env.manager
-    assert m.mode is MODE and not m.exists()
+    assert m.mode == MODE and not m.exists()
     m.create()
     assert m.exists()
     for controller in ("cpu", "cpuacct", "cpuset", "memory", "devices", "freezer", "pids"):
         assert os.path.isdir(env.path(controller)), controller
     assert env.path("memory").endswith(env.name)
     assert os.path.isdir(env.path("name=systemd"))
-    if MODE is CgroupMode.HYBRID:
+    if MODE == CgroupMode.HYBRID:
         assert env.path("unified") == f"{_unified_root()}{env.name}"
         assert os.path.isdir(env.path("unified"))
     # a new cpuset cgroup must start with its parent's cpus and mems, or it refuses tasks
@@ -489,7 +491,7 @@ def test_memory_limit_below_usage(env: Env) -> None:
     assert "current usage" in str(info.value)
 
 
-@pytest.mark.skipif(MODE is not CgroupMode.HYBRID, reason="needs a hybrid cgroup host")
+@pytest.mark.skipif(MODE != CgroupMode.HYBRID, reason="needs a hybrid cgroup host")
 def test_hybrid_hugetlb_through_the_cgroup2_hierarchy(env: Env) -> None:
     m = env.manager
     unified = _unified_root()

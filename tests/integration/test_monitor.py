@@ -20,7 +20,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -29,9 +29,12 @@ from pypod.monitor import protocol
 from pypod.monitor.config import MonitorConfig
 from pypod.monitor.protocol import AttachResult
 from pypod.monitor.spawn import Pending, fork_monitor, spawn
-from pypod.runtime.oci_runtime import OCIRuntime, open_runtime
+from pypod.runtime.oci_runtime import open_runtime
 from pypod.testing import load_config
 from tests.conftest import BundleFactory
+
+if TYPE_CHECKING:
+    from pypod.runtime.oci_runtime import OCIRuntime
 
 pytestmark = pytest.mark.root
 

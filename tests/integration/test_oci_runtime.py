@@ -14,7 +14,7 @@ import signal
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -32,11 +32,13 @@ from pypod.runtime.oci_runtime import (
     BinaryRuntime,
     CreateResult,
     InProcessRuntime,
-    OCIRuntime,
     open_runtime,
 )
 from pypod.testing import load_config
 from tests.conftest import BundleFactory
+
+if TYPE_CHECKING:
+    from pypod.runtime.oci_runtime import OCIRuntime
 
 pytestmark = pytest.mark.root
 

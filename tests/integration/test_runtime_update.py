@@ -18,7 +18,7 @@ from tests.conftest import CLI, BundleFactory, messages
 pytestmark = [
     pytest.mark.root,
     pytest.mark.skipif(
-        detect_mode() is CgroupMode.UNIFIED, reason="reads cgroup v1 files; this host is v2 only"
+        detect_mode() == CgroupMode.UNIFIED, reason="reads cgroup v1 files; this host is v2 only"
     ),
 ]
 

@@ -28,13 +28,13 @@ NONE = "22 1 8:1 / / rw,relatime - ext4 /dev/sda1 rw\n"
 
 
 def test_detect_mode() -> None:
-    assert detect_mode(HYBRID) is CgroupMode.HYBRID
-    assert detect_mode(LEGACY) is CgroupMode.LEGACY
-    assert detect_mode(UNIFIED) is CgroupMode.UNIFIED
+    assert detect_mode(HYBRID) == CgroupMode.HYBRID
+    assert detect_mode(LEGACY) == CgroupMode.LEGACY
+    assert detect_mode(UNIFIED) == CgroupMode.UNIFIED
     named_only = (
         UNIFIED + "40 30 0:37 / /sys/fs/cgroup/systemd rw - cgroup cgroup rw,name=systemd\n"
     )
-    assert detect_mode(named_only) is CgroupMode.UNIFIED
+    assert detect_mode(named_only) == CgroupMode.UNIFIED
     with pytest.raises(NotSupported, match="no cgroup filesystem"):
         detect_mode(NONE)
 
@@ -219,27 +219,39 @@ def _host(monkeypatch: pytest.MonkeyPatch, mountinfo: str, own: dict[str, str]) 
 def test_new_manager_unified(monkeypatch: pytest.MonkeyPatch) -> None:
     _host(monkeypatch, UNIFIED, {"": "/user.slice/user-1000.slice/session-1.scope"})
     m = cgroups.new_manager("", "abc")
-    assert m.mode is CgroupMode.UNIFIED
+    assert m.mode == CgroupMode.UNIFIED
     assert m.paths == {"unified": "/sys/fs/cgroup/user.slice/user-1000.slice/abc"}
     assert cgroups.new_manager("/pods/abc", "abc").paths == {"unified": "/sys/fs/cgroup/pods/abc"}
     state = cgroups.new_manager("/pods/abc", "abc", rootless=True).to_state()
     again = cgroups.manager_from_state(state)
-    assert again.to_state() == state and again.mode is CgroupMode.UNIFIED
+    assert again.to_state() == state and again.mode == CgroupMode.UNIFIED
 
 
 def test_new_manager_hybrid_and_legacy(monkeypatch: pytest.MonkeyPatch) -> None:
     _host(monkeypatch, HYBRID, {})
     m = cgroups.new_manager("/pods/abc", "abc")
-    assert m.mode is CgroupMode.HYBRID
+    assert m.mode == CgroupMode.HYBRID
     assert m.paths["memory"] == "/sys/fs/cgroup/memory/pods/abc"
     assert m.paths["unified"] == "/sys/fs/cgroup/unified/pods/abc"
     again = cgroups.manager_from_state(m.to_state())
-    assert again.paths == m.paths and again.mode is CgroupMode.HYBRID
+    assert again.paths == m.paths and again.mode == CgroupMode.HYBRID
     _host(monkeypatch, LEGACY, {})
-    assert cgroups.new_manager("/pods/abc", "abc").mode is CgroupMode.LEGACY
+    assert cgroups.new_manager("/pods/abc", "abc").mode == CgroupMode.LEGACY
 
 
 def test_manager_from_bad_state() -> None:
     for bad in ({}, {"version": 99}, {"version": 1, "mode": "nope", "paths": {}}):
         with pytest.raises(InvalidArgument, match="cgroup state"):
             cgroups.manager_from_state(bad)
+
+
+def test_saved_mode_is_the_plain_name(monkeypatch: pytest.MonkeyPatch) -> None:
+    """state.json keeps "mode" as the bare name ("hybrid", "unified"), as it always did."""
+    for mountinfo, name in ((HYBRID, "hybrid"), (LEGACY, "legacy"), (UNIFIED, "unified")):
+        _host(monkeypatch, mountinfo, {})
+        state = cgroups.new_manager("/pods/abc", "abc").to_state()
+        assert type(state["mode"]) is str and state["mode"] == name
+        assert cgroups.manager_from_state({**state, "mode": name.upper().lower()}).mode == name
+    assert CgroupMode.parse("hybrid") is CgroupMode.HYBRID
+    with pytest.raises(ValueError, match="'Hybrid' is not a valid CgroupMode"):
+        CgroupMode.parse("Hybrid")

@@ -111,7 +111,7 @@ def test_create_enables_controllers_in_every_parent(root: Path) -> None:
     m = V2Manager(str(root / "pods" / "c1"), root=str(root))
     assert not m.exists()
     m.create()
-    assert m.exists() and m.mode is CgroupMode.UNIFIED
+    assert m.exists() and m.mode == CgroupMode.UNIFIED
     want = "+cpuset +cpu +io +memory +hugetlb +pids +rdma"
     assert (root / "cgroup.subtree_control").read_text() == want
     assert (root / "pods" / "cgroup.subtree_control").read_text() == want

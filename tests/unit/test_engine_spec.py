@@ -984,3 +984,38 @@ def test_stop_signal_annotation(build: Builder) -> None:
 )  # fmt: skip
 def test_parse_signal(text: str, number: int | None) -> None:
     assert parse_signal(text) == number
+
+
+def _parse_signal_reference(text: str) -> int | None:
+    """parse_signal as it was written with `signal.Signals` (before pypod.stdlite)."""
+    if text.isdigit():
+        number = int(text)
+        return number if 0 < number < signal.NSIG else None
+    name = text.upper()
+    if not name.startswith("SIG"):
+        name = "SIG" + name
+    for base in ("SIGRTMIN", "SIGRTMAX"):
+        if name.startswith(base) and name != base:
+            offset = name[len(base) :]
+            if offset[:1] in "+-" and offset[1:].isdigit():
+                number = int(getattr(signal, base)) + int(offset)
+                return number if int(signal.SIGRTMIN) <= number <= int(signal.SIGRTMAX) else None
+            return None
+    sig = getattr(signal.Signals, name, None) if name in signal.Signals.__members__ else None
+    return int(sig) if sig is not None else None
+
+
+def _signal_texts() -> list[str]:
+    names = sorted(n for n in dir(signal) if n.startswith(("SIG", "CTRL_")))
+    texts = [*names, *(n.lower() for n in names), *(n.removeprefix("SIG") for n in names)]
+    texts += [f"{base}{sign}{k}" for base in ("SIGRTMIN", "RTMAX", "rtmin") for sign in "+-"
+              for k in (0, 1, 3, 15, 30, 31, 99)]  # fmt: skip
+    texts += [str(n) for n in range(-1, 70)] + ["", "SIG", "SIGRTMIN+", "SIGRTMIN+x", "+3"]
+    return texts
+
+
+def test_parse_signal_agrees_with_signal_signals() -> None:
+    """The names are looked up in pypod.stdlite's table: the same answers as signal.Signals
+    (aliases such as SIGIOT, SIGCLD and SIGPOLL included; SIG_DFL, SIG_BLOCK... refused)."""
+    for text in _signal_texts():
+        assert parse_signal(text) == _parse_signal_reference(text), text

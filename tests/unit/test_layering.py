@@ -24,7 +24,9 @@ ALLOWED: dict[str, set[str]] = {
     "oci": set(),
 }  # fmt: skip
 #: modules every layer may use: they import the standard library only
-LEAVES = {"errors", "record", "log", "atomic", "fstree", "sqlite", "__init__"}
+LEAVES = {
+    "errors", "record", "log", "atomic", "fstree", "sqlite", "stdlite", "jsoncodec", "__init__",
+}  # fmt: skip
 #: support code for tests, the demo and benchmarks; no library module may import it
 SUPPORT = {"testing"}
 

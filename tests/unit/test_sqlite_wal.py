@@ -7,6 +7,8 @@ copied into the database, and restarted, every few dozen pages."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 from pypod.sqlite import WAL_AUTOCHECKPOINT, connect
@@ -26,3 +28,24 @@ def test_the_log_is_checkpointed_every_few_dozen_pages(tmp_path: Path) -> None:
         assert db.execute("SELECT count(*) FROM t").fetchone()[0] == 400
     finally:
         db.close()
+
+
+def test_the_c_module_is_imported_without_functools_and_caches_statements(tmp_path: Path) -> None:
+    """`pypod.sqlite` gives `_sqlite3` a stand-in `functools` for its statement cache (see its
+    docstring): the process has no `functools` afterwards, the same statement runs again and
+    again (from the cache), and `import functools` later gets the real module."""
+    code = f"""
+import sys
+from pypod.sqlite import sqlite3
+assert "functools" not in sys.modules and "collections" not in sys.modules, "imported"
+db = sqlite3.connect({str(tmp_path / "t.db")!r}, isolation_level=None)
+db.execute("CREATE TABLE t (a)")
+for i in range(3):
+    db.execute("INSERT INTO t VALUES (?)", (i,))
+assert db.execute("SELECT count(*) FROM t").fetchone()[0] == 3
+import functools
+assert hasattr(functools, "partial") and functools.lru_cache is not None
+print("ok")
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr

@@ -7,10 +7,12 @@ are simpler to state directly.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 from pypod.errors import InvalidArgument
 from pypod.record import field, record
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Sequence
 
 
 @record(kw_only=False)

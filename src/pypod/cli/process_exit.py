@@ -22,8 +22,11 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Callable
-from typing import NoReturn
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import NoReturn
 
 #: allocations (less deallocations) between two collections of the youngest generation
 _START_THRESHOLD = 100_000

@@ -8,18 +8,20 @@ passes it in.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import sys
-from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
 
 from pypod.cli.common import default_locations
 from pypod.cli.flags import Flag, Parsed
 from pypod.errors import EXIT_ENGINE_ERROR, InvalidArgument, NotSupported, PypodError
 from pypod.record import record
+from pypod.stdlite import suppress
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping, Sequence
+    from typing import Any
+
     from pypod.image.transports.containers_storage import Store, StoreLocation
 
 #: the global flags that name the store and the log level (read by `store_globals`)
@@ -48,7 +50,8 @@ class Globals:
     tmpdir: str | None = None
 
 
-Handler = Callable[[Globals, Parsed], int]
+if TYPE_CHECKING:
+    Handler = Callable[[Globals, Parsed], int]
 
 
 @record
@@ -88,7 +91,7 @@ def run_guarded(run: Callable[[], int], exit_code: Callable[[PypodError], int]) 
         print(f"Error: {e}", file=sys.stderr)
         return exit_code(e)
     except BrokenPipeError:  # the reader went away: quietly, as podman
-        with contextlib.suppress(OSError):
+        with suppress(OSError):
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
     except OSError as e:

@@ -13,7 +13,9 @@ module small; the result is the file's rules in its order.
 
 from __future__ import annotations
 
-from typing import Any
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = ["profile"]
 

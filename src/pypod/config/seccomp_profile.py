@@ -22,9 +22,8 @@ from __future__ import annotations
 
 import errno as errno_mod
 import os
-from collections.abc import Mapping, Sequence
-from typing import Any
 
+from pypod import jsoncodec
 from pypod.errors import InvalidArgument
 from pypod.oci.runtime_spec import (
     SECCOMP_ACTIONS,
@@ -33,6 +32,11 @@ from pypod.oci.runtime_spec import (
     LinuxSeccompArg,
     LinuxSyscall,
 )
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+    from typing import Any
 
 __all__ = ["default_seccomp", "kernel_version", "load_file", "native_arch", "to_json", "to_oci"]
 
@@ -73,8 +77,6 @@ def _parse_kernel(text: str) -> tuple[int, int] | None:
 
 def load_file(path: str) -> Mapping[str, Any]:
     """Read the JSON profile of `--security-opt seccomp=PATH` (podman's messages on failure)."""
-    import json
-
     try:
         with open(path, "rb") as f:
             data = f.read()
@@ -85,7 +87,7 @@ def load_file(path: str) -> Mapping[str, Any]:
             else f"opening seccomp profile failed: {path}: {e}"
         ) from e
     try:
-        profile = json.loads(data)
+        profile = jsoncodec.loads(data)
     except ValueError as e:
         raise InvalidArgument(
             f"loading seccomp profile ({path}) failed: decoding seccomp profile failed: {e}"

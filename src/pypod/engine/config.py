@@ -9,9 +9,11 @@ value or podman's default".
 
 from __future__ import annotations
 
-from typing import Any
-
 from pypod.record import field, fields, is_record, record
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 
 @record

@@ -15,15 +15,11 @@ restart policy.
 
 from __future__ import annotations
 
-import contextlib
-import json
 import os
-import signal as signal_mod
 import sys
 import time
-from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Any
 
+from pypod import jsoncodec
 from pypod.atomic import write_atomic
 from pypod.engine.config import ContainerConfig, Healthcheck, from_json, to_json
 from pypod.engine.db import EngineDB
@@ -46,9 +42,15 @@ from pypod.errors import (
 )
 from pypod.log import get_logger
 from pypod.record import replace
+from pypod.stdlite import contextmanager, signal_name, suppress
+from pypod.stdlite import signal as signal_mod
 from pypod.storage.locks import FileLock
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+    from typing import Any
+
     from pypod.runtime.oci_runtime import OCIRuntime
     from pypod.storage.store import Store
 
@@ -165,7 +167,7 @@ class Engine:
             self.save_state(c)
         if info is None:
             # the monitor died with the container: nobody ran its cleanup (network, mounts)
-            with contextlib.suppress(PypodError, OSError):
+            with suppress(PypodError, OSError):
                 self._cleanup(c, from_monitor=False)
         return c
 
@@ -182,7 +184,7 @@ class Engine:
                 if c.status in LIVE:
                     c.state = exited_state(c.state, None)
                 if c.state.get("networks") or c.state.get("netns"):
-                    with contextlib.suppress(PypodError, OSError):
+                    with suppress(PypodError, OSError):
                         detach(self, c)
                 c.state["mountpoint"] = ""
                 c.state["monitor_pid"] = 0
@@ -190,7 +192,7 @@ class Engine:
                 self.save_state(c)
             write_atomic(self.paths.alive_marker, b"")
 
-    @contextlib.contextmanager
+    @contextmanager
     def locked(self, cid: str) -> Iterator[None]:
         os.makedirs(os.path.dirname(self.paths.lock(cid)), exist_ok=True)
         lock = FileLock(self.paths.lock(cid))
@@ -226,7 +228,7 @@ class Engine:
             return self._create(cfg, replace_existing, create_command)
         except BaseException:
             if made:
-                with contextlib.suppress(PypodError, OSError):
+                with suppress(PypodError, OSError):
                     pods.remove(cfg.pod, force=True, timeout=0)
             raise
 
@@ -235,7 +237,7 @@ class Engine:
         name = cfg.name or self._free_name()
         check_name(name)
         if replace_existing:
-            with contextlib.suppress(ContainerNotFound):
+            with suppress(ContainerNotFound):
                 self.remove(self.lookup(name).id, force=True)
         elif self.db.query("SELECT 1 FROM containers WHERE name = ?", (name,)):
             raise AlreadyExists(self._name_in_use(name))
@@ -271,7 +273,7 @@ class Engine:
                 self.event("container", "create", cid, name,
                            {"image": cfg.image, "labels": dict(cfg.labels)})  # fmt: skip
         except BaseException:
-            with contextlib.suppress(PypodError, OSError):
+            with suppress(PypodError, OSError):
                 self.store.delete_container(cid)
             self._remove_files(cid)
             raise
@@ -408,7 +410,7 @@ class Engine:
         os.makedirs(userdata, mode=0o700, exist_ok=True)
         rundir = self.paths.rundir(c.id)
         os.makedirs(rundir, mode=0o700, exist_ok=True)
-        with contextlib.suppress(FileNotFoundError):
+        with suppress(FileNotFoundError):
             os.unlink(self.paths.exit_file(c.id))
         config = self._image_config(c.config.image_id)
         check: Healthcheck | None = None
@@ -433,7 +435,7 @@ class Engine:
             volumes = self._mount_volumes(c)
         except BaseException:
             early.abort()
-            with contextlib.suppress(PypodError, OSError):
+            with suppress(PypodError, OSError):
                 self.store.unmount_container(c.id)
             raise
         from pypod.engine import networking
@@ -458,7 +460,7 @@ class Engine:
             # power failure nothing is left created (the runroot is gone): a crash leaves the
             # old file or the new one (rename), and either is rewritten before it is used
             write_atomic(
-                os.path.join(userdata, "config.json"), json.dumps(spec).encode(), sync=False
+                os.path.join(userdata, "config.json"), jsoncodec.dumps(spec).encode(), sync=False
             )
             pending = early.create(start=start)
             if background is not None:
@@ -467,7 +469,7 @@ class Engine:
                     net_state["networks"] = waiting.result()
                 except BaseException:
                     pending.release()
-                    with contextlib.suppress(PypodError, OSError):
+                    with suppress(PypodError, OSError):
                         self.runtime(c).delete(c.id, force=True)
                     raise
                 c.state.update(net_state)
@@ -478,15 +480,15 @@ class Engine:
                 rewrite_network_files(userdata, files, hostname, c.name)
         except BaseException:
             early.abort()
-            with contextlib.suppress(PypodError, OSError):
+            with suppress(PypodError, OSError):
                 self.store.unmount_container(c.id)
             self._unmount_volumes(volumes)
             if background is not None:  # wait for it: then what it made is known, and undone
-                with contextlib.suppress(PypodError, OSError):
+                with suppress(PypodError, OSError):
                     net_state["networks"] = background.result()
                     c.state.update(net_state)
             if net_state:
-                with contextlib.suppress(PypodError, OSError):
+                with suppress(PypodError, OSError):
                     networking.detach(self, c)
             raise
         from pypod.engine.state import start_time
@@ -542,7 +544,7 @@ class Engine:
 
         volumes = Volumes(self.db, self.paths.graphroot)
         for name in names:
-            with contextlib.suppress(PypodError, OSError):
+            with suppress(PypodError, OSError):
                 volumes.unmount(name)
 
     def _spawn_monitor(
@@ -624,7 +626,7 @@ class Engine:
                     before_start(c)
                     pending.start()
                 except BaseException:
-                    with contextlib.suppress(PypodError, OSError):
+                    with suppress(PypodError, OSError):
                         self._kill_and_forget(c)
                     raise
             c = self._row(c.id) or c
@@ -649,7 +651,7 @@ class Engine:
     def _kill_and_forget(self, c: Container) -> None:
         """A start that failed: take everything down and leave the container `exited`."""
         rt = self.runtime(c)
-        with contextlib.suppress(PypodError, OSError):
+        with suppress(PypodError, OSError):
             rt.delete(c.id, force=True)
         self.sync(c)
 
@@ -740,21 +742,21 @@ class Engine:
         wait = c.config.stop_timeout if timeout is None else timeout
         sig = c.config.stop_signal or signal_mod.SIGTERM
         if c.status == "paused":
-            with contextlib.suppress(PypodError):
+            with suppress(PypodError):
                 rt.resume(c.id)
         if wait > 0:
-            with contextlib.suppress(PypodError):
+            with suppress(PypodError):
                 rt.kill(c.id, sig)
             if not self._wait_exit(c, wait):
                 log.warning(
                     "StopSignal %s failed to stop container %s in %d seconds, resorting "
                     "to SIGKILL",
-                    signal_mod.Signals(sig).name,
+                    signal_name(sig) or sig,
                     c.name,
                     wait,
                 )
         if self.sync(c).status in LIVE:
-            with contextlib.suppress(PypodError):
+            with suppress(PypodError):
                 rt.kill(c.id, signal_mod.SIGKILL, all_processes=True)
             self._wait_exit(c, 30)
         c = self.lookup(c.id)
@@ -836,7 +838,7 @@ class Engine:
         network_done = detach_begin(self, c)  # the network's teardown runs meanwhile
         self._cleanup_runtime(c)
         if c.state.get("mountpoint"):
-            with contextlib.suppress(PypodError, OSError):
+            with suppress(PypodError, OSError):
                 self.store.unmount_container(c.id)
         self._unmount_volumes(list(c.state.get("volumes_mounted") or ()))
         c.state["volumes_mounted"] = []
@@ -853,7 +855,7 @@ class Engine:
     def _cleanup_runtime(self, c: Container) -> None:
         """Forget the runtime's state of an ended container (so its ID can be created again)."""
         rt = self.runtime(c)
-        with contextlib.suppress(PypodError, OSError):
+        with suppress(PypodError, OSError):
             rt.delete(c.id, force=True)
 
     # --- remove ---------------------------------------------------------------------------------
@@ -910,7 +912,7 @@ class Engine:
         from pypod.engine.networking import forget_crashed
 
         forget_crashed(self, c)
-        with contextlib.suppress(ContainerNotFound):
+        with suppress(ContainerNotFound):
             self.store.delete_container(c.id)
         anonymous = [m.volume for m in c.config.mounts if m.volume]
         with self.db.transaction():
@@ -921,7 +923,7 @@ class Engine:
 
             vols = Volumes(self.db, self.paths.graphroot)
             for name in anonymous:
-                with contextlib.suppress(PypodError):
+                with suppress(PypodError):
                     if vols.get(name).anonymous:
                         vols.remove(name)
         self._remove_files(c.id)
@@ -931,7 +933,7 @@ class Engine:
 
         remove_tree(os.path.dirname(self.paths.userdata(cid)), ignore_errors=True)
         remove_tree(self.paths.rundir(cid), ignore_errors=True)
-        with contextlib.suppress(OSError):
+        with suppress(OSError):
             os.unlink(self.paths.lock(cid))
 
     # --- wait -----------------------------------------------------------------------------------
@@ -1012,7 +1014,7 @@ class Engine:
         image and labels (`image`, `labels`) as podman's do."""
         if type_ == "container" and attributes is not None and "labels" not in attributes:
             rows = self.db.query("SELECT config FROM containers WHERE id = ?", (oid,))
-            labels = json.loads(rows[0][0]).get("labels") if rows else None
+            labels = jsoncodec.loads(rows[0][0]).get("labels") if rows else None
             attributes = {**attributes, "labels": labels or {}}
         self.db.execute(
             "INSERT INTO events (time, type, action, id, name, attributes) "
@@ -1040,7 +1042,7 @@ def _container(row: tuple[Any, ...]) -> Container:
     return Container(
         id=row[0],
         name=row[1],
-        config=from_json(json.loads(row[2])),
-        state=json.loads(row[3]),
+        config=from_json(jsoncodec.loads(row[2])),
+        state=jsoncodec.loads(row[3]),
         created=row[4],
     )

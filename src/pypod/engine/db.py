@@ -13,12 +13,13 @@ without a row is what a crashed `create` left, and is removed when found.
 
 from __future__ import annotations
 
-import contextlib
-import json
-from collections.abc import Iterator, Sequence
-from typing import Any
+from pypod import jsoncodec, sqlite
+from pypod.stdlite import contextmanager
 
-from pypod import sqlite
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterator, Sequence
+    from typing import Any
 
 SCHEMA_VERSION = 2
 
@@ -108,7 +109,7 @@ class EngineDB:
     def close(self) -> None:
         self._db.close()
 
-    @contextlib.contextmanager
+    @contextmanager
     def transaction(self) -> Iterator[EngineDB]:
         """BEGIN IMMEDIATE ... COMMIT (ROLLBACK on any error); nested calls join the outer one."""
         if self._depth:
@@ -140,8 +141,8 @@ class EngineDB:
     # --- JSON columns ---------------------------------------------------------------------
     @staticmethod
     def dumps(value: Any) -> str:
-        return json.dumps(value, separators=(",", ":"))
+        return jsoncodec.dumps(value, separators=(",", ":"))
 
     @staticmethod
     def loads(text: str) -> Any:
-        return json.loads(text)
+        return jsoncodec.loads(text)

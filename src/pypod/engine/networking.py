@@ -10,15 +10,18 @@ from the result are worked out by `etc_network`.
 
 from __future__ import annotations
 
-import contextlib
 import os
-from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any
 
+from pypod import jsoncodec
 from pypod.errors import InvalidArgument, InvalidState, NotSupported, PypodError
 from pypod.record import replace
+from pypod.stdlite import suppress
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping
+    from typing import Any
+
     from pypod.engine.config import ContainerConfig
     from pypod.engine.containers import Engine
     from pypod.engine.etcfiles import NetworkFiles
@@ -175,8 +178,6 @@ class Background:
     """
 
     def __init__(self, work: Callable[[], Any]) -> None:
-        import json
-
         read_end, write_end = os.pipe()
         pid = os.fork()
         if pid == 0:  # the child: set up, report, and leave without running any cleanup
@@ -189,7 +190,7 @@ class Background:
                     out = {"error": type(e).__name__, "message": str(e)}
                 except BaseException as e:  # reported: the parent raises it
                     out = {"error": "PypodError", "message": f"network setup failed: {e!r}"}
-                view = memoryview(json.dumps(out).encode())
+                view = memoryview(jsoncodec.dumps(out).encode())
                 while view:
                     view = view[os.write(write_end, view) :]
             except BaseException:  # nothing can be reported: the parent sees an empty answer
@@ -200,8 +201,6 @@ class Background:
         self.pid, self.fd = pid, read_end
 
     def result(self) -> Any:
-        import json
-
         chunks = []
         try:
             while chunk := os.read(self.fd, 65536):
@@ -211,7 +210,7 @@ class Background:
             os.waitpid(self.pid, 0)
         if not chunks:
             raise PypodError("network setup failed: its process ended without a word")
-        out = json.loads(b"".join(chunks))
+        out = jsoncodec.loads(b"".join(chunks))
         if "error" in out:
             import pypod.errors
 
@@ -317,7 +316,7 @@ def forget_crashed(eng: Engine, c: Container) -> None:
     if mode == "bridge" and c.config.networks and not _rootless():
         from pypod.network import setup as netsetup
 
-        with contextlib.suppress(PypodError, OSError):
+        with suppress(PypodError, OSError):
             opts, networks = setup_options(eng, c, path)
             remove_netns(path)
             netsetup.teardown(opts, networks, state_dir(eng), namespace_going=True)
@@ -329,7 +328,7 @@ def make_netns(eng: Engine, cid: str) -> str:
     from pypod.linux import netns
 
     path = netns_path(eng, cid)
-    with contextlib.suppress(PypodError, OSError):
+    with suppress(PypodError, OSError):
         netns.remove(path)  # what a crashed start left
     netns.create(path)
     return path
@@ -339,7 +338,7 @@ def remove_netns(path: str | None) -> None:
     if path:
         from pypod.linux import netns
 
-        with contextlib.suppress(PypodError, OSError):
+        with suppress(PypodError, OSError):
             netns.remove(path)
 
 
@@ -368,12 +367,12 @@ def detach_begin(eng: Engine, c: Container) -> Callable[[], None]:
     try:
         background = Background(teardown)
     except OSError:
-        with contextlib.suppress(PypodError, OSError):
+        with suppress(PypodError, OSError):
             teardown()
         return lambda: None
 
     def finish() -> None:
-        with contextlib.suppress(PypodError, OSError):
+        with suppress(PypodError, OSError):
             background.result()
 
     return finish
@@ -397,16 +396,16 @@ def detach(eng: Engine, c: Container) -> None:
         if _rootless():  # in the user's rootless-netns (which goes with its last container)
             from pypod.network import rootless_netns
 
-            with contextlib.suppress(PypodError, OSError):
+            with suppress(PypodError, OSError):
                 rootless_netns.teardown(
                     opts, networks, state_dir(eng), eng.paths.rundir(c.id),
                     container_id=c.id, namespace_going=True,
                 )  # fmt: skip
         elif opts is not None:
-            with contextlib.suppress(PypodError, OSError):
+            with suppress(PypodError, OSError):
                 netsetup.teardown(opts, networks, state_dir(eng), namespace_going=True)
     elif results and mode in ("slirp4netns", "pasta"):
-        with contextlib.suppress(ImportError, PypodError, OSError):
+        with suppress(ImportError, PypodError, OSError):
             from pypod.network import rootless_net
 
             rootless_net.stop(results.get(mode) or {})

@@ -21,8 +21,6 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Mapping, Sequence
-from typing import Any
 
 from pypod.engine import etcfiles, sdnotify, spec_limits, spec_mounts, spec_security
 from pypod.engine.config import ContainerConfig, asks_for_userns
@@ -48,6 +46,12 @@ from pypod.runtime.users import (
     read_etc_file,
     read_host_file,
 )
+from pypod.stdlite import signal, signal_number
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+    from typing import Any
 
 __all__ = ["CGROUP_PARENT", "DEFAULT_PATH", "INIT_PATH", "build_spec", "parse_signal"]
 
@@ -544,8 +548,6 @@ def _stop_signal(cfg: ContainerConfig, image_config: Mapping[str, Any]) -> int:
 
 def parse_signal(text: str) -> int | None:
     """A signal number from "15", "TERM", "SIGTERM" or "SIGRTMIN+3"; None if invalid."""
-    import signal
-
     if text.isdigit():
         number = int(text)
         return number if 0 < number < signal.NSIG else None
@@ -559,5 +561,4 @@ def parse_signal(text: str) -> int | None:
                 number = int(getattr(signal, base)) + int(offset)
                 return number if int(signal.SIGRTMIN) <= number <= int(signal.SIGRTMAX) else None
             return None
-    sig = getattr(signal.Signals, name, None) if name in signal.Signals.__members__ else None
-    return int(sig) if sig is not None else None
+    return signal_number(name)

@@ -10,11 +10,14 @@ that order among equals (podman's `sortMounts`), so that a parent is mounted bef
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
 
 from pypod.engine.config import ContainerConfig, MountSpec
 from pypod.errors import InvalidArgument, NotSupported
 from pypod.oci.runtime_spec import Mount
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterable
 
 __all__ = [
     "BIND_OPTIONS",

@@ -14,11 +14,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 from pypod.engine.config import ContainerConfig
 from pypod.errors import InvalidArgument
 from pypod.oci.runtime_spec import LinuxCapabilities, LinuxSeccomp
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Sequence
 
 __all__ = [
     "DEFAULT_CAPABILITIES",

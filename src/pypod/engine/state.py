@@ -9,14 +9,17 @@ exit file) or, when the monitor died, with what the kernel says.
 
 from __future__ import annotations
 
-import json
 import os
 import time
-from typing import Any
 
+from pypod import jsoncodec
 from pypod.engine.config import ContainerConfig
 from pypod.linux.procstat import proc_start_time
 from pypod.record import field, record
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 #: statuses in which something may be alive (the monitor, the container's processes)
 LIVE = ("created", "running", "paused", "stopping")
@@ -88,7 +91,7 @@ def read_exit_file(path: str) -> dict[str, Any] | None:
     """The monitor's record of how the process ended, or None when it has not written one."""
     try:
         with open(path, "rb") as f:
-            data = json.loads(f.read())
+            data = jsoncodec.loads(f.read())
     except FileNotFoundError:
         return None
     except (OSError, ValueError):

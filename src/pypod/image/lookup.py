@@ -11,13 +11,14 @@ repository ends in `/NAME` with the same tag.
 
 from __future__ import annotations
 
-import json
-from typing import TYPE_CHECKING, Any
-
+from pypod import jsoncodec
 from pypod.errors import ImageNotFound, InvalidArgument, PypodError
 from pypod.image.reference import parse, parse_normalized
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Any
+
     from pypod.storage.records import Image
     from pypod.storage.store import Store
 
@@ -93,7 +94,7 @@ def image_exists(store: Store, name: str) -> bool:
 
 def image_config(store: Store, image: Image) -> dict[str, Any]:
     try:
-        doc = json.loads(store.image_blob(image.id, image.config_digest))
+        doc = jsoncodec.loads(store.image_blob(image.id, image.config_digest))
     except (ValueError, PypodError):
         return {}
     return doc if isinstance(doc, dict) else {}

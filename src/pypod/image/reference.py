@@ -18,11 +18,13 @@ Errors are :class:`InvalidReference` (an ``InvalidArgument``) whose ``reason`` i
 
 from __future__ import annotations
 
-import re
-
 from pypod.errors import InvalidArgument
 from pypod.oci.digest import digest_problem
 from pypod.record import record
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import re
 
 __all__ = [
     "DEFAULT_DOMAIN",
@@ -71,8 +73,11 @@ _IDENTIFIER = r"[a-f0-9]{64}"
 
 
 def _full(pattern: str, value: str) -> re.Match[str] | None:
-    # The patterns are compiled on first use and kept in re's own cache: importing this module
-    # costs nothing more than its source.
+    # The patterns are compiled on first use and kept in re's own cache, and `re` itself is
+    # imported then (the checks by hand below answer for the usual references): importing this
+    # module costs nothing more than its source.
+    import re
+
     return re.fullmatch(pattern, value, re.ASCII)
 
 
@@ -209,9 +214,9 @@ class InvalidReference(InvalidArgument):
 
 
 def _show(value: str) -> str:
-    import json
+    from pypod import jsoncodec
 
-    text = json.dumps(value)
+    text = jsoncodec.dumps(value)
     return text if len(text) <= 120 else text[:110] + '..."'
 
 

@@ -25,16 +25,15 @@ from __future__ import annotations
 import ctypes
 import errno as _errno
 import os
-from collections.abc import Iterable
-from typing import TYPE_CHECKING
 
 from pypod.errors import InvalidArgument, OSLevelError
 from pypod.linux.syscalls import LIBC
 from pypod.log import get_logger
 from pypod.record import record
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Iterable, Sequence
     from typing import Protocol
 
     class LinuxCapabilitiesLike(Protocol):

@@ -15,8 +15,11 @@ kill_all and destroy, with retries), and the directory the manager lists process
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
-from typing import Any
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from typing import Any
 
 #: the saved-state version this module understands (pypod.linux.cgroups.STATE_VERSION)
 _STATE_VERSION = 1
@@ -31,8 +34,8 @@ def remove_empty(state: Mapping[str, Any]) -> bool:
     with an exiting process, or permission is denied) or when the state is not one this module
     reads: the caller then removes the rest with the cgroup manager.
     """
-    paths = state.get("paths") if isinstance(state, Mapping) else None
-    if state.get("version") != _STATE_VERSION or not isinstance(paths, Mapping):
+    paths = state.get("paths") if isinstance(state, dict) else None
+    if state.get("version") != _STATE_VERSION or not isinstance(paths, dict):
         return False
     ordered = [str(p) for c, p in paths.items() if c not in _LAST]
     ordered += [str(paths[c]) for c in _LAST if c in paths]

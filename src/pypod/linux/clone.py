@@ -22,10 +22,10 @@ from __future__ import annotations
 import ctypes
 import errno
 import os
-import signal
 
 from pypod.errors import OSLevelError
 from pypod.linux import syscalls as sc
+from pypod.stdlite import signal
 
 #: linux/sched.h: place the child in the cgroup2 directory `cgroup` refers to (Linux 5.7)
 CLONE_INTO_CGROUP = 0x200000000

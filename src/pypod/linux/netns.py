@@ -9,7 +9,6 @@ makes that namespace (and brings its `lo` up, as runc and crun do).
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import fcntl
 import os
@@ -17,6 +16,7 @@ import struct
 
 from pypod.errors import OSLevelError, from_oserror
 from pypod.linux import syscalls as sc
+from pypod.stdlite import suppress
 
 CLONE_NEWNET = 0x40000000
 MS_BIND = 4096
@@ -67,9 +67,9 @@ def create(path: str) -> None:
             sc.setns(original, CLONE_NEWNET)
     except BaseException:
         if mounted:
-            with contextlib.suppress(OSError):
+            with suppress(OSError):
                 sc.umount2(path, MNT_DETACH)
-        with contextlib.suppress(OSError):
+        with suppress(OSError):
             os.unlink(path)
         raise
     finally:
@@ -86,5 +86,5 @@ def remove(path: str) -> None:
     except OSError as e:
         if e.errno not in (errno.EINVAL, errno.ENOENT):
             raise from_oserror(f"unmount network namespace {path}", e) from e
-    with contextlib.suppress(FileNotFoundError):
+    with suppress(FileNotFoundError):
         os.unlink(path)

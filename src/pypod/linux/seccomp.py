@@ -31,12 +31,13 @@ import ctypes
 import errno as _errno
 import os
 import struct
-from typing import TYPE_CHECKING
 
 from pypod.errors import InvalidArgument, InvalidState, NotSupported, OSLevelError
 from pypod.linux import syscalls
 from pypod.log import get_logger
 from pypod.record import record
+
+TYPE_CHECKING = False
 
 log = get_logger(__name__)
 

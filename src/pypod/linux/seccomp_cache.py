@@ -21,20 +21,22 @@ not an error: the compiled program is used anyway.
 
 from __future__ import annotations
 
-import contextlib
 import errno
-import json
 import os
 import stat
-from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any
 
 import pypod
+from pypod import jsoncodec
 from pypod.errors import InvalidArgument
 from pypod.linux import seccomp
 from pypod.log import get_logger
+from pypod.stdlite import suppress
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping
+    from typing import Any
+
     from pypod.linux.seccomp import LinuxSeccompLike, Program
 
 log = get_logger(__name__)
@@ -101,7 +103,7 @@ def _key(profile: dict[str, Any]) -> bytes:
         "kernel": [uname.sysname, uname.release, uname.machine],
         **profile,
     }
-    return json.dumps(parts, sort_keys=True, separators=(",", ":")).encode()
+    return jsoncodec.dumps(parts, sort_keys=True, separators=(",", ":")).encode()
 
 
 def entry_name(key: bytes) -> str:
@@ -160,7 +162,7 @@ def _encode(key: bytes, prog: Program, warnings: list[str]) -> bytes:
         "instructions": prog.instructions,
         "warnings": warnings,
     }
-    return _MAGIC + json.dumps(header).encode() + b"\n" + key + prog.code
+    return _MAGIC + jsoncodec.dumps(header).encode() + b"\n" + key + prog.code
 
 
 def _decode(data: bytes, key: bytes) -> tuple[Program, list[str]] | None:
@@ -170,7 +172,7 @@ def _decode(data: bytes, key: bytes) -> tuple[Program, list[str]] | None:
     if end < 0:
         return None
     try:
-        header = json.loads(data[len(_MAGIC) : end])
+        header = jsoncodec.loads(data[len(_MAGIC) : end])
         key_end = end + 1 + int(header["key_size"])
         if data[end + 1 : key_end] != key:
             return None  # another profile (or pypod, libseccomp, kernel) with the same checksum
@@ -253,5 +255,5 @@ def _prune(cache_dir: str) -> None:
         return
     entries.sort(key=lambda e: e.stat(follow_symlinks=False).st_mtime_ns)
     for entry in entries[: len(entries) - _MAX_ENTRIES + 1]:
-        with contextlib.suppress(OSError):
+        with suppress(OSError):
             os.unlink(entry.path)

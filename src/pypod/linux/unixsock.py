@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import _socket
 import struct
-from collections.abc import Sequence
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Sequence
 
 Socket = _socket.socket
 _INT = struct.calcsize("i")

@@ -12,15 +12,17 @@ filesystems) are seen by every later command and vanish with the pause process.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import pwd
-import signal
-from collections.abc import Sequence
 
 from pypod.errors import InvalidState, OSLevelError, PermissionDenied
 from pypod.linux import syscalls as sc
 from pypod.record import record
+from pypod.stdlite import signal, suppress
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Sequence
 
 SUBUID = "/etc/subuid"
 SUBGID = "/etc/subgid"
@@ -68,7 +70,7 @@ def subordinate_ranges(path: str, name: str, id_: int) -> list[tuple[int, int]]:
         who, start, count = parts
         if who not in (name, str(id_)):
             continue
-        with contextlib.suppress(ValueError):
+        with suppress(ValueError):
             if int(count) > 0:
                 found.append((int(start), int(count)))
     return found
@@ -142,7 +144,7 @@ def create_pause(uid_maps: Sequence[IDMap], gid_maps: Sequence[IDMap]) -> int:
         write_maps(pid, uid_maps, gid_maps)
         os.write(mapped_w, b"m")
     except BaseException:
-        with contextlib.suppress(OSError):
+        with suppress(OSError):
             os.kill(pid, signal.SIGKILL)
             os.waitpid(pid, 0)
         raise
@@ -185,7 +187,7 @@ def _become_pause() -> None:  # pragma: no cover - runs in the child
     os.chdir("/")
     for exe in CATATONIT:
         if os.access(exe, os.X_OK):
-            with contextlib.suppress(OSError):
+            with suppress(OSError):
                 os.execv(exe, [exe, "-P"])
     for sig in (signal.SIGINT, signal.SIGHUP, signal.SIGPIPE, signal.SIGUSR1, signal.SIGUSR2):
         signal.signal(sig, signal.SIG_IGN)
@@ -230,7 +232,7 @@ def join(pid: int) -> None:
         os.close(user_fd)
         os.close(mnt_fd)
     if cwd is not None:
-        with contextlib.suppress(OSError):
+        with suppress(OSError):
             os.chdir(cwd)
 
 

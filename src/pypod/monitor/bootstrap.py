@@ -26,19 +26,23 @@ the messages.
 
 from __future__ import annotations
 
-import contextlib
 import os
-import signal
 import sys
-from collections.abc import Iterator
-from typing import Any, NoReturn
 
 from pypod.errors import PypodError, RuntimeError_, from_oserror
 from pypod.linux import unixsock
 from pypod.monitor import sync
 from pypod.monitor.config import FILE_LOG_DRIVERS, MonitorConfig
 from pypod.monitor.sync import Msg
-from pypod.runtime.oci_runtime import IN_PROCESS, OCIRuntime, open_runtime
+from pypod.runtime.oci_runtime import IN_PROCESS, open_runtime
+from pypod.stdlite import contextmanager, signal, suppress
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from typing import Any, NoReturn
+
+    from pypod.runtime.oci_runtime import OCIRuntime
 
 #: how long a failed monitor waits for the CLI to take its error before it exits anyway
 _ERROR_LINGER = 30.0
@@ -102,7 +106,7 @@ class Bootstrap:
                 self.start()
         except BaseException as e:
             self.fail(e)
-        with contextlib.suppress(OSError):  # a CLI gone meanwhile: as if it released
+        with suppress(OSError):  # a CLI gone meanwhile: as if it released
             extra = {"started": True} if start_now else {}
             sync.send(self.sock, Msg.CREATED, pid=self.pid, monitor_pid=self.monitor_pid, **extra)
         if start_now:
@@ -116,12 +120,12 @@ class Bootstrap:
             if self.cfg.is_exec:
                 self.remove_files()
                 os._exit(0)  # an exec session that never started has nothing to watch
-        elif msg.type is Msg.START:
+        elif msg.type == Msg.START:
             try:
                 self.start()
             except BaseException as e:
                 self.fail(e)
-            with contextlib.suppress(OSError):
+            with suppress(OSError):
                 sync.send(self.sock, Msg.STARTED, pid=self.pid)
         else:
             self.fail(RuntimeError_(f"monitor: unexpected {msg.type} from the caller"))
@@ -138,7 +142,7 @@ class Bootstrap:
         if msg is None:
             self.remove_files()
             os._exit(0)
-        if msg.type is not Msg.CREATE:
+        if msg.type != Msg.CREATE:
             self.fail(RuntimeError_(f"monitor: unexpected {msg.type} from the caller"))
         return bool(msg.data.get("start"))
 
@@ -197,7 +201,7 @@ class Bootstrap:
         """The monitor's files for the commands to come, made before CREATED: the `ctl`
         fifo and `monitor.pid`."""
         ctl = os.path.join(self.cfg.userdata, "ctl")
-        with contextlib.suppress(FileNotFoundError):
+        with suppress(FileNotFoundError):
             os.unlink(ctl)
         os.mkfifo(ctl, 0o600)
         self.files.append(ctl)
@@ -236,7 +240,7 @@ class Bootstrap:
             self.console = result.console_fd
         self.check_child(self.pid)
 
-    @contextlib.contextmanager
+    @contextmanager
     def container_stdio(self) -> Iterator[None]:
         """Our fds 0, 1, 2 are the container's while the runtime runs (it passes them on)."""
         if not self.cfg.tty:
@@ -271,19 +275,19 @@ class Bootstrap:
     # -- failure ---------------------------------------------------------------------------------
     def fail(self, exc: BaseException) -> NoReturn:
         """Report `exc`, remove what we made, wait for the CLI to take it, exit."""
-        with contextlib.suppress(OSError):
+        with suppress(OSError):
             sync.send(self.sock, Msg.ERROR, monitor_pid=self.monitor_pid, **sync.error_data(exc))
         if self.cfg.is_exec and self.pid:
-            with contextlib.suppress(OSError):
+            with suppress(OSError):
                 os.kill(self.pid, signal.SIGKILL)
         if self.created and self.runtime is not None:
-            with contextlib.suppress(PypodError, OSError):
+            with suppress(PypodError, OSError):
                 self.runtime.delete(self.cfg.container_id, force=True)
         if self.pid:
-            with contextlib.suppress(ChildProcessError):
+            with suppress(ChildProcessError):
                 os.waitpid(self.pid, 0)
         self.remove_files()
-        with contextlib.suppress(OSError):
+        with suppress(OSError):
             self.sock.settimeout(_ERROR_LINGER)
             while sync.recv(self.sock) is not None:
                 pass
@@ -291,7 +295,7 @@ class Bootstrap:
 
     def remove_files(self) -> None:
         for path in self.files:
-            with contextlib.suppress(OSError):
+            with suppress(OSError):
                 os.unlink(path)
 
     # -- the loop --------------------------------------------------------------------------------
@@ -328,7 +332,7 @@ class Bootstrap:
         if sys.executable and not _exits_soon(self.pid):
             here = os.path.dirname(os.path.abspath(loop_mod.__file__))
             code = f"import sys;sys.path.append({here!r});import loop;loop.main(sys.argv[1])"
-            with contextlib.suppress(OSError):
+            with suppress(OSError):
                 os.execv(sys.executable, [sys.executable, "-I", "-S", "-c", code, encoded])
         # the process has ended (or there is no interpreter to exec): run the loop here
         # (bigger than the exec'd one, but it only has to see the end through)
@@ -346,8 +350,8 @@ def _warm_up(runtime: OCIRuntime) -> None:
 
     pypod.runtime.container.preload()
 
-    with contextlib.suppress(Exception):  # only a head start: `create` reports any failure
-        if cgroups.detect_mode() is cgroups.CgroupMode.UNIFIED:
+    with suppress(Exception):  # only a head start: `create` reports any failure
+        if cgroups.detect_mode() == cgroups.CgroupMode.UNIFIED:
             import pypod.linux.cgroups.v2
         else:
             import pypod.linux.cgroups.v1
@@ -383,7 +387,7 @@ def _listen(path: str) -> unixsock.Socket:
     """A listening SOCK_SEQPACKET socket at `path`, bound through /proc/self/fd (any length)."""
     import _socket
 
-    with contextlib.suppress(FileNotFoundError):
+    with suppress(FileNotFoundError):
         os.unlink(path)
     directory = os.open(os.path.dirname(path), os.O_PATH | os.O_CLOEXEC)
     sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_SEQPACKET | _socket.SOCK_CLOEXEC)

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-import json
 import os
-from typing import Any
 
+from pypod import jsoncodec
 from pypod.errors import InvalidArgument, NotSupported
 from pypod.record import fields, record
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 #: log drivers the monitor writes itself; podman writes the k8s-file format for json-file too
 FILE_LOG_DRIVERS = ("k8s-file", "json-file")
@@ -58,7 +61,7 @@ class MonitorConfig:
         return out
 
     def to_json(self) -> str:
-        return json.dumps(self.to_dict())
+        return jsoncodec.dumps(self.to_dict())
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> MonitorConfig:
@@ -77,7 +80,7 @@ class MonitorConfig:
     @classmethod
     def from_json(cls, text: str) -> MonitorConfig:
         try:
-            data = json.loads(text)
+            data = jsoncodec.loads(text)
         except ValueError as e:
             raise InvalidArgument(f"monitor config: invalid JSON: {e}") from None
         if not isinstance(data, dict):

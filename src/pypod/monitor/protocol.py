@@ -36,17 +36,20 @@ a unit test keeps both equal).
 
 from __future__ import annotations
 
-import contextlib
-import enum
 import errno
-import json
 import os
 import struct
-from collections.abc import Iterator
 
+from pypod import jsoncodec
 from pypod.errors import InvalidArgument, InvalidState, from_oserror
 from pypod.linux import unixsock
 from pypod.record import record
+from pypod.stdlite import contextmanager, suppress
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from typing import Final
 
 __all__ = [
     "DEFAULT_DETACH_KEYS",
@@ -83,11 +86,13 @@ _STDIN_CHUNK = 8192
 DEFAULT_DETACH_KEYS = "ctrl-p,ctrl-q"
 
 
-class AttachResult(enum.Enum):
+class AttachResult:
+    """How an attachment ended (what `Connection.run` returns: one of these strings)."""
+
     #: the output ended: the process exited (read the exit file) or the monitor is gone
-    ENDED = "ended"
+    ENDED: Final = "ended"
     #: the user typed the detach keys: the container runs on
-    DETACHED = "detached"
+    DETACHED: Final = "detached"
 
 
 # --------------------------------------------------------------------------- detach keys
@@ -187,7 +192,7 @@ class Connection:
 
     def cleanup_done(self) -> None:
         """The cleanup we claimed is done: the monitor need not run its exit command."""
-        with contextlib.suppress(OSError):
+        with suppress(OSError):
             self.sock.send(bytes([MSG_CLEANUP_DONE]))
         self.close()
 
@@ -221,7 +226,7 @@ class Connection:
         stderr_fd: int | None,
         detach_keys: str = DEFAULT_DETACH_KEYS,
         tty: bool = False,
-    ) -> AttachResult:
+    ) -> str:
         """Copy output to stdout/stderr and stdin to the container until the output ends
         (ENDED) or the detach keys are typed (DETACHED); closes the connection (not when the
         output ended after `claim_cleanup`: `cleanup_done` or `close` does)."""
@@ -258,14 +263,14 @@ class Connection:
                             continue
                         if not data:
                             rest = matcher.flush()
-                            with contextlib.suppress(OSError):
+                            with suppress(OSError):
                                 if rest:
                                     self.send_stdin(rest)
                                 self.send_eof()
                             reading_stdin = False
                             continue
                         forward, detached = matcher.feed(data)
-                        with contextlib.suppress(OSError):  # the monitor may be ending
+                        with suppress(OSError):  # the monitor may be ending
                             if forward:
                                 self.send_stdin(forward)
                         if detached:
@@ -306,7 +311,7 @@ def attach(
     stderr_fd: int | None,
     detach_keys: str = DEFAULT_DETACH_KEYS,
     tty: bool = False,
-) -> AttachResult:
+) -> str:
     """Attach to the container's monitor until its output ends or the user detaches."""
     parse_detach_keys(detach_keys)  # a bad value fails before connecting
     return connect(userdata).run(stdin_fd, stdout_fd, stderr_fd, detach_keys, tty)
@@ -317,22 +322,22 @@ def stream(conn: Connection, *, stdin: bool, tty: bool, detach_keys: str | None)
     detached, False when the output ended.  detach_keys None: the default (ctrl-p,ctrl-q)."""
     keys = DEFAULT_DETACH_KEYS if detach_keys is None else detach_keys
     result = conn.run(0 if stdin else None, 1, 2, keys, tty)
-    return result is AttachResult.DETACHED
+    return result == AttachResult.DETACHED
 
 
-@contextlib.contextmanager
+@contextmanager
 def _terminal(stdin_fd: int | None, conn: Connection) -> Iterator[None]:
     """With a terminal on our stdin: raw mode, its size to the container, and on SIGWINCH."""
     if stdin_fd is None or stdin_fd < 0 or not os.isatty(stdin_fd):
         yield
         return
-    import signal
     import termios
-    import threading
     import tty
 
+    from pypod.stdlite import signal
+
     def send_size() -> None:
-        with contextlib.suppress(OSError):
+        with suppress(OSError):
             size = os.get_terminal_size(stdin_fd)  # (columns, lines)
             conn.resize(size.lines, size.columns)
 
@@ -342,8 +347,10 @@ def _terminal(stdin_fd: int | None, conn: Connection) -> Iterator[None]:
     tty.setraw(stdin_fd, termios.TCSANOW)
     send_size()
     old = None
-    if threading.current_thread() is threading.main_thread():
+    try:
         old = signal.signal(signal.SIGWINCH, lambda _s, _f: send_size())
+    except ValueError:  # not the main thread: no handler, the size is sent once
+        pass
     try:
         yield
     finally:
@@ -404,7 +411,7 @@ def read_exit_file(path: str) -> ExitStatus | None:
     """What the monitor wrote when the process exited; None when it has not (yet)."""
     try:
         with open(path) as f:
-            data = json.load(f)
+            data = jsoncodec.loads(f.read())
     except FileNotFoundError:
         return None
     except OSError as e:

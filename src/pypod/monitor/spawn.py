@@ -15,16 +15,19 @@ InvalidArgument...) once the monitor is gone and has removed what it made.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import select
-from typing import Any, NoReturn
 
 from pypod.errors import InvalidState, RuntimeError_
 from pypod.linux import unixsock
 from pypod.monitor import sync
 from pypod.monitor.config import MonitorConfig
 from pypod.monitor.sync import Msg
+from pypod.stdlite import suppress
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, NoReturn
 
 __all__ = ["Pending", "Spawning", "fork_monitor", "spawn"]
 
@@ -166,7 +169,7 @@ def fork_monitor(cfg: MonitorConfig) -> Spawning:
 
 
 def _wait(pid: int) -> None:
-    with contextlib.suppress(ChildProcessError):
+    with suppress(ChildProcessError):
         while True:
             try:
                 os.waitpid(pid, 0)
@@ -195,16 +198,16 @@ def _intermediate(parent: unixsock.Socket, child: unixsock.Socket, cfg: MonitorC
         os._exit(code)
 
 
-def _expect(sock: unixsock.Socket, msg: sync.Message | None, wanted: Msg, gone: str
+def _expect(sock: unixsock.Socket, msg: sync.Message | None, wanted: str, gone: str
             ) -> sync.Message:  # fmt: skip
     """`msg` when it is `wanted`; else `sock` is closed and the failure raised: the monitor's
     own error (`_fail`), `gone` when it exited without a word, or the unexpected message."""
     if msg is None:
         sock.close()
         raise RuntimeError_(gone)
-    if msg.type is Msg.ERROR:
+    if msg.type == Msg.ERROR:
         _fail(sock, msg.data)
-    if msg.type is not wanted:
+    if msg.type != wanted:
         sock.close()
         raise RuntimeError_(f"monitor: expected {wanted}, got {msg.type}")
     return msg
@@ -214,7 +217,7 @@ def _fail(sock: unixsock.Socket, data: dict[str, Any]) -> NoReturn:
     """Raise the monitor's error once the monitor has exited (nothing left behind)."""
     exc = sync.raise_error(data)
     pidfd = None
-    with contextlib.suppress(OSError, KeyError, TypeError, ValueError):
+    with suppress(OSError, KeyError, TypeError, ValueError):
         pidfd = os.pidfd_open(int(data["monitor_pid"]))
     sock.close()  # the monitor waits for this before it exits
     if pidfd is not None:

@@ -23,35 +23,48 @@ its loop.  JSON objects over a SOCK_SEQPACKET socketpair, one datagram each, in 
 
 from __future__ import annotations
 
-import enum
-import json
-from typing import Any
-
-from pypod import errors
+from pypod import errors, jsoncodec
 from pypod.errors import PypodError, RuntimeError_
 from pypod.linux import unixsock
 from pypod.record import field, record
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Final
 
-class Msg(enum.StrEnum):
-    CREATE = "create"
-    CREATED = "created"
-    START = "start"
-    STARTED = "started"
-    ERROR = "error"
+
+class Msg:
+    """The message types (their values are the wire's "type")."""
+
+    CREATE: Final = "create"
+    CREATED: Final = "created"
+    START: Final = "start"
+    STARTED: Final = "started"
+    ERROR: Final = "error"
+
+    ALL: Final = (CREATE, CREATED, START, STARTED, ERROR)
+
+    @classmethod
+    def parse(cls, value: object) -> str:
+        """`value` as one of the types; ValueError for anything else."""
+        for known in cls.ALL:
+            if value == known:
+                return known
+        raise ValueError(f"{value!r} is not a valid monitor message type")
 
 
 @record(kw_only=False)
 class Message:
-    type: Msg
+    #: one of Msg's
+    type: str
     data: dict[str, Any] = field(default_factory=dict)
 
 
 _MAX = 64 * 1024
 
 
-def send(sock: unixsock.Socket, type_: Msg, **data: Any) -> None:
-    sock.send(json.dumps({"type": type_.value, **data}).encode())
+def send(sock: unixsock.Socket, type_: str, **data: Any) -> None:
+    sock.send(jsoncodec.dumps({"type": Msg.parse(type_), **data}).encode())
 
 
 def recv(sock: unixsock.Socket) -> Message | None:
@@ -62,8 +75,8 @@ def recv(sock: unixsock.Socket) -> Message | None:
         return None
     if not raw:
         return None
-    obj = json.loads(raw)
-    return Message(Msg(obj.pop("type")), obj)
+    obj = jsoncodec.loads(raw)
+    return Message(Msg.parse(obj.pop("type")), obj)
 
 
 def error_data(exc: BaseException) -> dict[str, Any]:

@@ -9,14 +9,15 @@ stream (a blob being downloaded), which wraps ``hashlib``.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from types import MappingProxyType
-from typing import TYPE_CHECKING, NewType
 
 from pypod.errors import InvalidArgument
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     import hashlib
+    from collections.abc import Mapping
+    from typing import NewType
 
 __all__ = [
     "ALGORITHMS",
@@ -35,7 +36,15 @@ __all__ = [
 ]
 
 #: An ``algorithm:hex`` string that :func:`parse_digest` accepted.
-Digest = NewType("Digest", str)
+if TYPE_CHECKING:
+    Digest = NewType("Digest", str)
+else:
+
+    def Digest(value):
+        """What `typing.NewType` makes at run time: the value itself (`typing` is not
+        imported at run time)."""
+        return value
+
 
 #: Supported algorithms and the length of their hex encoding (go-digest's set).
 ALGORITHMS: Mapping[str, int] = MappingProxyType({"sha256": 64, "sha384": 96, "sha512": 128})
@@ -71,9 +80,9 @@ class InvalidDigest(InvalidArgument):
 
 
 def _show(value: str) -> str:
-    import json
+    from pypod import jsoncodec
 
-    text = json.dumps(value)
+    text = jsoncodec.dumps(value)
     return text if len(text) <= 150 else text[:140] + '..."'
 
 

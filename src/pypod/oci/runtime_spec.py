@@ -13,13 +13,16 @@ naming the JSON path of the offending field.  Unknown keys are ignored, as runc 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from types import MappingProxyType
-from typing import Any
 
 from pypod import OCI_RUNTIME_SPEC_VERSION
 from pypod.log import get_logger
 from pypod.record import field, fields, is_record, record
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from typing import Any
 
 __all__ = [
     "CAPABILITIES",

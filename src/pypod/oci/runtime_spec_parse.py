@@ -8,11 +8,7 @@ offending field (``process.rlimits[0].type``).  Unknown keys are ignored, as run
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable, Iterable, Mapping
-from typing import NoReturn, TypeVar
-
-from pypod import OCI_RUNTIME_SPEC_VERSION
+from pypod import OCI_RUNTIME_SPEC_VERSION, jsoncodec
 from pypod.errors import ConfigError, from_oserror
 from pypod.log import get_logger
 from pypod.oci.runtime_spec import (
@@ -67,11 +63,16 @@ from pypod.oci.runtime_spec import (
     User,
 )
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable, Mapping
+    from typing import NoReturn, TypeVar
+
+    T = TypeVar("T")
+
 log = get_logger(__name__)
 
 # --------------------------------------------------------------------------- reading
-
-T = TypeVar("T")
 
 
 def _describe(value: object) -> str:
@@ -83,7 +84,7 @@ def _describe(value: object) -> str:
     if isinstance(value, int | float):
         return f"number {value!r}"
     if isinstance(value, str):
-        text = json.dumps(value)
+        text = jsoncodec.dumps(value)
         return f"string {text}" if len(text) <= 60 else "a string"
     if isinstance(value, list):
         return "an array"
@@ -93,7 +94,7 @@ def _describe(value: object) -> str:
 
 
 def _quote(value: str) -> str:
-    return json.dumps(value)
+    return jsoncodec.dumps(value)
 
 
 def _one_of(choices: Iterable[str]) -> str:
@@ -737,11 +738,31 @@ def load_spec(path: str) -> Spec:
     except UnicodeDecodeError as e:
         raise ConfigError(f"not valid UTF-8 (byte offset {e.start})", path=path) from e
     try:
-        data = json.loads(text, parse_constant=_reject_constant)
-    except json.JSONDecodeError as e:
-        raise ConfigError(
-            f"invalid JSON at line {e.lineno}, column {e.colno}: {e.msg}", path=path
-        ) from e
+        data = _decode(text)
     except _NonStandardNumber as e:
         raise ConfigError(f"invalid JSON: {e} is not a JSON number", path=path) from e
+    except ValueError as e:  # json's JSONDecodeError (jsoncodec raises json's own)
+        msg = getattr(e, "msg", None)
+        if msg is None:  # not a decoding error
+            raise
+        raise ConfigError(
+            f"invalid JSON at line {getattr(e, 'lineno', '?')}, column "
+            f"{getattr(e, 'colno', '?')}: {msg}",
+            path=path,
+        ) from e
     return parse_spec(data, source=path)
+
+
+def _decode(text: str) -> object:
+    """`json.loads(text, parse_constant=_reject_constant)`: NaN, Infinity and -Infinity
+    refused.  Without those words in it, `text` is read by jsoncodec (which does not import
+    the `json` package), with the same result; with them, or when it is not valid JSON (so
+    that the error is the one the constant or the syntax gives first), by `json` itself."""
+    if "NaN" not in text and "Infinity" not in text:
+        try:
+            return jsoncodec.loads(text)
+        except ValueError:
+            pass
+    import json
+
+    return json.loads(text, parse_constant=_reject_constant)

@@ -5,15 +5,12 @@ The CLI (`pypod-runtime`) and the engine call this; nothing here prints.
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import os
-import signal as signal_mod
 import time
-from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any
 
 import pypod
+from pypod import jsoncodec
 from pypod.atomic import write_atomic
 from pypod.errors import (
     ContainerNotFound,
@@ -44,8 +41,14 @@ from pypod.runtime.state import (
     now_rfc3339,
     validate_id,
 )
+from pypod.stdlite import signal as signal_mod
+from pypod.stdlite import suppress
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping
+    from typing import Any
+
     from pypod.runtime.exec_process import ExecRequest
     from pypod.runtime.process import init as init_mod
 
@@ -181,15 +184,15 @@ class Runtime:
         except BaseException:
             self._just_created = None
             if launched is not None:  # the init may be outside any cgroup (rootless)
-                with contextlib.suppress(OSError):
+                with suppress(OSError):
                     os.kill(launched.pid, signal_mod.SIGKILL)
                 if launched.console_fd is not None and self._foreground_console is None:
-                    with contextlib.suppress(OSError):
+                    with suppress(OSError):
                         os.close(launched.console_fd)
             if manager is not None:
-                with contextlib.suppress(PypodError, OSError):
+                with suppress(PypodError, OSError):
                     manager.kill_all(signal_mod.SIGKILL)
-                with contextlib.suppress(PypodError, OSError):
+                with suppress(PypodError, OSError):
                     manager.destroy()
             self.states.remove(container_id)
             raise
@@ -217,8 +220,8 @@ class Runtime:
         if record is None or record.id != container_id:
             record = self.states.load(container_id)
         status = self.status(record)
-        if status is not Status.CREATED:
-            if status is Status.STOPPED:
+        if status != Status.CREATED:
+            if status == Status.STOPPED:
                 raise InvalidState("cannot start a container that has stopped")
             raise InvalidState("cannot start an already running container")
         fifo = self.states.fifo(container_id)
@@ -245,7 +248,7 @@ class Runtime:
         try:
             self.start(container_id)
         except BaseException:
-            with contextlib.suppress(PypodError):
+            with suppress(PypodError):
                 self.delete(container_id, force=True)
             raise
         if detach:
@@ -254,7 +257,7 @@ class Runtime:
         try:
             return parent.wait_foreground(pid, console_fd)
         finally:  # also when waiting fails (EPIPE on our stdout, a signal): leave nothing
-            with contextlib.suppress(PypodError, OSError):
+            with suppress(PypodError, OSError):
                 self.delete(container_id, force=True)
 
     def _clean_up_incomplete(self, marker: dict[str, Any]) -> None:
@@ -264,13 +267,13 @@ class Runtime:
         from pypod.linux.cgroups import manager_from_state
 
         manager = manager_from_state(marker["cgroup"])
-        with contextlib.suppress(PypodError, OSError):
+        with suppress(PypodError, OSError):
             manager.kill_all(signal_mod.SIGKILL)
-        with contextlib.suppress(PypodError, OSError):
+        with suppress(PypodError, OSError):
             manager.destroy()
 
     # --- queries ------------------------------------------------------------------------------
-    def status(self, record: ContainerRecord) -> Status:
+    def status(self, record: ContainerRecord) -> str:
         if not record.init_pid:
             return Status.CREATING
         now = proc_start_time(record.init_pid)
@@ -279,7 +282,7 @@ class Runtime:
         if record.cgroup:
             from pypod.linux.cgroups import manager_from_state
 
-            with contextlib.suppress(PypodError, OSError):
+            with suppress(PypodError, OSError):
                 if manager_from_state(record.cgroup).freezer_state() == "FROZEN":
                     return Status.PAUSED
         if os.path.exists(self.states.fifo(record.id)):
@@ -294,8 +297,8 @@ class Runtime:
             # the spec version the runtime implements, not config.json's (runc: specs.Version)
             "ociVersion": pypod.OCI_RUNTIME_SPEC_VERSION,
             "id": record.id,
-            "pid": 0 if status is Status.STOPPED else record.init_pid,
-            "status": status.value,
+            "pid": 0 if status == Status.STOPPED else record.init_pid,
+            "status": status,
             "bundle": record.bundle,
             "rootfs": record.rootfs,
             "created": record.created,
@@ -310,7 +313,7 @@ class Runtime:
 
         result = []
         for cid in self.states.ids():
-            with contextlib.suppress(ContainerNotFound, InvalidArgument, OSError):
+            with suppress(ContainerNotFound, InvalidArgument, OSError):
                 st = self.state(cid)
                 uid = os.stat(self.states.path(cid)).st_uid  # the owner of the state directory
                 try:
@@ -322,20 +325,20 @@ class Runtime:
 
     def pids(self, container_id: str) -> list[int]:
         record = self.states.load(container_id)
-        if self.status(record) is Status.STOPPED:
+        if self.status(record) == Status.STOPPED:
             return []
         return sorted(self._manager(record).pids())
 
     # --- signals and teardown -----------------------------------------------------------------
     def kill(self, container_id: str, sig: int, *, all_processes: bool = False) -> None:
         record = self.states.load(container_id)
-        if self.status(record) is Status.STOPPED:
+        if self.status(record) == Status.STOPPED:
             raise InvalidState("container not running")
         if all_processes:
             manager = self._manager(record)
             manager.kill_all(sig)
             if not manager.pids():  # no cgroup (rootless on v1): the init, as runc does
-                with contextlib.suppress(ProcessLookupError):
+                with suppress(ProcessLookupError):
                     os.kill(record.init_pid, sig)
             return
         try:
@@ -360,20 +363,20 @@ class Runtime:
             ):
                 return  # a create that was killed half-way: cleaned up
             if force:
-                with contextlib.suppress(PypodError, OSError):
+                with suppress(PypodError, OSError):
                     self.states.remove(container_id)
                 return
             raise
         status = self.status(record)
         if status in (Status.RUNNING, Status.PAUSED) and not force:
             raise InvalidState(
-                f"cannot delete container {container_id} that is not stopped: {status.value}"
+                f"cannot delete container {container_id} that is not stopped: {status}"
             )
-        if status is not Status.STOPPED:
+        if status != Status.STOPPED:
             self._kill_and_wait(record, status)
         if record.cgroup and not self._remove_empty_cgroup(record):
             manager = self._manager(record)
-            with contextlib.suppress(PypodError, OSError):
+            with suppress(PypodError, OSError):
                 manager.kill_all(signal_mod.SIGKILL)
             manager.destroy()
         self.states.remove(container_id)
@@ -387,7 +390,7 @@ class Runtime:
 
         return cgroup_cleanup.remove_empty(record.cgroup)
 
-    def _after_hooks(self, record: ContainerRecord, phase: str, status: Status, pid: int) -> None:
+    def _after_hooks(self, record: ContainerRecord, phase: str, status: str, pid: int) -> None:
         """Run the poststart/poststop hooks saved with the container (failures are logged)."""
         if not record.config.get("hooks", {}).get(phase):
             return  # the common case: no need to parse the saved config
@@ -397,18 +400,18 @@ class Runtime:
 
         run_hooks(phase, hooks, self._hook_state(record, status, pid), fatal=False, warn=self.warn)
 
-    def _kill_and_wait(self, record: ContainerRecord, status: Status) -> None:
+    def _kill_and_wait(self, record: ContainerRecord, status: str) -> None:
         manager = self._manager(record) if record.cgroup else None
-        with contextlib.suppress(ProcessLookupError):
+        with suppress(ProcessLookupError):
             os.kill(record.init_pid, signal_mod.SIGKILL)
         if manager is not None:
-            with contextlib.suppress(PypodError, OSError):
+            with suppress(PypodError, OSError):
                 manager.kill_all(signal_mod.SIGKILL)
-            if status is Status.PAUSED:
+            if status == Status.PAUSED:
                 manager.thaw()
         deadline = time.monotonic() + 10
-        while self.status(record) is not Status.STOPPED:
-            with contextlib.suppress(ChildProcessError):
+        while self.status(record) != Status.STOPPED:
+            with suppress(ChildProcessError):
                 os.waitpid(record.init_pid, os.WNOHANG)
             if time.monotonic() > deadline:
                 raise RuntimeError_(f"container {record.id}: init {record.init_pid} did not exit")
@@ -422,14 +425,14 @@ class Runtime:
 
     def resume(self, container_id: str) -> None:
         record = self.states.load(container_id)
-        if self.status(record) is not Status.PAUSED:
+        if self.status(record) != Status.PAUSED:
             raise InvalidState("container not paused")
         self._manager(record).thaw()
 
     def update(self, container_id: str, changes: Mapping[str, Any]) -> None:
         """Apply resource changes (runtime-spec LinuxResources JSON, merged over the current)."""
         record = self.states.load(container_id)
-        if self.status(record) is Status.STOPPED:
+        if self.status(record) == Status.STOPPED:
             raise InvalidState("container not running")
         linux = record.config.setdefault("linux", {})
         import copy
@@ -460,9 +463,9 @@ class Runtime:
 
         record = self.states.load(container_id)
         status = self.status(record)
-        if status is Status.STOPPED:
+        if status == Status.STOPPED:
             raise InvalidState("cannot exec in a stopped container")
-        if status is Status.PAUSED:
+        if status == Status.PAUSED:
             raise InvalidState("cannot exec in a paused container")
         spec = parse_spec(record.config, source=f"container {container_id}")
         proc = opts.process
@@ -541,7 +544,7 @@ class Runtime:
         )
         manager.create()
         resources = _with_default_device_rules(linux.resources if linux else None)
-        if manager.mode is CgroupMode.UNIFIED:
+        if manager.mode == CgroupMode.UNIFIED:
             manager.set_resources(resources)
             return manager, None
         return manager, lambda: manager.set_resources(resources)
@@ -638,18 +641,18 @@ class Runtime:
         if listener:
             raise NotSupported("seccomp notify (listenerPath) is not supported yet")
 
-    def _hook_state(self, record: ContainerRecord, status: Status, pid: int) -> dict[str, Any]:
+    def _hook_state(self, record: ContainerRecord, status: str, pid: int) -> dict[str, Any]:
         return _hook_state(record.id, status, pid, record.bundle, record.annotations)
 
 
 def _hook_state(
-    cid: str, status: Status, pid: int, bundle: str, annotations: Mapping[str, str]
+    cid: str, status: str, pid: int, bundle: str, annotations: Mapping[str, str]
 ) -> dict[str, Any]:
     """The state hooks read on stdin, as runc writes it (pid and annotations omitted if empty)."""
     state: dict[str, Any] = {
         "ociVersion": pypod.OCI_RUNTIME_SPEC_VERSION,
         "id": cid,
-        "status": status.value,
+        "status": status,
     }
     if pid:
         state["pid"] = pid
@@ -686,11 +689,9 @@ def _load_config(path: str) -> tuple[Spec, dict[str, Any], dict[str, Any] | None
     was read parsed, so it parses again for exec, update and the hooks), and its
     linux.seccomp object, left out of the Spec: the longest part to parse, and needed only
     once the init is forked (see pypod.runtime.process.init.seccomp_program)."""
-    import json
-
     try:
         with open(path, "rb") as f:
-            data = json.loads(f.read().decode("utf-8"), parse_constant=_reject_constant)
+            data = _json_loads_strict(f.read().decode("utf-8"))
         if not isinstance(data, dict):
             raise ValueError("not an object")
     except (OSError, ValueError):  # load_spec says what is wrong, as it words it
@@ -708,6 +709,15 @@ def _seccomp_json(config: Mapping[str, Any]) -> dict[str, Any] | None:
     linux = config.get("linux")
     seccomp = linux.get("seccomp") if isinstance(linux, dict) else None
     return seccomp if isinstance(seccomp, dict) else None
+
+
+def _json_loads_strict(text: str) -> Any:
+    """`json.loads` refusing NaN and Infinity (not JSON numbers: ValueError), as load_spec."""
+    if "NaN" in text or "Infinity" in text:  # rare (a string holding them): json's parser can
+        import json  # refuse the constants themselves
+
+        return json.loads(text, parse_constant=_reject_constant)
+    return jsoncodec.loads(text)
 
 
 def _reject_constant(name: str) -> Any:

@@ -30,8 +30,8 @@ def features() -> dict[str, Any]:
             "namespaces": sorted(NAMESPACE_TYPES),
             "capabilities": sorted(CAP_NAMES, key=CAP_NAMES.__getitem__),
             "cgroup": {
-                "v1": mode is not CgroupMode.UNIFIED,
-                "v2": mode is not CgroupMode.LEGACY,
+                "v1": mode != CgroupMode.UNIFIED,
+                "v2": mode != CgroupMode.LEGACY,
                 "systemd": False,
                 "systemdUser": False,
             },

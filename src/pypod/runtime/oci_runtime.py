@@ -21,12 +21,9 @@ found" / "no such file or directory" -> not found; "does not exist" -> no such c
 
 from __future__ import annotations
 
-import contextlib
-import json
 import os
-from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Any, Protocol
 
+from pypod import jsoncodec
 from pypod.errors import (
     AlreadyExists,
     CannotInvoke,
@@ -39,15 +36,19 @@ from pypod.errors import (
     RuntimeError_,
 )
 from pypod.record import record
+from pypod.stdlite import contextmanager, suppress
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+    from typing import Any, Protocol
+
     from pypod.runtime.container import Runtime
 
 __all__ = [
     "BinaryRuntime",
     "CreateResult",
     "InProcessRuntime",
-    "OCIRuntime",
     "open_runtime",
     "receive_console",
 ]
@@ -63,46 +64,49 @@ class CreateResult:
     console_fd: int | None = None
 
 
-class OCIRuntime(Protocol):
-    #: "pypod" for the in-process runtime, else the binary's path
-    name: str
-    #: the runtime's state root (`--root`)
-    root: str
+if TYPE_CHECKING:  # a type only: import it under TYPE_CHECKING too
 
-    def create(
-        self,
-        container_id: str,
-        bundle: str,
-        *,
-        tty: bool,
-        meanwhile: Callable[[], None] | None = None,
-    ) -> CreateResult:
-        """Create the container (its init waits for `start`); stdio: the caller's fds 0, 1, 2.
-        `meanwhile()`: the caller's own work, done by the time this returns (the in-process
-        runtime runs it while the init sets itself up); what it raises fails the create."""
-        ...
+    class OCIRuntime(Protocol):
+        #: "pypod" for the in-process runtime, else the binary's path
+        name: str
+        #: the runtime's state root (`--root`)
+        root: str
 
-    def start(self, container_id: str) -> None: ...
+        def create(
+            self,
+            container_id: str,
+            bundle: str,
+            *,
+            tty: bool,
+            meanwhile: Callable[[], None] | None = None,
+        ) -> CreateResult:
+            """Create the container (its init waits for `start`); stdio: the caller's fds 0,
+            1, 2.  `meanwhile()`: the caller's own work, done by the time this returns (the
+            in-process runtime runs it while the init sets itself up); what it raises fails
+            the create."""
+            ...
 
-    def state(self, container_id: str) -> dict[str, Any]:
-        """runc's `state` JSON (status: created, running, paused or stopped)."""
-        ...
+        def start(self, container_id: str) -> None: ...
 
-    def kill(self, container_id: str, sig: int, *, all_processes: bool = False) -> None: ...
+        def state(self, container_id: str) -> dict[str, Any]:
+            """runc's `state` JSON (status: created, running, paused or stopped)."""
+            ...
 
-    def delete(self, container_id: str, *, force: bool = False) -> None: ...
+        def kill(self, container_id: str, sig: int, *, all_processes: bool = False) -> None: ...
 
-    def pause(self, container_id: str) -> None: ...
+        def delete(self, container_id: str, *, force: bool = False) -> None: ...
 
-    def resume(self, container_id: str) -> None: ...
+        def pause(self, container_id: str) -> None: ...
 
-    def exec(self, container_id: str, process: dict[str, Any], *, tty: bool) -> CreateResult:
-        """Start `process` (a runtime-spec process object) in the container, detached."""
-        ...
+        def resume(self, container_id: str) -> None: ...
 
-    def update(self, container_id: str, resources: dict[str, Any]) -> None: ...
+        def exec(self, container_id: str, process: dict[str, Any], *, tty: bool) -> CreateResult:
+            """Start `process` (a runtime-spec process object) in the container, detached."""
+            ...
 
-    def pids(self, container_id: str) -> list[int]: ...
+        def update(self, container_id: str, resources: dict[str, Any]) -> None: ...
+
+        def pids(self, container_id: str) -> list[int]: ...
 
 
 def open_runtime(name: str, root: str) -> OCIRuntime:
@@ -165,7 +169,7 @@ class InProcessRuntime:
             pid = rt.create(container_id, opts)
         console, rt._foreground_console = rt._foreground_console, None
         if tty and console is None:
-            with contextlib.suppress(PypodError, OSError):
+            with suppress(PypodError, OSError):
                 rt.delete(container_id, force=True)
             raise InvalidArgument(
                 f"container {container_id}: a terminal was asked for but process.terminal is "
@@ -218,7 +222,7 @@ class InProcessRuntime:
         return self._runtime().pids(container_id)
 
 
-@contextlib.contextmanager
+@contextmanager
 def _exec_errors() -> Iterator[None]:
     """The init's exec failures (exit codes 126/127) as CannotInvoke / CommandNotFound."""
     from pypod.runtime.process.sync import ChildError
@@ -314,7 +318,7 @@ class BinaryRuntime:
                     receive_console(listener, what=f"{self._label} create") if listener else None
                 )
             except BaseException:
-                with contextlib.suppress(PypodError, OSError):
+                with suppress(PypodError, OSError):
                     self.delete(container_id, force=True)
                 raise
         return CreateResult(pid, console)
@@ -325,7 +329,7 @@ class BinaryRuntime:
     def state(self, container_id: str) -> dict[str, Any]:
         out = self._call("state", container_id)
         try:
-            data = json.loads(out)
+            data = jsoncodec.loads(out)
         except ValueError as e:
             raise RuntimeError_(f"{self._label} state {container_id}: invalid JSON: {e}") from e
         if not isinstance(data, dict):
@@ -351,7 +355,7 @@ class BinaryRuntime:
         with _Scratch() as scratch:
             process_path = os.path.join(scratch.dir, "process.json")
             with open(process_path, "w") as f:
-                json.dump({**process, "terminal": tty}, f)
+                f.write(jsoncodec.dumps({**process, "terminal": tty}))
             listener = scratch.console_listener() if tty else None
             args = ["exec", "--detach", "--process", process_path, "--pid-file", scratch.pid_path]
             if tty:
@@ -364,12 +368,14 @@ class BinaryRuntime:
         return CreateResult(pid, console)
 
     def update(self, container_id: str, resources: dict[str, Any]) -> None:
-        self._call("update", container_id, "--resources", "-", input=json.dumps(resources).encode())
+        self._call(
+            "update", container_id, "--resources", "-", input=jsoncodec.dumps(resources).encode()
+        )
 
     def pids(self, container_id: str) -> list[int]:
         out = self._call("ps", container_id, "--format", "json")
         try:
-            data = json.loads(out)
+            data = jsoncodec.loads(out)
         except ValueError as e:
             raise RuntimeError_(f"{self._label} ps {container_id}: invalid JSON: {e}") from e
         return sorted(int(p) for p in data or [])
@@ -410,7 +416,7 @@ def _stderr_message(stderr: str) -> str:
         m = re.search(r'level=(?:error|fatal) msg=("(?:[^"\\]|\\.)*"|\S+)', line)
         if m is not None:
             raw = m.group(1)
-            found.append(json.loads(raw) if raw.startswith('"') else raw)
+            found.append(jsoncodec.loads(raw) if raw.startswith('"') else raw)
     if found:
         return "; ".join(found)
     return stderr.strip()
@@ -481,7 +487,7 @@ class _Scratch:
         message = ""
         for line in lines:
             try:
-                entry = json.loads(line)
+                entry = jsoncodec.loads(line)
             except ValueError:
                 if line.strip():
                     message = line.strip()

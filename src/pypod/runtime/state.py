@@ -7,19 +7,20 @@ exec fifo present -> created; otherwise running.
 
 from __future__ import annotations
 
-import enum
 import errno
-import json
 import os
-import re
 import time
-from collections.abc import Callable
-from typing import Any
 
+from pypod import jsoncodec
 from pypod.atomic import write_atomic
 from pypod.errors import AlreadyExists, ContainerNotFound, InvalidArgument, from_oserror
 from pypod.linux.procstat import proc_start_time
 from pypod.record import field, fields, record
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any, Final
 
 STATE_FILE = "state.json"
 FIFO_FILE = "exec.fifo"
@@ -28,18 +29,21 @@ CREATING_FILE = "creating.json"
 #: present while `create` runs, once it made the container's cgroup: that cgroup (a file of its
 #: own: replacing creating.json would cost a data flush on ext4, ~0.5 ms of every create)
 CREATING_CGROUP_FILE = "creating-cgroup.json"
-_ID_RE = re.compile(r"^[\w+\-.]+$")
+#: what an id may hold besides letters and digits (runc's `^[\w+-\.]+$`)
+_ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_+-.")
 #: compiled seccomp programs (pypod.linux.seccomp_cache), next to the containers: the '@' keeps
 #: the name out of the ids a container can have
 SECCOMP_CACHE_DIR = "@seccomp-cache"
 
 
-class Status(enum.StrEnum):
-    CREATING = "creating"
-    CREATED = "created"
-    RUNNING = "running"
-    PAUSED = "paused"
-    STOPPED = "stopped"
+class Status:
+    """A container's status: the strings of runc's `state` ("status") and of the hooks' state."""
+
+    CREATING: Final = "creating"
+    CREATED: Final = "created"
+    RUNNING: Final = "running"
+    PAUSED: Final = "paused"
+    STOPPED: Final = "stopped"
 
 
 def default_root() -> str:
@@ -54,8 +58,14 @@ def default_root() -> str:
 def validate_id(container_id: str) -> None:
     if not container_id:
         raise InvalidArgument("container id cannot be empty")
-    if not _ID_RE.match(container_id) or container_id in (".", ".."):
+    if not _valid_id_chars(container_id) or container_id in (".", ".."):
         raise InvalidArgument(f"invalid id format: {container_id}")
+
+
+def _valid_id_chars(text: str) -> bool:
+    """Whether `text` matches runc's `^[\\w+\\-.]+$` in Go's syntax: one or more ASCII letters,
+    digits or "_+-." (Go's `\\w` is ASCII only and its `$` is the end of the text)."""
+    return text != "" and all(c in _ID_CHARS for c in text)
 
 
 def now_rfc3339() -> str:
@@ -81,11 +91,11 @@ class ContainerRecord:
     rootless: bool = False
 
     def to_json(self) -> str:
-        return json.dumps({f.name: getattr(self, f.name) for f in fields(self)})
+        return jsoncodec.dumps({f.name: getattr(self, f.name) for f in fields(self)})
 
     @classmethod
     def from_json(cls, text: str) -> ContainerRecord:
-        data = json.loads(text)
+        data = jsoncodec.loads(text)
         names = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in names})
 
@@ -131,12 +141,14 @@ class StateDir:
         return path
 
     def mark_creating(self, container_id: str, marker: dict[str, Any]) -> None:
-        _write_atomically(os.path.join(self.path(container_id), CREATING_FILE), json.dumps(marker))
+        _write_atomically(
+            os.path.join(self.path(container_id), CREATING_FILE), jsoncodec.dumps(marker)
+        )
 
     def mark_cgroup(self, container_id: str, cgroup: dict[str, Any]) -> None:
         """Record the cgroup a `create` made, for the clean-up of one killed half-way."""
         path = os.path.join(self.path(container_id), CREATING_CGROUP_FILE)
-        _write_atomically(path, json.dumps(cgroup))
+        _write_atomically(path, jsoncodec.dumps(cgroup))
 
     def remove_incomplete(
         self, container_id: str, clean_up: Callable[[dict[str, Any]], None]
@@ -147,7 +159,7 @@ class StateDir:
             return False
         try:
             with open(os.path.join(path, CREATING_FILE)) as f:
-                marker = json.loads(f.read())
+                marker = jsoncodec.loads(f.read())
         except FileNotFoundError:
             marker = {}
         except (OSError, ValueError):
@@ -157,7 +169,7 @@ class StateDir:
             return False  # still being created
         try:
             with open(os.path.join(path, CREATING_CGROUP_FILE)) as f:
-                marker["cgroup"] = json.loads(f.read())
+                marker["cgroup"] = jsoncodec.loads(f.read())
         except (OSError, ValueError):
             pass  # killed before it made the cgroup (the file is written atomically)
         clean_up(marker)

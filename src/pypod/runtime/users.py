@@ -15,10 +15,13 @@ from __future__ import annotations
 import errno
 import os
 import stat
-from collections.abc import Sequence
 
 from pypod.errors import InvalidArgument, OSLevelError
 from pypod.record import record
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Sequence
 
 __all__ = ["ExecUser", "lookup_groups", "lookup_user", "read_etc_file"]
 

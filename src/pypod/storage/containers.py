@@ -4,15 +4,17 @@ nothing (a container of no image: `pypod-build from scratch`; its `image_id` is 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING, Any, BinaryIO
 
 from pypod.errors import AlreadyExists, ContainerNotFound, InvalidArgument
 from pypod.storage.images import ImageStore
 from pypod.storage.layers import new_id
 from pypod.storage.records import Container
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:  # tar and its friends are imported when a layer is read or written
+    from collections.abc import Iterable, Sequence
+    from typing import Any, BinaryIO
+
     from pypod.storage.archive.changes import Change
     from pypod.storage.archive.export import ExportResult
 

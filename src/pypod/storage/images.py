@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterable, Sequence
-from typing import Any
 
+from pypod import jsoncodec
 from pypod.atomic import fsync_dir, write_atomic
 from pypod.errors import ImageNotFound, InUse, InvalidArgument, NotFound
 from pypod.oci.digest import digest_bytes, parse_digest
 from pypod.sqlite import sqlite3
 from pypod.storage.layers import LayerStore, rmtree
 from pypod.storage.records import Image
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Sequence
+    from typing import Any
 
 
 def _blob_name(digest: str) -> str:
@@ -161,11 +165,9 @@ class ImageStore(LayerStore):
 
     def _check_layers(self, config_blob: bytes, top_layer: str | None) -> None:
         """The top layer exists, and its chain has the config's diff ids (when it lists them)."""
-        import json
-
         chain = self.chain(top_layer) if top_layer is not None else []
         try:
-            config = json.loads(config_blob)
+            config = jsoncodec.loads(config_blob)
             diff_ids = config["rootfs"]["diff_ids"]
         except (ValueError, KeyError, TypeError):
             return  # not an OCI/Docker image config: nothing to compare with

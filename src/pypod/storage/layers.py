@@ -8,21 +8,24 @@ from __future__ import annotations
 import _thread
 import os
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any, BinaryIO, Self, cast
 
 from pypod.errors import InUse, LayerNotFound, NotSupported, PypodError, StorageError
 from pypod.log import get_logger
 from pypod.oci.digest import DigestMismatch, parse_digest
 from pypod.sqlite import sqlite3
+from pypod.stdlite import cast, contextmanager
 from pypod.storage.db import connect
-from pypod.storage.drivers import DEFAULT_DRIVER, Driver, get_driver
+from pypod.storage.drivers import DEFAULT_DRIVER, get_driver
 from pypod.storage.locks import FileLock, HeldLock
 from pypod.storage.records import Layer, StagedLayer, StoragePaths
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Iterator, Sequence
+    from typing import Any, BinaryIO, Self
+
     from pypod.storage.archive.apply import ApplyResult
+    from pypod.storage.drivers import Driver
 
 log = get_logger(__name__)
 
@@ -360,7 +363,7 @@ class LayerStore:
         hashing = stream if isinstance(stream, HashingReader) else HashingReader(stream)
         # written by whoever applies the layer (a child process, for a big one), right away
         layout = LayoutRecorder(path=layout_path(self.graphroot, staging))
-        result = self.driver.apply_diff(staging, cast(BinaryIO, hashing), layout=layout)
+        result = self.driver.apply_diff(staging, cast("BinaryIO", hashing), layout=layout)
         if layout.save_error is not None:  # the layer is exported anew when read back
             log.warning("cannot record the tar layout of layer %s: %s", staging, layout.save_error)
         return result, hashing.digest, hashing.size

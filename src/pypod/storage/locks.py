@@ -26,13 +26,13 @@ import _thread
 import errno
 import fcntl
 import os
-from types import TracebackType
-from typing import TYPE_CHECKING
 
 from pypod.errors import StorageError, from_oserror
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:  # typeshed has no `_thread.RLock`, what `threading.RLock()` makes
     from threading import RLock
+    from types import TracebackType
 else:
     from _thread import RLock
 

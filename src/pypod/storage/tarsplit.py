@@ -16,13 +16,15 @@ a record left by a removed layer is still right if the layer returns.
 
 from __future__ import annotations
 
-import json
 import os
-from typing import TYPE_CHECKING, BinaryIO
 
+from pypod import jsoncodec
 from pypod.atomic import replacing
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import BinaryIO
+
     from pypod.storage.archive.stream import LayoutRecorder
 
 DIRECTORY = "tar-split"
@@ -38,7 +40,7 @@ def write_layout(path: str, layout: LayoutRecorder) -> None:
     os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
     import gzip  # here, as in rebuild_tar: removing a layer's layout needs neither
 
-    header = json.dumps({"version": 1, "entries": layout.finish()}, separators=(",", ":"))
+    header = jsoncodec.dumps({"version": 1, "entries": layout.finish()}, separators=(",", ":"))
     with replacing(path, sync=False) as tmp, gzip.open(tmp, "wb", compresslevel=1) as out:
         out.write(header.encode() + b"\n")
         out.write(layout.raw)
@@ -106,7 +108,7 @@ def rebuild_tar(path: str, root: str, out: BinaryIO) -> str | None:
 
     try:
         with gzip.open(path, "rb") as f:
-            index = json.loads(f.readline())
+            index = jsoncodec.loads(f.readline())
             raw = f.read()
     except (OSError, ValueError, EOFError):
         return None

@@ -10,13 +10,16 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Sequence
 
 import pypod
 from pypod.cli import program
 from pypod.cli.flags import Flag, Parsed, help_text, parse
 from pypod.cli.program import Command, Globals
 from pypod.errors import EXIT_ENGINE_ERROR, InvalidArgument, PypodError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Sequence
 
 #: Command and Globals are the programs' shared ones (cli/program.py)
 __all__ = ["Command", "Globals", "UsageError", "main"]

@@ -7,19 +7,21 @@ a container is what must start fast, and this is all of the CLI it loads.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import sys
-from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
 
 from pypod.cli.engine.main import Command, Globals
 from pypod.cli.engine.shared import _cmd, engine
 from pypod.cli.flags import Flag, Parsed
 from pypod.engine.containers import Engine
 from pypod.errors import EXIT_ENGINE_ERROR, InvalidArgument, PypodError
+from pypod.stdlite import contextmanager, suppress
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from typing import Any
+
     from pypod.engine.config import ContainerConfig
     from pypod.engine.state import Container
 
@@ -153,7 +155,8 @@ def foreground(eng: Engine, c: Container, *, stdin: bool, sig_proxy: bool = True
     from pypod.engine import attach as protocol
 
     conn: list[Any] = []
-    with contextlib.ExitStack() as stack:
+    proxying: list[Any] = []  # proxy_signals' context once entered: left when we return
+    try:
 
         def attach(created: Container) -> None:
             conn.append(protocol.connect(eng.paths.rundir(created.id)))
@@ -162,7 +165,9 @@ def foreground(eng: Engine, c: Container, *, stdin: bool, sig_proxy: bool = True
                 # too (it does if we go away first, or say nothing: see _exit_code_after)
                 conn[0].claim_cleanup()
             # from now on (the process exists, it has not started): signals go to it
-            stack.enter_context(proxy_signals(created if sig_proxy else None))
+            proxy = proxy_signals(created if sig_proxy else None)
+            proxy.__enter__()
+            proxying.append(proxy)
             with eng.db.transaction():
                 eng.container_event(created, "attach")
 
@@ -185,6 +190,9 @@ def foreground(eng: Engine, c: Container, *, stdin: bool, sig_proxy: bool = True
             return _exit_code_after(eng, c, conn[0])
         finally:
             conn[0].close()
+    finally:
+        for proxy in proxying:
+            proxy.__exit__(None, None, None)
 
 
 #: what podman's --sig-proxy forwards (not SIGCHLD, SIGPIPE, SIGURG, SIGWINCH, nor the ones
@@ -192,13 +200,12 @@ def foreground(eng: Engine, c: Container, *, stdin: bool, sig_proxy: bool = True
 _PROXIED = ("SIGHUP", "SIGINT", "SIGQUIT", "SIGUSR1", "SIGUSR2", "SIGTERM", "SIGALRM")
 
 
-@contextlib.contextmanager
+@contextmanager
 def proxy_signals(c: Container | None) -> Iterator[None]:
     """While attached: the signals pypod receives are sent to the container's process (None:
     nothing is proxied)."""
-    import signal
-
     from pypod.engine.state import process_alive
+    from pypod.stdlite import signal
 
     pid = int(c.state.get("pid", 0)) if c is not None else 0
     start = int(c.state.get("pid_start", 0)) if c is not None else 0
@@ -208,16 +215,16 @@ def proxy_signals(c: Container | None) -> Iterator[None]:
 
     def forward(sig: int, _frame: object) -> None:
         if process_alive(pid, start):
-            with contextlib.suppress(OSError):
+            with suppress(OSError):
                 os.kill(pid, sig)
 
     saved = {}
     # outside the main thread (a caller's thread), signal.signal raises ValueError at once:
     # then nothing is proxied (asking `threading` first would cost its import, ~0.5 ms)
-    with contextlib.suppress(ValueError):
+    with suppress(ValueError):
         for name in _PROXIED:
             num = getattr(signal, name)
-            if signal.getsignal(num) is signal.SIG_IGN:
+            if signal.getsignal(num) == signal.SIG_IGN:
                 continue  # ignored by whoever started us (a shell's `&`): as podman, keep it so
             saved[num] = signal.signal(num, forward)
     try:

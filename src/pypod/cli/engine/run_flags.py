@@ -16,12 +16,9 @@ What is not part of the container (detach, pull policy, cidfile, registry option
 
 from __future__ import annotations
 
-import json
 import os
-import re
-from collections.abc import Sequence
-from typing import Any
 
+from pypod import jsoncodec
 from pypod.cli.engine.run_limits import oom_score_adj, resources, shm_size, ulimits
 from pypod.cli.engine.run_mounts import check_device, check_volumes_from, unify
 from pypod.cli.engine.run_table import (
@@ -36,6 +33,7 @@ from pypod.cli.engine.run_values import (
     FlagValueError,
     go_errno_text,
     go_quote,
+    is_decimal,
     parse_bool,
     parse_detach_keys,
     parse_duration,
@@ -51,6 +49,11 @@ from pypod.engine.config import ContainerConfig, Healthcheck
 from pypod.engine.names import is_valid_name
 from pypod.errors import InvalidArgument, NotSupported
 from pypod.record import field, record
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from typing import Any
 
 __all__ = ["CAPABILITIES", "RUN_FLAGS", "RunExtras", "flags_for", "parse_run", "read_env_file"]
 
@@ -332,13 +335,21 @@ def _refuse_unsupported(v: _Values) -> None:
 
 
 # --- one function per flag (or group of flags) ----------------------------------------------
+def _may_be_json_array(text: str) -> bool:
+    """Whether `text` can be a JSON array: after JSON's white space, a "[" (what else
+    `json.loads` would read is no array: asking it costs the `json` package's import)."""
+    return text.lstrip(" \t\n\r").startswith("[")
+
+
 def _entrypoint(text: str | None) -> tuple[str, ...] | None:
     if text is None:
         return None
     if text == "":
         return ()
+    if not _may_be_json_array(text):  # (a JSON document that is not an array: the same)
+        return (text,)
     try:
-        parsed = json.loads(text)
+        parsed = jsoncodec.loads(text)
     except ValueError:
         return (text,)
     if isinstance(parsed, list) and all(isinstance(x, str) for x in parsed):
@@ -406,7 +417,7 @@ def _labels(v: _Values) -> dict[str, str]:
                 raise InvalidArgument(
                     f"unable to process labels: invalid environment variable: {go_quote(line)}"
                 )
-            if re.search(r"[ \t]", key):
+            if " " in key or "\t" in key:
                 raise InvalidArgument(
                     f"unable to process labels: name {go_quote(key)} has white spaces, poorly "
                     "formatted name"
@@ -550,7 +561,7 @@ def _restart(v: _Values) -> tuple[str, int]:
             raise InvalidArgument(
                 "restart policy retries can only be specified with on-failure restart policy"
             )
-        if re.fullmatch(r"[+-]?[0-9]+", parts[1]) is None:
+        if not is_decimal(parts[1]):
             raise InvalidArgument(
                 f"parsing restart policy retry count: strconv.Atoi: parsing "
                 f"{go_quote(parts[1])}: invalid syntax"
@@ -616,7 +627,7 @@ def _health_test(cmd: str) -> tuple[str, ...]:
     """podman's reading of --health-cmd: a JSON array is exec form (CMD), anything else runs in
     a shell (CMD-SHELL); "none" disables the image's healthcheck."""
     try:
-        parsed = json.loads(cmd)
+        parsed = jsoncodec.loads(cmd) if _may_be_json_array(cmd) else None
         words = (
             parsed if isinstance(parsed, list) and all(isinstance(x, str) for x in parsed) else None
         )

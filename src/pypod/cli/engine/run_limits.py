@@ -6,10 +6,9 @@ Sizes, numbers and their relations are checked as podman 4.3 checks them, with i
 from __future__ import annotations
 
 import os
-import re
-from collections.abc import Callable
 
 from pypod.cli.engine.run_values import (
+    is_digits,
     parse_float,
     parse_int,
     parse_size,
@@ -18,6 +17,10 @@ from pypod.cli.engine.run_values import (
 )
 from pypod.engine.config import ContainerConfig, Resources
 from pypod.errors import InvalidArgument
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 __all__ = ["oom_score_adj", "resources", "shm_size", "ulimits"]
 
@@ -114,10 +117,10 @@ def _cpuset(text: str | None) -> str | None:
         return None
     wanted: set[int] = set()
     for part in text.split(","):
-        m = re.fullmatch(r"([0-9]+)(?:-([0-9]+))?", part)
-        if m is None or (m[2] is not None and int(m[2]) < int(m[1])):
+        first, dash, last = part.partition("-")  # `[0-9]+(-[0-9]+)?`
+        if not is_digits(first) or dash and (not is_digits(last) or int(last) < int(first)):
             raise InvalidArgument(f"invalid value {text} for cpuset cpus")
-        wanted.update(range(int(m[1]), int(m[2] or m[1]) + 1))
+        wanted.update(range(int(first), int(last if dash else first) + 1))
     available = sorted(os.sched_getaffinity(0))
     if not wanted <= set(available):
         raise InvalidArgument(

@@ -25,13 +25,15 @@ from __future__ import annotations
 
 import os
 import posixpath
-import re
-from collections.abc import Sequence
 
-from pypod.cli.engine.run_values import go_errno_text, go_quote
+from pypod.cli.engine.run_values import go_errno_text, go_quote, is_digits
 from pypod.engine.config import MountSpec
 from pypod.engine.names import is_valid_name
 from pypod.errors import InvalidArgument, NotSupported
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
 
 __all__ = [
     "check_device",
@@ -302,14 +304,29 @@ def parse_mount(text: str) -> MountSpec:
 
 
 # --- --tmpfs --------------------------------------------------------------------------------
-_TMPFS_VALUES = {
-    "size": (r"[0-9]+[kKmMgGtTpPeE%]?", "a number of bytes with an optional k, m or g suffix, "
-                                         "or a percentage of memory"),
-    "mode": (r"[0-7]{1,4}", "an octal mode such as 1777"),
-    "uid": (r"[0-9]+", "a numeric user ID"),
-    "gid": (r"[0-9]+", "a numeric group ID"),
-    "nr_inodes": (r"[0-9]+[kKmMgG%]?", "a number of inodes"),
-    "nr_blocks": (r"[0-9]+[kKmMgG%]?", "a number of blocks"),
+def _number_and(suffixes: str) -> Callable[[str], bool]:
+    """A check of `[0-9]+[SUFFIXES]?`."""
+
+    def check(value: str) -> bool:
+        return is_digits(value[:-1] if value[-1:] and value[-1] in suffixes else value)
+
+    return check
+
+
+def _is_mode(value: str) -> bool:
+    """`[0-7]{1,4}`."""
+    return 0 < len(value) <= 4 and all(c in "01234567" for c in value)
+
+
+#: tmpfs option -> (a check of its value, what it must be)
+_TMPFS_VALUES: dict[str, tuple[Callable[[str], bool], str]] = {
+    "size": (_number_and("kKmMgGtTpPeE%"), "a number of bytes with an optional k, m or g "
+                                             "suffix, or a percentage of memory"),
+    "mode": (_is_mode, "an octal mode such as 1777"),
+    "uid": (is_digits, "a numeric user ID"),
+    "gid": (is_digits, "a numeric group ID"),
+    "nr_inodes": (_number_and("kKmMgG%"), "a number of inodes"),
+    "nr_blocks": (_number_and("kKmMgG%"), "a number of blocks"),
 }  # fmt: skip
 _TMPFS_FLAGS = {
     **{o: "rw" for o in ("rw", "ro")},
@@ -333,8 +350,8 @@ def _check_tmpfs_option(option: str) -> str:
     """The group of a tmpfs option, after checking its value."""
     key, eq, value = option.partition("=")
     if key in _TMPFS_VALUES and eq:
-        pattern, what = _TMPFS_VALUES[key]
-        if re.fullmatch(pattern, value) is None:
+        valid, what = _TMPFS_VALUES[key]
+        if not valid(value):
             raise InvalidArgument(f"invalid tmpfs option {go_quote(option)}: {key} must be {what}")
         return key
     if key in _TMPFS_FLAGS and not eq:

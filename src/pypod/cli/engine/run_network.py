@@ -7,18 +7,18 @@
 
 from __future__ import annotations
 
-import re
 import sys
-from collections.abc import Callable
-from typing import Any
 
 from pypod.errors import InvalidArgument
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any
+
 #: modes that are not network names
 _MODES = ("bridge", "none", "host", "private", "slirp4netns", "pasta")
-#: patterns compiled (by `re`, which keeps them) only when a flag needs them
-_MAC = r"[0-9a-fA-F]{2}([:-][0-9a-fA-F]{2}){5}"
-_PORT_RANGE = r"(\d+)(?:-(\d+))?(?:/(tcp|udp|sctp))?"
+_HEX = "0123456789abcdefABCDEF"
 
 
 def network_fields(
@@ -148,9 +148,28 @@ def _ip(text: str, message: str) -> str:
 
 
 def _mac(text: str) -> str:
-    if not re.fullmatch(_MAC, text):
+    if not _is_mac(text):
         raise InvalidArgument(f"address {text}: invalid MAC address")
     return text.lower().replace("-", ":")
+
+
+def _is_mac(text: str) -> bool:
+    """`[0-9a-fA-F]{2}([:-][0-9a-fA-F]{2}){5}`: six hex pairs joined by colons or dashes."""
+    return len(text) == 17 and all(
+        c in ":-" if i % 3 == 2 else c in _HEX for i, c in enumerate(text)
+    )
+
+
+def _port_range(text: str) -> tuple[int, int, str] | None:
+    r"""(first, last, protocol) of `(\d+)(?:-(\d+))?(?:/(tcp|udp|sctp))?` (Unicode decimal
+    digits, as `\d`; "tcp" when no protocol is given), None when `text` is not one."""
+    ports, slash, proto = text.partition("/")
+    if slash and proto not in ("tcp", "udp", "sctp"):
+        return None
+    first, dash, last = ports.partition("-")
+    if not first.isdecimal() or dash and not last.isdecimal():
+        return None
+    return int(first), int(last) if dash else int(first), proto or "tcp"
 
 
 def _publish(texts: list[str]) -> tuple[dict[str, Any], ...]:
@@ -169,12 +188,10 @@ def _expose(texts: list[str]) -> tuple[str, ...]:
     """`--expose 80`, `8000-8010/udp` -> ("80/tcp", "8000/udp", ...) checked."""
     out: list[str] = []
     for text in texts:
-        m = re.fullmatch(_PORT_RANGE, text)
-        if m is None:
+        found = _port_range(text)
+        if found is None:
             raise InvalidArgument(f'invalid port format "{text}"')
-        first = int(m.group(1))
-        last = int(m.group(2) or first)
-        proto = m.group(3) or "tcp"
+        first, last, proto = found
         if not 0 < first <= last <= 65535:
             raise InvalidArgument(f'invalid port range "{text}"')
         out.extend(f"{port}/{proto}" for port in range(first, last + 1))

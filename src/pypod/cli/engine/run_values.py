@@ -12,10 +12,12 @@ signals as podman's `ParseSignal`, ulimits as go-units' `ParseUlimit`, detach ke
 from __future__ import annotations
 
 import os
-import re
-from collections.abc import Mapping, MutableMapping
 
 from pypod.errors import InvalidArgument
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Mapping, MutableMapping
 
 __all__ = [
     "SIGNALS",
@@ -23,6 +25,8 @@ __all__ = [
     "FlagValueError",
     "go_errno_text",
     "go_quote",
+    "is_decimal",
+    "is_digits",
     "parse_bool",
     "parse_detach_keys",
     "parse_duration",
@@ -66,30 +70,51 @@ def go_errno_text(err: OSError) -> str:
 
 
 # --- numbers --------------------------------------------------------------------------------
-# patterns, not compiled ones: `re` compiles (and caches) each on first use, off the start-up
-# of every `run`
-_INT_RE = (
-    r"(?P<sign>[+-]?)(?:0[xX](?P<hex>_?[0-9a-fA-F](?:_?[0-9a-fA-F])*)"
-    r"|0[bB](?P<bin>_?[01](?:_?[01])*)|0[oO](?P<oct>_?[0-7](?:_?[0-7])*)"
-    r"|(?P<zoct>0(?:_?[0-7])*)|(?P<dec>[1-9](?:_?[0-9])*))"
-)
+# Checked by hand, not with `re` (whose import costs ~6 ms at the start of every `run`);
+# tests/unit/test_run_values_syntax.py holds each check to the regular expression it stands for.
+_DEC_DIGITS = "0123456789"
+_HEX_DIGITS = "0123456789abcdefABCDEF"
+_OCT_DIGITS = "01234567"
+_BIN_DIGITS = "01"
+
+
+def is_decimal(text: str) -> bool:
+    """Whether `text` is `[+-]?[0-9]+` (ASCII digits only)."""
+    digits = text[1:] if text[:1] in ("+", "-") else text
+    return digits.isascii() and digits.isdigit()
+
+
+def _is_digit_run(text: str, digits: str) -> bool:
+    """`_?D(?:_?D)*` for the digits D: digits, each after at most one underscore."""
+    if not text or text[-1] == "_" or "__" in text:
+        return False
+    return all(c == "_" or c in digits for c in text)
+
+
+def _go_int_body(text: str) -> tuple[str, int] | None:
+    """(digits with their underscores, base) of Go's integer syntax (`strconv.ParseInt(s, 0,
+    ..)` without the sign: 0x.., 0b.., 0o.., 0.. octal, decimal), None when it is not one."""
+    prefix = text[:2]
+    if prefix in ("0x", "0X"):
+        return (text[2:], 16) if _is_digit_run(text[2:], _HEX_DIGITS) else None
+    if prefix in ("0b", "0B"):
+        return (text[2:], 2) if _is_digit_run(text[2:], _BIN_DIGITS) else None
+    if prefix in ("0o", "0O"):
+        return (text[2:], 8) if _is_digit_run(text[2:], _OCT_DIGITS) else None
+    if text[:1] == "0":
+        return (text, 8) if text == "0" or _is_digit_run(text[1:], _OCT_DIGITS) else None
+    if text[:1] and text[0] in "123456789":
+        return (text, 10) if len(text) == 1 or _is_digit_run(text[1:], _DEC_DIGITS) else None
+    return None
 
 
 def _go_int(text: str, fn: str, lo: int, hi: int, signed: bool) -> int:
-    m = re.fullmatch(_INT_RE, text)
-    if m is None or (not signed and m["sign"]):
+    sign = text[:1] if text[:1] in ("+", "-") else ""
+    body = _go_int_body(text[len(sign) :])
+    if body is None or (not signed and sign):
         raise ValueError(f"strconv.{fn}: parsing {go_quote(text)}: invalid syntax")
-    if m["hex"] is not None:
-        value = int(m["hex"].replace("_", ""), 16)
-    elif m["bin"] is not None:
-        value = int(m["bin"].replace("_", ""), 2)
-    elif m["oct"] is not None:
-        value = int(m["oct"].replace("_", ""), 8)
-    elif m["zoct"] is not None:
-        value = int(m["zoct"].replace("_", ""), 8)
-    else:
-        value = int(m["dec"].replace("_", ""))
-    if m["sign"] == "-":
+    value = int(body[0].replace("_", ""), body[1])
+    if sign == "-":
         value = -value
     if not lo <= value <= hi:
         raise ValueError(f"strconv.{fn}: parsing {go_quote(text)}: value out of range")
@@ -120,13 +145,30 @@ def parse_uint(text: str, flag: str) -> int:
         raise _flag_error(flag, text, e) from None
 
 
-_FLOAT_RE = (r"[+-]?(?:[0-9](?:_?[0-9])*(?:\.(?:[0-9](?:_?[0-9])*)?)?|\.[0-9]+)"
-             r"(?:[eE][+-]?[0-9]+)?")  # fmt: skip
+def is_digits(text: str) -> bool:
+    """Whether `text` is `[0-9]+` (ASCII digits only)."""
+    return text.isascii() and text.isdigit()
+
+
+def _is_float(text: str) -> bool:
+    r"""`[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?`: Go's decimal float
+    syntax without its underscores."""
+    text = text[1:] if text[:1] in ("+", "-") else text
+    e = max(text.find("e"), text.find("E"))
+    mantissa, exponent = (text[:e], text[e + 1 :]) if e >= 0 else (text, None)
+    if exponent is not None and not is_decimal(exponent):
+        return False
+    whole, dot, fraction = mantissa.partition(".")
+    if not dot:
+        return is_digits(whole)
+    if not whole:
+        return is_digits(fraction)
+    return is_digits(whole) and (fraction == "" or is_digits(fraction))
 
 
 def parse_float(text: str, flag: str) -> float:
     """A pflag float64 value (decimal notation; Go's inf/nan are refused as meaningless)."""
-    if re.fullmatch(_FLOAT_RE, text) is None or "_" in text:
+    if not _is_float(text):
         raise _flag_error(
             flag, text, ValueError(f"strconv.ParseFloat: parsing {go_quote(text)}: invalid syntax")
         )
@@ -149,22 +191,41 @@ def parse_bool(text: str, flag: str) -> bool:
 
 
 # --- sizes ----------------------------------------------------------------------------------
-_SIZE_RE = r"([0-9]+(?:\.[0-9]+)*) ?([kKmMgGtTpP])?[iI]?[bB]?"
 _BINARY = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40, "p": 1 << 50}
 _DECIMAL = {"k": 10**3, "m": 10**6, "g": 10**9, "t": 10**12, "p": 10**15}
 
 
+def _split_size(text: str) -> tuple[str, str] | None:
+    r"""(number, unit letter or "") of `([0-9]+(?:\.[0-9]+)*) ?([kKmMgGtTpP])?[iI]?[bB]?`,
+    go-units' size syntax; None when `text` is not one."""
+    end = 0
+    while end < len(text) and text[end] in "0123456789.":
+        end += 1
+    number, rest = text[:end], text[end:]
+    if not all(is_digits(part) for part in number.split(".")):
+        return None
+    rest = rest.removeprefix(" ")
+    unit = rest[:1] if rest[:1] and rest[0] in "kKmMgGtTpP" else ""
+    rest = rest[len(unit) :]
+    if rest[:1] and rest[0] in "iI":
+        rest = rest[1:]
+    if rest[:1] and rest[0] in "bB":
+        rest = rest[1:]
+    return (number, unit) if not rest else None
+
+
 def _size(text: str, units: Mapping[str, int]) -> int:
-    m = re.fullmatch(_SIZE_RE, text)
-    if m is None:
+    split = _split_size(text)
+    if split is None:
         raise InvalidArgument(f"invalid size: '{text}'")
+    digits, unit = split
     try:
-        number = float(m[1])
+        number = float(digits)
     except ValueError:
         raise InvalidArgument(
-            f"strconv.ParseFloat: parsing {go_quote(m[1])}: invalid syntax"
+            f"strconv.ParseFloat: parsing {go_quote(digits)}: invalid syntax"
         ) from None
-    size = number * units.get((m[2] or "").lower(), 1)
+    size = number * units.get(unit.lower(), 1)
     if size >= 1 << 63:
         raise InvalidArgument(f"invalid size: '{text}': too large")
     return int(size)
@@ -205,7 +266,7 @@ SIGNALS: dict[str, int] = {
 def parse_signal(text: str) -> int:
     """A signal by name or number (SIGTERM, TERM, term, 15) -> 1..64, as podman's
     `--stop-signal`."""
-    if re.fullmatch(r"[+-]?[0-9]+", text):
+    if is_decimal(text):
         number = int(text)
         if number == 0:
             raise InvalidArgument(f"invalid signal: {text}")
@@ -246,7 +307,7 @@ def parse_ulimit(text: str) -> tuple[str, int, int]:
     for part in parts:
         if part == "unlimited":
             values.append(-1)
-        elif re.fullmatch(r"[+-]?[0-9]+", part) is None:
+        elif not is_decimal(part):
             raise fail(f"strconv.ParseInt: parsing {go_quote(part)}: invalid syntax")
         elif not -(1 << 63) <= int(part) < 1 << 63:
             raise fail(f"strconv.ParseInt: parsing {go_quote(part)}: value out of range")

@@ -5,11 +5,14 @@ flag and command declarations.  Small on purpose: `run` loads it without the oth
 from __future__ import annotations
 
 import sys
-from typing import Any
 
 from pypod.cli.engine.main import Command, Globals
 from pypod.cli.flags import Flag
 from pypod.engine.containers import Engine
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = ["_cmd", "_err", "_f", "engine"]
 

@@ -25,36 +25,46 @@ This package is the only code that touches /sys/fs/cgroup.
 
 from __future__ import annotations
 
-import enum
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, Literal, Protocol
-
 from pypod.errors import InvalidArgument, NotSupported, from_oserror
 from pypod.linux.cgroups import paths as _paths
 from pypod.record import record
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from typing import Any, Final, Literal, Protocol
+
     from pypod.oci.runtime_spec import LinuxResources
 
+    FreezerState = Literal["THAWED", "FROZEN", "FREEZING"]
+
+# (CgroupManager and FreezerState exist for type checkers only)
 __all__ = [
-    "CgroupManager",
     "CgroupMode",
-    "FreezerState",
     "SelfJoin",
     "detect_mode",
     "manager_from_state",
     "new_manager",
 ]
 
-FreezerState = Literal["THAWED", "FROZEN", "FREEZING"]
 #: Version of the dict `to_state()` returns; bumped on incompatible changes.
 STATE_VERSION = 1
 
 
-class CgroupMode(enum.StrEnum):
-    LEGACY = "legacy"  # cgroup v1 only
-    HYBRID = "hybrid"  # cgroup v1 controllers plus a controller-less (or nearly) cgroup2
-    UNIFIED = "unified"  # cgroup v2 only
+class CgroupMode:
+    """The host's cgroup layout: one of these strings (the "mode" of `to_state()`)."""
+
+    LEGACY: Final = "legacy"  # cgroup v1 only
+    HYBRID: Final = "hybrid"  # cgroup v1 controllers plus a controller-less (or nearly) cgroup2
+    UNIFIED: Final = "unified"  # cgroup v2 only
+
+    @staticmethod
+    def parse(value: object) -> str:
+        """The mode named `value`; ValueError for anything else."""
+        for mode in (CgroupMode.LEGACY, CgroupMode.HYBRID, CgroupMode.UNIFIED):
+            if value == mode:
+                return mode
+        raise ValueError(f"{value!r} is not a valid CgroupMode")
 
 
 @record
@@ -79,63 +89,67 @@ class SelfJoin:
     pids_limited: bool = False
 
 
-class CgroupManager(Protocol):
-    """A container's cgroup(s).  Every method works in a fresh process (see to_state)."""
+if TYPE_CHECKING:
 
-    @property
-    def mode(self) -> CgroupMode: ...
+    class CgroupManager(Protocol):
+        """A container's cgroup(s).  Every method works in a fresh process (see to_state)."""
 
-    @property
-    def paths(self) -> Mapping[str, str]:
-        """{controller: directory}; v2 and the hybrid cgroup2 directory under "unified"."""
-        ...
+        @property
+        def mode(self) -> str:
+            """One of CgroupMode's."""
+            ...
 
-    def create(self) -> None:
-        """Make the directories (and, v2, enable controllers in the parents)."""
-        ...
+        @property
+        def paths(self) -> Mapping[str, str]:
+            """{controller: directory}; v2 and the hybrid cgroup2 directory under "unified"."""
+            ...
 
-    def add_pid(self, pid: int) -> None: ...
+        def create(self) -> None:
+            """Make the directories (and, v2, enable controllers in the parents)."""
+            ...
 
-    def self_join(self) -> SelfJoin | None:
-        """How a process may join these cgroups by itself (see SelfJoin); None: only with
-        add_pid (rootless: a move by a user follows other rules; nothing created)."""
-        ...
+        def add_pid(self, pid: int) -> None: ...
 
-    def set_resources(self, res: LinuxResources) -> None:
-        """Apply the initial limits (call it before add_pid for realtime CPU limits)."""
-        ...
+        def self_join(self) -> SelfJoin | None:
+            """How a process may join these cgroups by itself (see SelfJoin); None: only with
+            add_pid (rootless: a move by a user follows other rules; nothing created)."""
+            ...
 
-    def update(self, res: LinuxResources) -> None:
-        """Change limits of a running container (same code path as set_resources)."""
-        ...
+        def set_resources(self, res: LinuxResources) -> None:
+            """Apply the initial limits (call it before add_pid for realtime CPU limits)."""
+            ...
 
-    def freeze(self) -> None:
-        """Freeze every process; returns once the cgroup is FROZEN."""
-        ...
+        def update(self, res: LinuxResources) -> None:
+            """Change limits of a running container (same code path as set_resources)."""
+            ...
 
-    def thaw(self) -> None: ...
+        def freeze(self) -> None:
+            """Freeze every process; returns once the cgroup is FROZEN."""
+            ...
 
-    def freezer_state(self) -> FreezerState: ...
+        def thaw(self) -> None: ...
 
-    def pids(self) -> list[int]:
-        """Every process in the cgroup and its descendants."""
-        ...
+        def freezer_state(self) -> FreezerState: ...
 
-    def kill_all(self, sig: int) -> None: ...
+        def pids(self) -> list[int]:
+            """Every process in the cgroup and its descendants."""
+            ...
 
-    def destroy(self) -> None:
-        """Remove the directories (deepest first); a missing one is fine."""
-        ...
+        def kill_all(self, sig: int) -> None: ...
 
-    def exists(self) -> bool: ...
+        def destroy(self) -> None:
+            """Remove the directories (deepest first); a missing one is fine."""
+            ...
 
-    def to_state(self) -> dict[str, Any]:
-        """JSON-serialisable data for manager_from_state()."""
-        ...
+        def exists(self) -> bool: ...
 
-    def stats(self) -> dict[str, Any]:
-        """cpu, memory and pids figures, shaped like `runc events --stats` data."""
-        ...
+        def to_state(self) -> dict[str, Any]:
+            """JSON-serialisable data for manager_from_state()."""
+            ...
+
+        def stats(self) -> dict[str, Any]:
+            """cpu, memory and pids figures, shaped like `runc events --stats` data."""
+            ...
 
 
 def _read_mountinfo() -> str:
@@ -154,12 +168,13 @@ def _read_own_cgroup() -> dict[str, str]:
         raise from_oserror("cgroup: read /proc/self/cgroup", err) from None
 
 
-def detect_mode(mountinfo: str | None = None) -> CgroupMode:
-    """LEGACY, HYBRID or UNIFIED from the cgroup mounts (of /proc/self/mountinfo by default)."""
+def detect_mode(mountinfo: str | None = None) -> str:
+    """CgroupMode.LEGACY, HYBRID or UNIFIED from the cgroup mounts (by default, of
+    /proc/self/mountinfo)."""
     return _mode_of(_paths.parse_mountinfo(_read_mountinfo() if mountinfo is None else mountinfo))
 
 
-def _mode_of(mounts: list[_paths.CgroupMount]) -> CgroupMode:
+def _mode_of(mounts: list[_paths.CgroupMount]) -> str:
     # a named-only v1 hierarchy (name=systemd beside a cgroup2 root) controls nothing
     has_v1 = any(
         m.version == 1 and any(not c.startswith("name=") for c in m.controllers) for m in mounts
@@ -188,7 +203,7 @@ def new_manager(cgroups_path: str, container_id: str, *, rootless: bool = False)
     mounts = _paths.parse_mountinfo(_read_mountinfo())
     mode = _mode_of(mounts)
     explicit = bool(cgroups_path)
-    if mode is CgroupMode.UNIFIED:
+    if mode == CgroupMode.UNIFIED:
         from pypod.linux.cgroups.v2 import V2Manager
 
         root = next(m.mountpoint for m in mounts if m.version == 2)
@@ -210,14 +225,14 @@ def new_manager(cgroups_path: str, container_id: str, *, rootless: bool = False)
 
 def manager_from_state(data: Mapping[str, Any]) -> CgroupManager:
     """Re-open the manager `to_state()` described (no path is resolved again)."""
-    if not isinstance(data, Mapping) or data.get("version") != STATE_VERSION:
+    if not isinstance(data, dict) or data.get("version") != STATE_VERSION:
         raise InvalidArgument(f"cgroup: unsupported saved cgroup state: {data!r}")
     try:
-        mode = CgroupMode(data["mode"])
+        mode = CgroupMode.parse(data["mode"])
         saved_paths = {str(k): str(v) for k, v in dict(data["paths"]).items()}
         rootless = bool(data.get("rootless", False))
         explicit = bool(data.get("explicit_path", True))
-        if mode is CgroupMode.UNIFIED:
+        if mode == CgroupMode.UNIFIED:
             from pypod.linux.cgroups.v2 import V2Manager
 
             return V2Manager(

@@ -21,12 +21,15 @@ import errno
 import os
 import resource
 import struct
-from collections.abc import Sequence
 
 from pypod.errors import NotSupported, OSLevelError, from_oserror
 from pypod.linux import syscalls
 from pypod.linux.cgroups.devices import WILDCARD, DeviceRule, Emulator
 from pypod.record import record
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Sequence
 
 # --- program generation -----------------------------------------------------------------------
 

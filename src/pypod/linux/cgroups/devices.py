@@ -14,29 +14,31 @@ so both versions enforce the same thing.  Modelled on runc's devices emulator.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import Protocol
-
 from pypod.errors import InvalidArgument
 from pypod.record import record
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+    from typing import Protocol
+
+    class SpecDeviceRule(Protocol):
+        """What the OCI LinuxDeviceCgroup gives (pypod.oci.runtime_spec)."""
+
+        @property
+        def allow(self) -> bool: ...
+        @property
+        def type(self) -> str | None: ...
+        @property
+        def major(self) -> int | None: ...
+        @property
+        def minor(self) -> int | None: ...
+        @property
+        def access(self) -> str | None: ...
+
+
 WILDCARD = -1
 _ACCESS_ORDER = "rwm"
-
-
-class SpecDeviceRule(Protocol):
-    """What the OCI LinuxDeviceCgroup gives (pypod.oci.runtime_spec)."""
-
-    @property
-    def allow(self) -> bool: ...
-    @property
-    def type(self) -> str | None: ...
-    @property
-    def major(self) -> int | None: ...
-    @property
-    def minor(self) -> int | None: ...
-    @property
-    def access(self) -> str | None: ...
 
 
 @record(kw_only=False)

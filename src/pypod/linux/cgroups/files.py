@@ -9,10 +9,13 @@ from __future__ import annotations
 import errno
 import os
 import time
-from collections.abc import Iterator
 
 from pypod.errors import NotFound, NotSupported, PypodError, from_oserror
 from pypod.log import get_logger
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 log = get_logger(__name__)
 

@@ -15,11 +15,14 @@
 from __future__ import annotations
 
 import posixpath
-from collections.abc import Mapping
 
 from pypod.errors import InvalidArgument, NotSupported
 from pypod.linux.mounts import unescape_mountinfo
 from pypod.record import record
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Mapping
 
 #: The key of the cgroup2 directory among a hybrid manager's paths.
 UNIFIED = "unified"

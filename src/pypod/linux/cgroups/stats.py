@@ -13,28 +13,29 @@ All times in nanoseconds, sizes in bytes; a limit of 0 means "no limit" (as in r
 
 from __future__ import annotations
 
-import contextlib
 import os
-import signal
-from typing import TYPE_CHECKING, Any, Protocol
 
 from pypod.errors import PypodError
 from pypod.linux.cgroups import files
 from pypod.log import get_logger
+from pypod.stdlite import signal, suppress
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Any, Protocol
+
     from pypod.linux.cgroups import FreezerState
+
+    class _Signallable(Protocol):
+        def freeze(self) -> None: ...
+        def thaw(self) -> None: ...
+        def freezer_state(self) -> FreezerState: ...
+        def pids(self) -> list[int]: ...
+
 
 log = get_logger(__name__)
 
 _UNLIMITED_V1 = 0x7FFFFFFFFFFFF000  # what memory.limit_in_bytes shows for "no limit"
-
-
-class _Signallable(Protocol):
-    def freeze(self) -> None: ...
-    def thaw(self) -> None: ...
-    def freezer_state(self) -> FreezerState: ...
-    def pids(self) -> list[int]: ...
 
 
 def signal_all(manager: _Signallable, sig: int) -> None:
@@ -54,7 +55,7 @@ def signal_all(manager: _Signallable, sig: int) -> None:
             log.debug("cgroup: signalling without freezing: %s", e)
     try:
         for pid in manager.pids():
-            with contextlib.suppress(ProcessLookupError):
+            with suppress(ProcessLookupError):
                 os.kill(pid, sig)
     finally:
         if froze or (was_frozen and sig == signal.SIGKILL):

@@ -8,25 +8,27 @@ holds the processes, except for hugetlb limits when hugetlb is a cgroup2-only co
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import os
 import time
-from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING, Any
 
 from pypod.errors import NotSupported, OSLevelError, PypodError, from_oserror
 from pypod.linux.cgroups import (
     STATE_VERSION,
     CgroupMode,
-    FreezerState,
     SelfJoin,
     files,
 )
 from pypod.linux.cgroups.paths import UNIFIED
 from pypod.log import get_logger
+from pypod.stdlite import suppress
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Iterable, Mapping
+    from typing import Any
+
+    from pypod.linux.cgroups import FreezerState
     from pypod.oci.runtime_spec import LinuxResources
 
 log = get_logger(__name__)
@@ -39,7 +41,7 @@ class V1Manager:
         self,
         paths: Mapping[str, str],
         *,
-        mode: CgroupMode = CgroupMode.LEGACY,
+        mode: str = CgroupMode.LEGACY,
         mountpoints: Iterable[str] = (),
         rootless: bool = False,
         explicit_path: bool = True,
@@ -59,7 +61,7 @@ class V1Manager:
                 )
 
     @property
-    def mode(self) -> CgroupMode:
+    def mode(self) -> str:
         return self._mode
 
     @property
@@ -122,7 +124,7 @@ class V1Manager:
             )
         raise NotSupported(
             f"cgroup: cannot set {what}: the {controller} controller is not mounted on this "
-            f"host ({self._mode.value} cgroups)"
+            f"host ({self._mode} cgroups)"
         )
 
     def _apply(self, res: LinuxResources) -> None:
@@ -134,7 +136,7 @@ class V1Manager:
         if res.unified:
             raise NotSupported(
                 "cgroup: the unified resources map needs cgroup v2; this host manages "
-                f"container limits with cgroup v1 ({self._mode.value} mode)"
+                f"container limits with cgroup v1 ({self._mode} mode)"
             )
         hugetlb_v2 = bool(res.hugepage_limits) and self._hugetlb_in_unified()
         for controller, what in v1_resources.needed_controllers(res):
@@ -238,7 +240,7 @@ class V1Manager:
             raise OSLevelError(f"cgroup: unable to freeze {d}", errno=errno.ETIMEDOUT)
         except PypodError:
             # never leave a cgroup half frozen
-            with contextlib.suppress(PypodError):
+            with suppress(PypodError):
                 files.write(d, "freezer.state", "THAWED", controller="freezer")
             raise
 
@@ -279,7 +281,7 @@ class V1Manager:
     def to_state(self) -> dict[str, Any]:
         return {
             "version": STATE_VERSION,
-            "mode": self._mode.value,
+            "mode": self._mode,
             "paths": dict(self._paths),
             "mountpoints": list(self._mountpoints),
             "rootless": self._rootless,

@@ -7,8 +7,6 @@ controller that is not mounted (or could not be created) before anything is writ
 from __future__ import annotations
 
 import errno
-from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
 from pypod.errors import (
     InUse,
@@ -21,7 +19,10 @@ from pypod.linux.cgroups import convert, files
 from pypod.linux.cgroups.devices import DeviceRule, Emulator
 from pypod.log import get_logger
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from pypod.oci.runtime_spec import (
         LinuxBlockIO,
         LinuxCPU,

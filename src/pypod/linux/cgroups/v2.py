@@ -8,16 +8,12 @@ from __future__ import annotations
 
 import errno
 import os
-import signal
 import time
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
 
 from pypod.errors import InvalidArgument, NotSupported, OSLevelError, PypodError
 from pypod.linux.cgroups import (
     STATE_VERSION,
     CgroupMode,
-    FreezerState,
     SelfJoin,
     files,
     stats,
@@ -27,8 +23,14 @@ from pypod.linux.cgroups.bpf_devices import apply_device_rules
 from pypod.linux.cgroups.devices import normalize
 from pypod.linux.cgroups.paths import UNIFIED
 from pypod.log import get_logger
+from pypod.stdlite import signal
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from typing import Any
+
+    from pypod.linux.cgroups import FreezerState
     from pypod.oci.runtime_spec import LinuxResources
 
 log = get_logger(__name__)
@@ -91,7 +93,7 @@ class V2Manager:
         self._created = True if created is None else created
 
     @property
-    def mode(self) -> CgroupMode:
+    def mode(self) -> str:
         return CgroupMode.UNIFIED
 
     @property
@@ -207,7 +209,7 @@ class V2Manager:
     def to_state(self) -> dict[str, Any]:
         return {
             "version": STATE_VERSION,
-            "mode": CgroupMode.UNIFIED.value,
+            "mode": CgroupMode.UNIFIED,
             "root": self._root,
             "paths": {UNIFIED: self._path},
             "rootless": self._rootless,

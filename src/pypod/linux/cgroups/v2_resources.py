@@ -6,14 +6,14 @@ Devices are not here: v2 has no devices files, see bpf_devices.py.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import TYPE_CHECKING
-
 from pypod.errors import InvalidArgument, InvalidState, NotSupported, PypodError
 from pypod.linux.cgroups import convert, files
 from pypod.log import get_logger
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from pypod.oci.runtime_spec import (
         LinuxBlockIO,
         LinuxCPU,

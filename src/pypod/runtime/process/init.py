@@ -29,10 +29,7 @@ from __future__ import annotations
 import binascii  # built in: usable after pivot_root
 import errno
 import os
-import signal
 import stat
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, NoReturn
 
 from pypod.errors import (
     CannotInvoke,
@@ -47,8 +44,13 @@ from pypod.oci.runtime_spec import LinuxSeccomp, Process, Spec
 from pypod.record import record
 from pypod.runtime import rootfs
 from pypod.runtime.process.sync import Channel, Msg
+from pypod.stdlite import signal
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from typing import Any, NoReturn
+
     from pypod.linux.cgroups import SelfJoin
     from pypod.linux.seccomp import Program
 

@@ -7,16 +7,18 @@ the terminal, and return the exit code as runc computes it (128+signal when kill
 
 from __future__ import annotations
 
-import contextlib
 import os
-import signal
-from collections.abc import Callable, Iterator
 
 from pypod.errors import PypodError, RuntimeError_
 from pypod.linux import syscalls as sc
 from pypod.record import record
 from pypod.runtime.process import init as init_mod
 from pypod.runtime.process.sync import Channel, Msg
+from pypod.stdlite import contextmanager, signal, signal_name, suppress
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
 
 
 @record(kw_only=False)
@@ -104,7 +106,7 @@ def launch(
     except BaseException:
         for p in (pid, stage1_pid):
             if p:
-                with contextlib.suppress(ProcessLookupError):
+                with suppress(ProcessLookupError):
                     os.kill(p, signal.SIGKILL)
         if stage1_pid:
             _reap(stage1_pid)
@@ -127,10 +129,10 @@ def _stage1_reports(
         # as runc does: stage-1 joins the cgroup first, so that the slow first move (see
         # init.py) overlaps with its namespaces and the init's mounts; the init, forked by
         # it, is born there.  The init's own move in launch() stays the one that counts.
-        with contextlib.suppress(OSError, PypodError):
+        with suppress(OSError, PypodError):
             add_to_cgroup(stage1_pid)
     msg = chan.expect(Msg.MAP_IDS, Msg.PID)
-    if msg.type is Msg.MAP_IDS:
+    if msg.type == Msg.MAP_IDS:
         linux = plan.spec.linux
         assert linux is not None
         from pypod.linux import idmap
@@ -164,7 +166,7 @@ def _fork_init(plan: init_mod.Plan, prep: init_mod.Prepared) -> tuple[int, bool,
             return clone.clone_process(flags, into), self_join, True
         except PypodError:
             if into is not None:  # the cgroup refused (see _fork_stage1): the parent moves it
-                with contextlib.suppress(PypodError):
+                with suppress(PypodError):
                     return clone.clone_process(flags, None), False, True
     return (*_fork_stage1(plan, prep), False)
 
@@ -220,13 +222,13 @@ def _raise_reported_error(chan: Channel) -> None:
     import select
 
     while select.select([chan.fileno()], [], [], 0)[0]:
-        msg = chan.expect(*Msg)  # raises for an ERROR, or at EOF
+        msg = chan.expect(*Msg.ALL)  # raises for an ERROR, or at EOF
         for fd in msg.fds:  # a pty master the init sent before it waited for its cgroup
             os.close(fd)
 
 
 def _reap(pid: int) -> None:
-    with contextlib.suppress(ChildProcessError):
+    with suppress(ChildProcessError):
         os.waitpid(pid, 0)
 
 
@@ -239,13 +241,6 @@ def exit_code(status: int) -> int:
     if os.WIFSIGNALED(status):
         return 128 + os.WTERMSIG(status)
     return os.WEXITSTATUS(status)
-
-
-_FORWARDED = [
-    s
-    for s in signal.Signals
-    if s not in (signal.SIGKILL, signal.SIGSTOP, signal.SIGCHLD, signal.SIGWINCH)
-]
 
 
 def wait_foreground(pid: int, console_fd: int | None) -> int:
@@ -264,18 +259,25 @@ def wait_foreground(pid: int, console_fd: int | None) -> int:
                 return exit_code(status)
 
 
-@contextlib.contextmanager
+def _forwarded() -> list[int]:
+    """The signals `wait_foreground` passes on: every one with a name (`signal.Signals`, in
+    number order) but those that cannot be caught, SIGCHLD, and SIGWINCH (handled apart)."""
+    skip = (signal.SIGKILL, signal.SIGSTOP, signal.SIGCHLD, signal.SIGWINCH)
+    return [n for n in range(1, signal.NSIG) if signal_name(n) is not None and n not in skip]
+
+
+@contextmanager
 def _forward_signals(pid: int, console_fd: int | None) -> Iterator[None]:
     def forward(signum: int, _frame: object) -> None:
         if signum == signal.SIGWINCH and console_fd is not None:
             _copy_winsize(console_fd)
             return
-        with contextlib.suppress(ProcessLookupError):
+        with suppress(ProcessLookupError):
             os.kill(pid, signum)
 
     old = {}
-    for sig in [*_FORWARDED, signal.SIGWINCH]:
-        with contextlib.suppress(OSError, ValueError):
+    for sig in [*_forwarded(), signal.SIGWINCH]:
+        with suppress(OSError, ValueError):
             old[sig] = signal.signal(sig, forward)
     try:
         yield
@@ -287,7 +289,7 @@ def _forward_signals(pid: int, console_fd: int | None) -> Iterator[None]:
 def _copy_winsize(console_fd: int) -> None:
     from pypod.linux import console
 
-    with contextlib.suppress(OSError):
+    with suppress(OSError):
         rows, cols = console.get_size(0)
         console.set_size(console_fd, rows, cols)
 

@@ -40,32 +40,50 @@ nothing but an ERROR before it had CGROUP_JOINED.
 
 from __future__ import annotations
 
-import enum
-import json
 import os
-from typing import Any
 
+from pypod import jsoncodec
 from pypod.errors import RuntimeError_
 from pypod.linux import unixsock
 from pypod.record import field, record
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Final
 
-class Msg(enum.StrEnum):
-    CGROUP_JOINED = "cgroup-joined"
-    MAP_IDS = "map-ids"
-    IDS_MAPPED = "ids-mapped"
-    SECCOMP = "seccomp"
-    PID = "pid"
-    RUN_HOOKS = "run-hooks"
-    HOOKS_DONE = "hooks-done"
-    CONSOLE = "console"
-    READY = "ready"
-    ERROR = "error"
+
+class Msg:
+    """The message types (their values are the wire's "type")."""
+
+    CGROUP_JOINED: Final = "cgroup-joined"
+    MAP_IDS: Final = "map-ids"
+    IDS_MAPPED: Final = "ids-mapped"
+    SECCOMP: Final = "seccomp"
+    PID: Final = "pid"
+    RUN_HOOKS: Final = "run-hooks"
+    HOOKS_DONE: Final = "hooks-done"
+    CONSOLE: Final = "console"
+    READY: Final = "ready"
+    ERROR: Final = "error"
+
+    ALL: Final = (
+        CGROUP_JOINED, MAP_IDS, IDS_MAPPED, SECCOMP, PID, RUN_HOOKS, HOOKS_DONE, CONSOLE, READY,
+        ERROR,
+    )  # fmt: skip
+
+    @classmethod
+    def parse(cls, value: object) -> str:
+        """`value` as one of the types; ValueError for anything else."""
+        for known in cls.ALL:
+            if value == known:
+                return known
+        raise ValueError(f"{value!r} is not a valid sync message type")
 
 
 @record(kw_only=False)
 class Message:
-    type: Msg
+    #: one of Msg's
+    type: str
     data: dict[str, Any] = field(default_factory=dict)
     fds: tuple[int, ...] = ()
 
@@ -87,8 +105,8 @@ class Channel:
     def fileno(self) -> int:
         return self.sock.fileno()
 
-    def send(self, type_: Msg, fds: tuple[int, ...] = (), **data: Any) -> None:
-        payload = json.dumps({"type": type_.value, **data}).encode()
+    def send(self, type_: str, fds: tuple[int, ...] = (), **data: Any) -> None:
+        payload = jsoncodec.dumps({"type": type_, **data}).encode()
         if fds:
             unixsock.send_fds(self.sock, payload, fds)
         else:
@@ -103,7 +121,7 @@ class Channel:
             raw, fds = unixsock.recv_fds(self.sock, _MAX, 4)
         return _decode(raw, tuple(fds))
 
-    def expect(self, *types: Msg) -> Message:
+    def expect(self, *types: str) -> Message:
         """Receive the next message; an ERROR becomes an exception, anything unexpected too."""
         try:
             msg = self.recv()
@@ -113,7 +131,7 @@ class Channel:
             ) from None
         return _checked(msg, types)
 
-    def expect_read(self, *types: Msg) -> Message:
+    def expect_read(self, *types: str) -> Message:
         """expect() a message without descriptors through read(2) alone: what the init calls
         once its seccomp filter is installed (it needs read(2) anyway, for the exec fifo)."""
         try:
@@ -133,13 +151,13 @@ class Channel:
 def _decode(raw: bytes, fds: tuple[int, ...]) -> Message:
     if not raw:
         raise EOFError("the container process closed the sync socket")
-    obj = json.loads(raw)
-    type_ = Msg(obj.pop("type"))
+    obj = jsoncodec.loads(raw)
+    type_ = Msg.parse(obj.pop("type"))
     return Message(type_, obj, fds)
 
 
-def _checked(msg: Message, types: tuple[Msg, ...]) -> Message:
-    if msg.type is Msg.ERROR:
+def _checked(msg: Message, types: tuple[str, ...]) -> Message:
+    if msg.type == Msg.ERROR:
         raise ChildError(
             "unable to start container process: " + msg.data.get("message", "unknown error"),
             msg.data.get("exit_code", 1),

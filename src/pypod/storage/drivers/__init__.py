@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import TYPE_CHECKING, BinaryIO, Protocol
 
 from pypod.errors import InvalidArgument
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import BinaryIO, Protocol
+
     from pypod.storage.archive.apply import ApplyResult
     from pypod.storage.archive.changes import Change
     from pypod.storage.archive.stream import LayoutRecorder
@@ -30,68 +32,70 @@ _REGISTRY: tuple[tuple[str, str], ...] = (
 DEFAULT_DRIVER = "overlay"
 
 
-class Driver(Protocol):
-    """What the store needs from a storage driver.  Layer ids are 64 lowercase hex digits."""
+if TYPE_CHECKING:
+    # an interface for type checkers only (nothing checks a driver against it at run time)
+    class Driver(Protocol):
+        """What the store needs from a storage driver.  Layer ids are 64 lowercase hex digits."""
 
-    #: "overlay", "vfs"
-    name: str
-    #: `<graphroot>/<name>`: the layer directories
-    home: str
-    #: whether a layer's files can be applied before its parent is known (`create` with no
-    #: parent, `apply_diff`, then `set_parent`): overlay, whose layers hold only their own
-    #: files, can; vfs, whose layers are copies of their parents, cannot
-    independent_layers: bool
+        #: "overlay", "vfs"
+        name: str
+        #: `<graphroot>/<name>`: the layer directories
+        home: str
+        #: whether a layer's files can be applied before its parent is known (`create` with no
+        #: parent, `apply_diff`, then `set_parent`): overlay, whose layers hold only their own
+        #: files, can; vfs, whose layers are copies of their parents, cannot
+        independent_layers: bool
 
-    def create(self, layer_id: str, parent_id: str | None) -> None:
-        """An empty layer on top of `parent_id` (vfs: a copy of the parent's files)."""
+        def create(self, layer_id: str, parent_id: str | None) -> None:
+            """An empty layer on top of `parent_id` (vfs: a copy of the parent's files)."""
 
-    def rename(self, old_id: str, new_id: str) -> None:
-        """Give a layer that has no child and is not mounted a new id (a staged layer becomes
-        its chain id once its content, hence its diff id, is known)."""
+        def rename(self, old_id: str, new_id: str) -> None:
+            """Give a layer that has no child and is not mounted a new id (a staged layer becomes
+            its chain id once its content, hence its diff id, is known)."""
 
-    def set_parent(self, layer_id: str, parent_id: str) -> None:
-        """Put a layer created with no parent on top of `parent_id` (before it is used); only
-        for `independent_layers` drivers."""
+        def set_parent(self, layer_id: str, parent_id: str) -> None:
+            """Put a layer created with no parent on top of `parent_id` (before it is used); only
+            for `independent_layers` drivers."""
 
-    def apply_diff(
-        self, layer_id: str, stream: BinaryIO, *, layout: LayoutRecorder | None = None
-    ) -> ApplyResult:
-        """Apply a layer tar (plain, gzip or zstd) to the layer, through `storage.archive`;
-        `layout` records the tar's layout in the same pass."""
+        def apply_diff(
+            self, layer_id: str, stream: BinaryIO, *, layout: LayoutRecorder | None = None
+        ) -> ApplyResult:
+            """Apply a layer tar (plain, gzip or zstd) to the layer, through `storage.archive`;
+            `layout` records the tar's layout in the same pass."""
 
-    def mount(
-        self, layer_id: str, *, mount_label: str | None = None, volatile: bool = False
-    ) -> str:
-        """Mount the layer over its parents (read-write: the layer is the upper directory) and
-        return the path of the merged root.  Counted: N mounts need N unmounts, from any
-        process (the count is kept on disk under the runroot).  `volatile`: the layer is thrown
-        away after use (a `--rm` container's), its writes need never reach the disk (overlay's
-        "volatile" option, as containers/storage mounts a volatile container's)."""
+        def mount(
+            self, layer_id: str, *, mount_label: str | None = None, volatile: bool = False
+        ) -> str:
+            """Mount the layer over its parents (read-write: the layer is the upper directory) and
+            return the path of the merged root.  Counted: N mounts need N unmounts, from any
+            process (the count is kept on disk under the runroot).  `volatile`: the layer is thrown
+            away after use (a `--rm` container's), its writes need never reach the disk (overlay's
+            "volatile" option, as containers/storage mounts a volatile container's)."""
 
-    def unmount(self, layer_id: str, *, force: bool = False) -> bool:
-        """Drop one mount reference (all of them with `force`); True when really unmounted."""
+        def unmount(self, layer_id: str, *, force: bool = False) -> bool:
+            """Drop one mount reference (all of them with `force`); True when really unmounted."""
 
-    def mount_count(self, layer_id: str) -> int: ...
+        def mount_count(self, layer_id: str) -> int: ...
 
-    def remove(self, layer_id: str) -> None:
-        """Remove the layer's files (unmounting it first if needed); no error when absent."""
+        def remove(self, layer_id: str) -> None:
+            """Remove the layer's files (unmounting it first if needed); no error when absent."""
 
-    def exists(self, layer_id: str) -> bool: ...
+        def exists(self, layer_id: str) -> bool: ...
 
-    def diff_path(self, layer_id: str) -> str:
-        """The directory holding the layer's own files (overlay: its upper dir; vfs: the full
-        root).  What `storage.archive.export_changes` reads."""
+        def diff_path(self, layer_id: str) -> str:
+            """The directory holding the layer's own files (overlay: its upper dir; vfs: the full
+            root).  What `storage.archive.export_changes` reads."""
 
-    def changes(self, layer_id: str, parent_id: str | None) -> list[Change]:
-        """What the layer adds, changes and deletes compared to its parent chain (A/C/D)."""
+        def changes(self, layer_id: str, parent_id: str | None) -> list[Change]:
+            """What the layer adds, changes and deletes compared to its parent chain (A/C/D)."""
 
-    def layer_ids(self) -> list[str]:
-        """Every layer directory present (for crash recovery's sweep of orphans)."""
+        def layer_ids(self) -> list[str]:
+            """Every layer directory present (for crash recovery's sweep of orphans)."""
 
-    def recover(self, known: set[str], *, sweep: bool) -> None:
-        """Crash recovery: drop stale mount counts and unmount mounts nobody counts; with
-        `sweep`, also remove directories of layers not in `known`.  Called with the store lock
-        held."""
+        def recover(self, known: set[str], *, sweep: bool) -> None:
+            """Crash recovery: drop stale mount counts and unmount mounts nobody counts; with
+            `sweep`, also remove directories of layers not in `known`.  Called with the store lock
+            held."""
 
 
 def driver_names() -> tuple[str, ...]:

@@ -27,12 +27,15 @@ from __future__ import annotations
 import errno
 import os
 import stat
-from collections.abc import Iterable, Mapping
 
 from pypod.errors import InvalidArgument, NotSupported, StorageError
 from pypod.linux import userns
 from pypod.log import get_logger
 from pypod.record import record
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Mapping
 
 log = get_logger(__name__)
 

@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import errno
 import os
-from typing import TYPE_CHECKING, BinaryIO
 
 from pypod.atomic import write_atomic
 from pypod.errors import NotFound, OSLevelError, StorageError
@@ -46,7 +45,10 @@ from pypod.log import get_logger
 from pypod.storage.drivers import fuse_overlay
 from pypod.storage.drivers.mountstate import MountCounts, mount_points
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import BinaryIO
+
     from pypod.storage.archive.apply import ApplyResult
     from pypod.storage.archive.changes import Change
     from pypod.storage.archive.stream import LayoutRecorder

@@ -1,0 +1,125 @@
+"""What `run -d` and `run --rm` import before their container runs is part of their time.
+
+The standard modules listed in FORBIDDEN cost ~8 ms of CPU at each start together (see
+`pypod/stdlite.py`); the console scripts, the CLI, and the monitor up to the container's start
+must do without them.  Each test runs the real installed `pypod` script with an audit hook
+(a `sitecustomize` put first on PYTHONPATH) that logs every module loaded, with its process
+and the pypod module that imported it.  The monitor's lines count until it imports its loop
+(`pypod.monitor.loop`, after STARTED: off the caller's path); the CLI's until it exits.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.engine_support import (  # noqa: F401  (fixtures)
+    IMAGE,
+    PYPOD,
+    Pypod,
+    busybox_tar_fixture,
+    pypod_fixture,
+    pypod_session_fixture,
+)
+
+FORBIDDEN = {
+    "re", "typing", "enum", "functools", "collections", "contextlib", "json", "signal",
+    "dataclasses", "warnings", "datetime", "hashlib", "subprocess", "threading", "logging",
+    "shutil", "tempfile", "socket", "inspect", "ipaddress", "sqlite3", "argparse", "selectors",
+}  # fmt: skip
+
+_HOOK = """\
+import os as _os, sys as _sys
+
+def _pypod_import_hook(event, args, _log=_os.environ["PYPOD_TEST_IMPORT_LOG"]):
+    if event != "import":
+        return
+    frame, by = _sys._getframe(1), "?"
+    while frame is not None:
+        name = frame.f_globals.get("__name__", "")
+        if name.startswith("pypod") or name == "__main__":
+            by = name
+            break
+        frame = frame.f_back
+    try:
+        fd = _os.open(_log, _os.O_WRONLY | _os.O_APPEND | _os.O_CREAT, 0o600)
+        _os.write(fd, f"{_os.getpid()} {args[0]} {by}\\n".encode())
+        _os.close(fd)
+    except OSError:
+        pass  # the container's init, after pivot_root: the log is not in its root
+
+_sys.addaudithook(_pypod_import_hook)
+"""
+
+
+@pytest.fixture(name="import_log")
+def import_log_fixture(tmp_path: Path) -> Iterator[tuple[Path, dict[str, str]]]:
+    hook_dir = tmp_path / "hook"
+    hook_dir.mkdir()
+    (hook_dir / "sitecustomize.py").write_text(_HOOK)
+    log = tmp_path / "imports.log"
+    env = {**os.environ, "PYTHONPATH": str(hook_dir), "PYPOD_TEST_IMPORT_LOG": str(log)}
+    yield log, env
+
+
+def _offenders(log: Path, cli_pid: int) -> list[str]:
+    found: list[str] = []
+    looping: set[int] = set()
+    for line in log.read_text().splitlines():
+        pid_text, module, by = line.split(" ", 2)
+        pid = int(pid_text)
+        if module == "pypod.monitor.loop":
+            looping.add(pid)
+        if pid in looping:
+            continue
+        top = module.split(".")[0]
+        if top in FORBIDDEN:
+            who = "CLI" if pid == cli_pid else f"process {pid}"
+            found.append(f"{module} (in the {who}, imported from {by})")
+    return found
+
+
+def _run(p: Pypod, env: dict[str, str], *args: str) -> int:
+    import subprocess
+
+    proc = subprocess.Popen(
+        [*p.argv, *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, f"{args}: rc={proc.returncode}\n{err}{out}"
+    return proc.pid
+
+
+def test_hook_sees_what_the_script_imports(
+    pypod: Pypod, import_log: tuple[Path, dict[str, str]]
+) -> None:
+    """The control: the hook logs the script's own imports (`version` imports the CLI)."""
+    log, env = import_log
+    pid = _run(pypod, env, "version")
+    modules = {
+        line.split()[1] for line in log.read_text().splitlines() if int(line.split()[0]) == pid
+    }
+    assert "pypod.cli.engine.main" in modules
+    assert PYPOD.endswith("pypod")
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("run", "-d", "--network", "none", IMAGE, "sleep", "1000"),
+        ("run", "--rm", "--network", "none", IMAGE, "true"),
+    ],
+    ids=["run-d", "run-rm"],
+)
+def test_run_path_imports_none_of_the_expensive_standard_modules(
+    pypod: Pypod, import_log: tuple[Path, dict[str, str]], args: tuple[str, ...]
+) -> None:
+    log, env = import_log
+    pypod.ok("run", "--rm", "--network", "none", IMAGE, "true")  # the first run's setup
+    log.unlink(missing_ok=True)
+    cli_pid = _run(pypod, env, *args)
+    offenders = _offenders(log, cli_pid)
+    assert not offenders, "imported on the run path:\n" + "\n".join(offenders)
