@@ -1,4 +1,4 @@
-"""What `run -d` and `run --rm` import before their container runs is part of their time.
+"""What `run -d`, `run --rm` and `pypod-runtime run` import is part of their time.
 
 The standard modules listed in FORBIDDEN cost ~8 ms of CPU at each start together (see
 `pypod/stdlite.py`); the console scripts, the CLI, and the monitor up to the container's start
@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import BIN, BundleFactory
 from tests.engine_support import (  # noqa: F401  (fixtures)
     IMAGE,
     PYPOD,
@@ -123,3 +124,23 @@ def test_run_path_imports_none_of_the_expensive_standard_modules(
     cli_pid = _run(pypod, env, *args)
     offenders = _offenders(log, cli_pid)
     assert not offenders, "imported on the run path:\n" + "\n".join(offenders)
+
+
+def test_runtime_run_imports_none_of_the_expensive_standard_modules(
+    bundle: BundleFactory, tmp_path: Path, import_log: tuple[Path, dict[str, str]]
+) -> None:
+    """`pypod-runtime run` (its target is runc's time) imports none of them either."""
+    import subprocess
+
+    log, env = import_log
+    path = bundle(["true"])
+    proc = subprocess.Popen(
+        [str(BIN / "pypod-runtime"), "--root", str(tmp_path / "state"), "run", "--bundle",
+         str(path), "budget"],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    _out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert "pypod.cli.runtime.main" in log.read_text()  # the hook saw the program
+    offenders = _offenders(log, proc.pid)
+    assert not offenders, "imported by pypod-runtime run:\n" + "\n".join(offenders)

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
-import json
 import sys
 import time
-from collections.abc import Sequence
+
+from pypod import jsoncodec
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Sequence
 
 
 def out(text: str) -> None:
@@ -33,6 +37,8 @@ def tabwrite(rows: Sequence[Sequence[str]], *, minwidth: int = 12, padding: int 
 
 
 def _go_quote(s: str) -> str:
+    import json
+
     return json.dumps(s, ensure_ascii=False)
 
 
@@ -40,6 +46,6 @@ def logrus_line(level: str, msg: str, *, fmt: str = "text") -> str:
     """One log entry the way runc's logrus writes it (text or json formatter)."""
     ts = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     if fmt == "json":
-        return json.dumps({"level": level, "msg": msg, "time": ts}) + "\n"
+        return jsoncodec.dumps({"level": level, "msg": msg, "time": ts}) + "\n"
     shown = msg if msg and all(c.isalnum() or c in "-._/@^+" for c in msg) else _go_quote(msg)
     return f'time="{ts}" level={level} msg={shown}\n'

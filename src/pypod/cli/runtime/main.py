@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import json
 import os
 import sys
-from collections.abc import Callable, Sequence
-from typing import Any
 
 import pypod
+from pypod import jsoncodec
 from pypod.cli.flags import Flag, Parsed, help_text, parse
 from pypod.cli.output import logrus_line, tabwrite
 from pypod.errors import (
@@ -18,6 +16,11 @@ from pypod.errors import (
     NotSupported,
     PypodError,
 )
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+    from typing import Any
 
 PROG = "pypod-runtime"
 
@@ -326,6 +329,8 @@ def cmd_start(root: str, opts: Parsed) -> int:
 
 
 def cmd_state(root: str, opts: Parsed) -> int:
+    import json
+
     state = _runtime(root).state(_one_id("state", opts))
     print(json.dumps(state, indent=2))
     return 0
@@ -338,7 +343,7 @@ def cmd_list(root: str, opts: Parsed) -> int:
         for st in states:
             print(st["id"])
     elif fmt == "json":
-        print(json.dumps(states, separators=(",", ":")))
+        print(jsoncodec.dumps(states, separators=(",", ":")))
     elif fmt == "table":
         rows = [["ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER"]]
         rows += [
@@ -395,7 +400,7 @@ def cmd_ps(root: str, opts: Parsed) -> int:
     pids = _runtime(root).pids(cid)
     fmt = opts.text("format")
     if fmt == "json":
-        print(json.dumps(pids))
+        print(jsoncodec.dumps(pids))
         return 0
     if fmt != "table":
         raise InvalidArgument(f"invalid format option: {fmt}")
@@ -436,6 +441,8 @@ def cmd_spec(root: str, opts: Parsed) -> int:
 
 
 def cmd_features(root: str, opts: Parsed) -> int:
+    import json
+
     from pypod.runtime.features import features
 
     print(json.dumps(features(), indent=4))
