@@ -65,8 +65,17 @@ def dumps(
     *,
     sort_keys: bool = False,
     separators: tuple[str, str] | None = None,
+    indent: int | None = None,
 ) -> str:
-    """`json.dumps(obj, sort_keys=..., separators=...)` (ASCII output, circular check)."""
+    """`json.dumps(obj, sort_keys=..., separators=..., indent=...)` (ASCII output, circular
+    check).  With an indent (podman's indented output: `inspect`, `--format json`), the layout is
+    written here; with an indent and sort_keys or separators too, by `json` itself."""
+    if indent is not None:
+        if sort_keys or separators is not None:
+            import json
+
+            return json.dumps(obj, sort_keys=sort_keys, separators=separators, indent=indent)
+        return _dumps_indent(obj, indent)
     item_separator, key_separator = separators if separators is not None else (", ", ": ")
     if isinstance(obj, str):
         return str(encode_basestring_ascii(obj))
@@ -75,6 +84,91 @@ def dumps(
         key_separator, item_separator, sort_keys, False, True,
     )  # fmt: skip
     return "".join(encode(obj, 0))
+
+
+def _float(o: float) -> str:
+    if o != o:
+        return "NaN"
+    if o == float("inf"):
+        return "Infinity"
+    if o == float("-inf"):
+        return "-Infinity"
+    return float.__repr__(o)
+
+
+def _key(k: object) -> str:
+    if isinstance(k, str):
+        return k
+    if isinstance(k, float):
+        return _float(k)
+    if k is True:
+        return "true"
+    if k is False:
+        return "false"
+    if k is None:
+        return "null"
+    if isinstance(k, int):
+        return int.__repr__(k)
+    raise TypeError(f"keys must be str, int, float, bool or None, not {k.__class__.__name__}")
+
+
+def _dumps_indent(obj: Any, indent: int) -> str:
+    """`json.dumps(obj, indent=indent)`: the layout of `json.encoder._make_iterencode` with an
+    indent (`","` at line ends, `": "` after keys), strings by `_json`'s C code."""
+    out: list[str] = []
+    markers: set[int] = set()
+    step = " " * indent
+
+    def encode(o: Any, level: int) -> None:
+        if isinstance(o, str):
+            out.append(encode_basestring_ascii(o))
+        elif o is None:
+            out.append("null")
+        elif o is True:
+            out.append("true")
+        elif o is False:
+            out.append("false")
+        elif isinstance(o, int):
+            out.append(int.__repr__(o))
+        elif isinstance(o, float):
+            out.append(_float(o))
+        elif isinstance(o, list | tuple):
+            if not o:
+                out.append("[]")
+                return
+            enter(o)
+            inner = "\n" + step * (level + 1)
+            out.append("[" + inner)
+            for i, item in enumerate(o):
+                if i:
+                    out.append("," + inner)
+                encode(item, level + 1)
+            out.append("\n" + step * level + "]")
+            markers.discard(id(o))
+        elif isinstance(o, dict):
+            if not o:
+                out.append("{}")
+                return
+            enter(o)
+            inner = "\n" + step * (level + 1)
+            out.append("{" + inner)
+            for i, (k, v) in enumerate(o.items()):
+                if i:
+                    out.append("," + inner)
+                out.append(encode_basestring_ascii(_key(k)) + ": ")
+                encode(v, level + 1)
+            out.append("\n" + step * level + "}")
+            markers.discard(id(o))
+        else:
+            raise TypeError(f"Object of type {o.__class__.__name__} is not JSON serializable")
+
+    def enter(o: object) -> None:
+        if id(o) in markers:
+            raise ValueError("Circular reference detected")
+        markers.add(id(o))
+
+    encode(obj, 0)
+    return "".join(out)
 
 
 def _json_loads(s: str | bytes | bytearray) -> Any:

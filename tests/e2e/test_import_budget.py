@@ -1,4 +1,5 @@
-"""What `run -d`, `run --rm` and `pypod-runtime run` import is part of their time.
+"""What `run -d`, `run --rm`, the pod and lifecycle commands and `pypod-runtime run` import is
+part of their time.
 
 The standard modules listed in FORBIDDEN cost ~8 ms of CPU at each start together (see
 `pypod/stdlite.py`); the console scripts, the CLI, and the monitor up to the container's start
@@ -22,6 +23,7 @@ from tests.engine_support import (  # noqa: F401  (fixtures)
     PYPOD,
     Pypod,
     busybox_tar_fixture,
+    pods_fixture,
     pypod_fixture,
     pypod_session_fixture,
 )
@@ -144,3 +146,98 @@ def test_runtime_run_imports_none_of_the_expensive_standard_modules(
     assert "pypod.cli.runtime.main" in log.read_text()  # the hook saw the program
     offenders = _offenders(log, proc.pid)
     assert not offenders, "imported by pypod-runtime run:\n" + "\n".join(offenders)
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("0.0.0.0", 0))
+        return int(s.getsockname()[1])
+
+
+def _wait_exited(p: Pypod, name: str) -> None:
+    import time
+
+    deadline = time.monotonic() + 10
+    while p.status(name) != "exited":
+        assert time.monotonic() < deadline, f"{name} did not exit"
+        time.sleep(0.02)
+
+
+def _setup(p: Pypod, case: str, name: str) -> tuple[str, ...]:
+    """Make what `case`'s command needs (unlogged); the command line to measure."""
+    sleep = (IMAGE, "sleep", "1000")
+    if case == "pod-create-none":
+        return ("pod", "create", "--name", name, "--network", "none")
+    if case == "pod-create-bridge-port":
+        return ("pod", "create", "--name", name, "-p", f"{_free_port()}:80")
+    if case in ("run-d-pod-none", "pod-rm-none"):
+        p.ok("pod", "create", "--name", name, "--network", "none")
+    elif case in ("run-d-pod-bridge-port", "pod-rm-bridge-port"):
+        p.ok("pod", "create", "--name", name, "-p", f"{_free_port()}:80")
+    if case.startswith("run-d-pod"):
+        return ("run", "-d", "--pod", name, *sleep)
+    if case.startswith("pod-rm"):
+        p.run_d("--pod", name, *sleep)
+        return ("pod", "rm", "-f", "-t", "0", name)
+    if case == "start":
+        p.ok("create", "--name", name, "--network", "none", *sleep)
+        return ("start", name)
+    if case == "run-rm-bridge":
+        return ("run", "--rm", IMAGE, "true")
+    if case == "logs":
+        p.run_d("--name", name, "--network", "none", IMAGE, "echo", "hello")
+        _wait_exited(p, name)
+        return ("logs", name)
+    p.run_d("--name", name, "--network", "none", *sleep)
+    return {
+        "stop": ("stop", "-t", "0", name),
+        "rm": ("rm", "-f", "-t", "0", name),
+        "ps-a": ("ps", "-a"),
+        "inspect": ("inspect", name),
+    }[case]
+
+
+#: modules a command truly needs, by case, and why (nothing so far)
+ALLOWED: dict[str, dict[str, str]] = {}
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        "pod-create-none",
+        "pod-create-bridge-port",
+        "run-d-pod-none",
+        "run-d-pod-bridge-port",
+        "pod-rm-none",
+        "pod-rm-bridge-port",
+        "start",
+        "stop",
+        "rm",
+        "ps-a",
+        "logs",
+        "inspect",
+        "run-rm-bridge",
+    ],
+)
+def test_pod_and_lifecycle_commands_import_none_of_the_expensive_standard_modules(
+    pods: Pypod, import_log: tuple[Path, dict[str, str]], case: str
+) -> None:
+    """The pods benchmark's commands (`pod create` on `--network none` and on the default
+    bridge with a published port, `run -d --pod`, `pod rm -f`) and the common lifecycle ones."""
+    log, env = import_log
+    pods.ok("run", "--rm", "--network", "none", IMAGE, "true")  # the first run's setup
+    pods.ok("pod", "create", "--name", f"ib-first-{case}")  # the first pod's: the infra image
+    pods.ok("pod", "rm", f"ib-first-{case}")
+    name = f"ib-{case}-{os.urandom(3).hex()}"
+    args = _setup(pods, case, name)
+    log.unlink(missing_ok=True)
+    cli_pid = _run(pods, env, *args)
+    allowed = ALLOWED.get(case, {})
+    offenders = [
+        line
+        for line in _offenders(log, cli_pid)
+        if line.split(" ", 1)[0].split(".")[0] not in allowed
+    ]
+    assert not offenders, f"imported by {' '.join(args)}:\n" + "\n".join(offenders)

@@ -6,8 +6,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from pypod.engine.logs import follow_many, read_log
+from pypod.engine.logs import follow_many, read_log, timegm
 from pypod.engine.processes import go_duration
 
 LINE = "2026-11-25T19:02:29.{n:09d}+00:00 stdout F line{n}\n"
@@ -57,3 +59,25 @@ def test_follow_many_reads_until_each_stops(tmp_path: Path) -> None:
 )  # fmt: skip
 def test_go_duration(ns: int, text: str) -> None:
     assert go_duration(ns) == text
+
+
+@given(
+    st.integers(1, 9999), st.integers(1, 12), st.integers(-5, 40),
+    st.integers(-3, 30), st.integers(-5, 70), st.integers(-5, 70),
+)  # fmt: skip
+def test_timegm_is_calendars(y: int, mo: int, d: int, h: int, mi: int, s: int) -> None:
+    """engine.logs.timegm (no `calendar`: it imports datetime) gives calendar.timegm's
+    seconds, fields that overflow included."""
+    import calendar
+
+    assert timegm(y, mo, d, h, mi, s) == calendar.timegm((y, mo, d, h, mi, s, 0, 0, 0))
+
+
+@pytest.mark.parametrize("fields", [(0, 1, 1), (10000, 1, 1), (2000, 0, 1), (2000, 13, 1)])
+def test_timegm_rejects_what_calendar_rejects(fields: tuple[int, int, int]) -> None:
+    import calendar
+
+    with pytest.raises(ValueError):
+        calendar.timegm((*fields, 0, 0, 0, 0, 0, 0))
+    with pytest.raises(ValueError):
+        timegm(*fields, 0, 0, 0)

@@ -13,6 +13,7 @@ from pypod.network.ports import (
     assign_random_ports,
     expose_all,
     free_port,
+    is_atoi_syntax,
     parse_publish,
 )
 from pypod.network.types import PortMapping
@@ -249,3 +250,11 @@ def test_merge_properties(ports: list[PortMapping]) -> None:
     assert pairs(got) == wanted
     seen = [(m.host_ip, m.protocol, m.host_port + i) for m in got for i in range(m.range)]
     assert len(seen) == len(set(seen))
+
+
+@given(st.text(alphabet="+-0123456789 \n٣x", max_size=6))
+def test_atoi_syntax_is_the_regex(text: str) -> None:
+    """ports.is_atoi_syntax (no `re` on the `-p` path) accepts what `[+-]?[0-9]+` does."""
+    import re
+
+    assert is_atoi_syntax(text) == bool(re.fullmatch(r"[+-]?[0-9]+", text))

@@ -7,15 +7,18 @@ state, brought up to date by the engine.
 
 from __future__ import annotations
 
-import json
 import os
-from typing import Any
 
+from pypod import jsoncodec
 from pypod.engine import networking
 from pypod.engine.config import ContainerConfig
 from pypod.engine.containers import Engine
 from pypod.engine.state import Container, shown_status
 from pypod.errors import PypodError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 #: Go's zero time.Time, as podman prints unset times
 ZERO_TIME = "0001-01-01T00:00:00Z"
@@ -48,7 +51,7 @@ def _propagation(options: tuple[str, ...], kind: str) -> str:
 def _spec(eng: Engine, c: Container) -> dict[str, Any]:
     try:
         with open(os.path.join(eng.paths.userdata(c.id), "config.json"), "rb") as f:
-            data = json.load(f)
+            data = jsoncodec.loads(f.read())
     except (OSError, ValueError):
         return {}
     return data if isinstance(data, dict) else {}

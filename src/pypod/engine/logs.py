@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Iterator
 
 from pypod.errors import InvalidArgument
 from pypod.record import record
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
 
 
 @record
@@ -44,8 +47,6 @@ def parse_line(line: bytes) -> LogEntry | None:
 
 def parse_timestamp(stamp: str) -> float:
     """RFC 3339 with up to nanoseconds and a zone (Z or +HH:MM) -> seconds since the epoch."""
-    import calendar
-
     try:
         date, _, rest = stamp.partition("T")
         y, mo, d = (int(x) for x in date.split("-"))
@@ -58,10 +59,30 @@ def parse_timestamp(stamp: str) -> float:
             sign = -1 if zone[0] == "-" else 1
             zh, _, zm = zone[1:].partition(":")
             offset = sign * (int(zh) * 3600 + int(zm or 0) * 60)
-        whole = calendar.timegm((y, mo, d, h, mi, s, 0, 0, 0)) - offset
+        whole = timegm(y, mo, d, h, mi, s) - offset
         return whole + (float("0." + frac) if frac else 0.0)
     except (ValueError, IndexError):
         raise InvalidArgument(f"{stamp!r}: not an RFC 3339 timestamp") from None
+
+
+def timegm(year: int, month: int, day: int, hour: int, minute: int, second: int) -> int:
+    """`calendar.timegm((year, month, day, hour, minute, second, ...))` without `calendar`
+    (it imports `datetime`): seconds since the epoch of a UTC time.  As calendar's, a year
+    outside 1-9999 or a month outside 1-12 is a ValueError; the other fields may overflow."""
+    if not 1 <= year <= 9999:
+        raise ValueError(f"year {year} is out of range")
+    if not 1 <= month <= 12:
+        raise ValueError("month must be in 1..12")
+    # days from 0001-01-01 to the first of the month (datetime.date.toordinal() - 1)
+    y = year - 1
+    days = y * 365 + y // 4 - y // 100 + y // 400 + _DAYS_BEFORE_MONTH[month]
+    if month > 2 and year % 4 == 0 and (year % 100 != 0 or year % 400 == 0):
+        days += 1
+    days += day - 1 - 719162  # 719162: 1970-01-01's days from 0001-01-01
+    return ((days * 24 + hour) * 60 + minute) * 60 + second
+
+
+_DAYS_BEFORE_MONTH = (0, 0, 31, 59, 90, 120, 151, 181, 212, 243, 273, 304, 334)
 
 
 def parse_time_arg(value: str, *, now: float | None = None) -> float:

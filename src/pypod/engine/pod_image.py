@@ -8,14 +8,13 @@ needed.  The image is found by name afterwards, so it is built once per store.
 
 from __future__ import annotations
 
-import json
 import os
 import time
-from typing import TYPE_CHECKING
 
 import pypod
 from pypod.errors import ImageNotFound, NotSupported
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from pypod.engine.containers import Engine
 
@@ -53,6 +52,7 @@ def ensure_pause_image(eng: Engine) -> tuple[str, str]:
 
 def _build(eng: Engine, name: str) -> str:
     import hashlib  # here: once per store; finding the image is on every `pod create`'s path
+    import json
     import tarfile
     import tempfile
 

@@ -21,15 +21,11 @@ namespace of that kind whether the pod shares it or not.
 
 from __future__ import annotations
 
-import contextlib
-import json
 import math
 import os
-import signal as signal_mod
 import time
-from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Any
 
+from pypod import jsoncodec
 from pypod.engine.names import check_name
 from pypod.errors import (
     AlreadyExists,
@@ -40,8 +36,14 @@ from pypod.errors import (
     PypodError,
 )
 from pypod.record import field, fields, record, replace
+from pypod.stdlite import signal as signal_mod
+from pypod.stdlite import suppress
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable
+    from typing import Any
+
     from pypod.engine.config import ContainerConfig
     from pypod.engine.containers import Engine
     from pypod.engine.state import Container
@@ -116,11 +118,11 @@ class Pod:
 def _dump(cfg: PodConfig, infra_id: str) -> str:
     out: dict[str, Any] = {f.name: getattr(cfg, f.name) for f in fields(cfg)}
     out["infra_id"] = infra_id
-    return json.dumps(out, separators=(",", ":"))
+    return jsoncodec.dumps(out, separators=(",", ":"))
 
 
 def _load(row: tuple[Any, ...]) -> Pod:
-    data = json.loads(row[2])
+    data = jsoncodec.loads(row[2])
     infra_id = str(data.pop("infra_id", ""))
     known = {f.name for f in fields(PodConfig)}
     kw = {k: v for k, v in data.items() if k in known}
@@ -287,7 +289,7 @@ class Pods:
             with eng.db.transaction():
                 eng.event("pod", "create", pid, name, {})
         except BaseException:
-            with contextlib.suppress(PypodError, OSError):
+            with suppress(PypodError, OSError):
                 self._forget(pod)
             raise
         return pod
@@ -375,12 +377,12 @@ class Pods:
             return
         from pypod.linux.cgroups import new_manager
 
-        with contextlib.suppress(PypodError, OSError):
+        with suppress(PypodError, OSError):
             new_manager(pod.cgroup_path, pod.id).destroy()
 
     def _forget(self, pod: Pod) -> None:
         for c in self.members(pod):
-            with contextlib.suppress(PypodError):
+            with suppress(PypodError):
                 self.eng.remove(c.id, force=True, timeout=0, infra_ok=True)
         self._remove_cgroup(pod)
         with self.eng.db.transaction():
@@ -573,7 +575,7 @@ class Pods:
         done = []
         for pod in self.list_pods():
             if self.status(pod, self.members(pod, containers)) in ("Exited", "Stopped"):
-                with contextlib.suppress(PodNotFound):
+                with suppress(PodNotFound):
                     done.append(self.remove(pod.id, force=True))
         return done
 
@@ -593,7 +595,7 @@ class Pods:
             if c.status != "running":
                 continue
             sig = (c.config.stop_signal or signal_mod.SIGTERM) if wait > 0 else signal_mod.SIGKILL
-            with contextlib.suppress(PypodError, OSError):
+            with suppress(PypodError, OSError):
                 self.eng.runtime(c).kill(c.id, sig)
 
         def stop(c: Container) -> object:
@@ -731,7 +733,7 @@ def pod_of(eng: Engine, c: Container) -> Pod | None:
     """The pod `c` belongs to, if any."""
     if not c.config.pod:
         return None
-    with contextlib.suppress(PodNotFound):
+    with suppress(PodNotFound):
         return Pods(eng).lookup(c.config.pod)
     return None
 

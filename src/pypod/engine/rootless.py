@@ -11,11 +11,8 @@ created; networking goes through pasta or slirp4netns (`pypod.network.rootless_n
 
 from __future__ import annotations
 
-import contextlib
 import fcntl
 import os
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
 
 from pypod.engine.config import asks_for_userns
 from pypod.errors import (
@@ -27,8 +24,13 @@ from pypod.errors import (
 )
 from pypod.linux import userns
 from pypod.record import record
+from pypod.stdlite import suppress
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from typing import Any
+
     from pypod.oci.runtime_spec import LinuxNamespace, Mount, Spec
 
 PAUSE_PID = "pause.pid"
@@ -373,7 +375,7 @@ def remap_rootfs(rootfs: str, plan: UsernsPlan, marker: str) -> None:
     from pypod.atomic import write_atomic
 
     key = repr((plan.uid_maps, plan.gid_maps)).encode()
-    with contextlib.suppress(OSError), open(marker, "rb") as f:
+    with suppress(OSError), open(marker, "rb") as f:
         if f.read() == key:
             return
     root_dev = os.lstat(rootfs).st_dev

@@ -12,12 +12,9 @@ containers' storage goes too).
 
 from __future__ import annotations
 
-import json
-import re
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any
 
+from pypod import jsoncodec
 from pypod.errors import InUse, InvalidArgument, PypodError
 from pypod.image.lookup import (
     find_image,
@@ -30,6 +27,11 @@ from pypod.image.reference import parse, parse_normalized
 from pypod.record import field, record, replace
 from pypod.storage.records import Image
 from pypod.storage.store import Store
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable, Mapping, Sequence
+    from typing import Any
 
 __all__ = [
     "HistoryEntry",
@@ -406,6 +408,8 @@ def parse_until(text: str, now: float | None = None) -> float:
                 raise InvalidArgument(f'failed to parse value as time or duration: "{text}"')
             return time_mod.mktime(parsed.timetuple()) + parsed.microsecond / 1e6
         return parsed.timestamp()
+    import re
+
     if "-" not in text and re.fullmatch(r"[0-9]+(\.[0-9]{1,9})?", text):
         return float(text)
     raise InvalidArgument(f'failed to parse value as time or duration: "{text}"')
@@ -503,7 +507,7 @@ def inspect_image(store: Store, name: str) -> dict[str, Any]:
             graph_data["Dir"] = store.driver.diff_path(image.top_layer)
     manifest_annotations: dict[str, str] = {}
     try:
-        manifest = json.loads(store.image_blob(image.id, image.digest)) if image.digest else {}
+        manifest = jsoncodec.loads(store.image_blob(image.id, image.digest)) if image.digest else {}
         if isinstance(manifest.get("annotations"), dict):
             manifest_annotations = manifest["annotations"]
     except (ValueError, PypodError):

@@ -39,6 +39,24 @@ def set_link_up(name: str) -> None:
         s.close()
 
 
+def set_link_up_in(pid: int, name: str) -> None:
+    """Bring interface `name` up in the network namespace of process `pid`: this thread enters
+    it for the two ioctls and comes back (as `create` does)."""
+    target = os.open(f"/proc/{pid}/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        original = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            sc.setns(target, CLONE_NEWNET)
+            try:
+                set_link_up(name)
+            finally:
+                sc.setns(original, CLONE_NEWNET)
+        finally:
+            os.close(original)
+    finally:
+        os.close(target)
+
+
 def create(path: str) -> None:
     """A new network namespace with `lo` up, kept at `path` (a new file)."""
     os.makedirs(os.path.dirname(path), mode=0o755, exist_ok=True)

@@ -169,6 +169,38 @@ def personality(persona: int) -> None:
     _check(LIBC.personality(ctypes.c_ulong(persona)), f"personality({persona:#x})")
 
 
+#: the "unlimited" of an rlimit (rlim_t is unsigned: the OCI spec's 2**64 - 1, as runc takes it)
+RLIM_INFINITY = 2**64 - 1
+
+
+def setrlimit(resource: int, soft: int, hard: int) -> None:
+    """setrlimit(2) with unsigned 64-bit limits (RLIM_INFINITY is 2**64 - 1).
+
+    Not `resource.setrlimit`: that module is a shared library to load (~0.15 ms on the path
+    of every container's create) and takes signed C longs, so it refuses 2**64 - 1
+    (OverflowError).  Raises as it does: ValueError for EINVAL and EPERM, worded as it words
+    them, else OSError.
+    """
+    limits = (ctypes.c_uint64 * 2)(soft, hard)
+    if LIBC.prlimit(0, ctypes.c_int(resource), limits, None) == 0:
+        return
+    err = ctypes.get_errno()
+    if err == 22:  # EINVAL
+        raise ValueError("current limit exceeds maximum limit")
+    if err == 1:  # EPERM
+        raise ValueError("not allowed to raise maximum limit")
+    raise OSError(err, os.strerror(err))
+
+
+def getrlimit(resource: int) -> tuple[int, int]:
+    """getrlimit(2): (soft, hard), RLIM_INFINITY for unlimited."""
+    limits = (ctypes.c_uint64 * 2)()
+    if LIBC.prlimit(0, ctypes.c_int(resource), None, limits) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, os.strerror(err))
+    return int(limits[0]), int(limits[1])
+
+
 KEYCTL_JOIN_SESSION_KEYRING = 1
 
 

@@ -29,22 +29,26 @@ shared by every pypod state root on the host).
 
 from __future__ import annotations
 
-import contextlib
 import fcntl
-import ipaddress
-import json
 import os
-from collections.abc import Iterable, Iterator, Sequence
-from typing import Any
 
+from pypod import jsoncodec
 from pypod.errors import CommandNotFound, PypodError, from_oserror
+from pypod.network.addr import ip_address, ip_interface, ip_network
 from pypod.network.types import Network, PortMapping
+from pypod.stdlite import contextmanager
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import ipaddress
+    from collections.abc import Iterable, Iterator, Sequence
+    from typing import Any
+
+    Json = dict[str, Any]
 
 FAMILY = "inet"
 TABLE = "pypod"
 LOCK_PATH = "/run/lock/pypod-nftables.lock"
-
-Json = dict[str, Any]
 
 #: the set of the bridges of networks with `-o isolate=true`
 _ISOLATED: Json = {"family": FAMILY, "table": TABLE, "name": "isolated"}
@@ -77,7 +81,7 @@ def run_nft(commands: list[Json]) -> None:
     """Apply `commands` (nft JSON commands) in one transaction."""
     if not commands:
         return
-    _nft(["-j", "-f", "-"], json.dumps({"nftables": commands}), "apply nftables rules")
+    _nft(["-j", "-f", "-"], jsoncodec.dumps({"nftables": commands}), "apply nftables rules")
 
 
 def list_table() -> list[Json] | None:
@@ -88,7 +92,7 @@ def list_table() -> list[Json] | None:
         if "No such file or directory" in str(e):
             return None
         raise
-    return list(json.loads(out).get("nftables", ()))
+    return list(jsoncodec.loads(out).get("nftables", ()))
 
 
 def _nft(args: list[str], stdin: str | None, what: str) -> str:
@@ -129,7 +133,7 @@ def lock_path(state_dir: str | None = None) -> str:
     return LOCK_PATH if os.path.isdir(directory) else "/tmp/pypod-nftables.lock"
 
 
-@contextlib.contextmanager
+@contextmanager
 def _locked(state_dir: str | None = None) -> Iterator[None]:
     path = lock_path(state_dir)
     os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
@@ -183,7 +187,7 @@ def _skeleton_chain(name: str, type_: str, hook: str, prio: int) -> list[Json]:
     if name in ("prerouting", "output"):
         cmds.append(_rule(name, [local, {"jump": {"target": "hostports"}}]))
     elif name == "postrouting":
-        loopback = ipaddress.ip_network("127.0.0.0/8")
+        loopback = ip_network("127.0.0.0/8")
         cmds.append(
             _rule(
                 name,
@@ -207,7 +211,7 @@ def _network_rules(network: Network) -> list[Json]:
         to_isolated = _match(_meta("oifname"), "@" + _ISOLATED["name"])
         cmds.append(_rule("forward", [iif, oif, to_isolated, {"drop": None}], comment, insert=True))
     for s in network.subnets:
-        net = ipaddress.ip_network(s.subnet, strict=False)
+        net = ip_network(s.subnet, strict=False)
         ip = _ipproto(net.version)
         saddr = _match(_payload(ip, "saddr"), _prefix(net))
         daddr_in = _match(_payload(ip, "daddr"), _prefix(net))
@@ -219,7 +223,7 @@ def _network_rules(network: Network) -> list[Json]:
                 _rule("forward", [daddr_in, saddr_out, {"drop": None}], comment, insert=True)
             )
             continue
-        multicast = ipaddress.ip_network("224.0.0.0/4" if net.version == 4 else "ff00::/8")
+        multicast = ip_network("224.0.0.0/4" if net.version == 4 else "ff00::/8")
         not_multicast = _match(_payload(ip, "daddr"), _prefix(multicast), "!=")
         cmds.append(
             _rule("postrouting", [saddr, daddr_out, not_multicast, {"masquerade": None}], comment)
@@ -253,11 +257,11 @@ def _port_rules(
     comment = container_comment(container_id, network)
     by_version: dict[int, ipaddress.IPv4Address | ipaddress.IPv6Address] = {}
     for raw in ips:
-        addr = ipaddress.ip_interface(raw).ip
+        addr = ip_interface(raw).ip
         by_version.setdefault(addr.version, addr)
     cmds: list[Json] = []
     for pm in ports:
-        host_ip = ipaddress.ip_address(pm.host_ip) if pm.host_ip else None
+        host_ip = ip_address(pm.host_ip) if pm.host_ip else None
         for version, addr in sorted(by_version.items()):
             if host_ip is not None and host_ip.version != version:
                 continue

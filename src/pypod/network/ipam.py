@@ -14,21 +14,25 @@ of the network's subnets and be free.
 
 from __future__ import annotations
 
-import contextlib
 import fcntl
-import ipaddress
-import json
 import os
-from collections.abc import Iterator, Sequence
-from typing import Any
 
+from pypod import jsoncodec
 from pypod.atomic import write_atomic
 from pypod.errors import InUse, InvalidArgument, NotSupported, from_oserror
+from pypod.network import addr
 from pypod.network.types import IfaceSubnet, Network, Subnet
 from pypod.record import record
+from pypod.stdlite import contextmanager, suppress
 
-IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
-IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import ipaddress
+    from collections.abc import Iterator, Sequence
+    from typing import Any
+
+    IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+    IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 
 @record
@@ -79,11 +83,11 @@ class Leases:
                 f"network {self.network.name} has no subnet: networks without IPAM are not "
                 "supported yet"
             )
-        used = {ipaddress.ip_address(ip) for lease in self.leases.values() for ip in lease.ips}
+        used = {addr.ip_address(ip) for lease in self.leases.values() for ip in lease.ips}
         chosen: dict[int, IPAddress] = {}
         for raw in static_ips:
             try:
-                ip = ipaddress.ip_address(raw)
+                ip = addr.ip_address(raw)
             except ValueError as e:
                 raise InvalidArgument(f"{raw!r} is not an IP address: {e}") from None
             for index, (subnet, net) in enumerate(subnets):
@@ -125,7 +129,7 @@ class Leases:
         return True
 
 
-@contextlib.contextmanager
+@contextmanager
 def locked(runroot: str, network: Network) -> Iterator[Leases]:
     """The leases of `network`, under its exclusive lock; saved (atomically) when changed."""
     directory = ipam_dir(runroot)
@@ -139,7 +143,7 @@ def locked(runroot: str, network: Network) -> Iterator[Leases]:
         if leases.changed:
             _save(leases)
         if not leases.leases:  # the network's last lease went: its lock file goes too
-            with contextlib.suppress(FileNotFoundError):
+            with suppress(FileNotFoundError):
                 os.unlink(lock)
     finally:
         os.close(fd)
@@ -173,7 +177,7 @@ def read_leases(path: str) -> dict[str, Lease]:
     """The leases saved at `path` (none when there is no file)."""
     try:
         with open(path, "rb") as f:
-            data: Any = json.load(f)
+            data: Any = jsoncodec.loads(f.read())
     except FileNotFoundError:
         return {}
     except (OSError, ValueError) as e:
@@ -193,7 +197,7 @@ def read_leases(path: str) -> dict[str, Lease]:
 
 def _save(leases: Leases) -> None:
     if not leases.leases:
-        with contextlib.suppress(FileNotFoundError):
+        with suppress(FileNotFoundError):
             os.unlink(leases.path)
         return
     data = {
@@ -205,14 +209,14 @@ def _save(leases: Leases) -> None:
     }
     # No fsync: leases live on the run-time root (a tmpfs on a real host) and do not outlive
     # a reboot; atomic replacement is what matters.
-    write_atomic(leases.path, json.dumps(data, indent=1).encode(), mode=0o600, sync=False)
+    write_atomic(leases.path, jsoncodec.dumps(data, indent=1).encode(), mode=0o600, sync=False)
 
 
 def iface_subnets(network: Network, ips: Sequence[str]) -> tuple[IfaceSubnet, ...]:
     """The `IfaceSubnet` records of addresses `ips` (one per subnet, in the network's order)."""
     out = []
     for ip_s in ips:
-        ip = ipaddress.ip_address(ip_s)
+        ip = addr.ip_address(ip_s)
         for subnet in network.subnets:
             net = _parse_subnet(network, subnet)
             if ip.version == net.version and ip in net:
@@ -223,11 +227,17 @@ def iface_subnets(network: Network, ips: Sequence[str]) -> tuple[IfaceSubnet, ..
 
 def _parse_subnet(network: Network, subnet: Subnet) -> IPNetwork:
     try:
-        return ipaddress.ip_network(subnet.subnet, strict=False)
+        return addr.ip_network(subnet.subnet, strict=False)
     except ValueError as e:
         raise InvalidArgument(
             f"network {network.name} has an invalid subnet {subnet.subnet!r}: {e}"
         ) from None
+
+
+def _ipv6(n: int) -> IPAddress:
+    import ipaddress
+
+    return ipaddress.IPv6Address(n)
 
 
 def _reserved(subnet: Subnet, net: IPNetwork) -> set[IPAddress]:
@@ -235,7 +245,7 @@ def _reserved(subnet: Subnet, net: IPNetwork) -> set[IPAddress]:
     if net.version == 4 and net.prefixlen < 31:
         out.add(net.broadcast_address)
     if subnet.gateway:
-        out.add(ipaddress.ip_address(subnet.gateway))
+        out.add(addr.ip_address(subnet.gateway))
     return out
 
 
@@ -246,9 +256,9 @@ def _bounds(network: Network, subnet: Subnet, net: IPNetwork) -> tuple[int, int]
     if subnet.lease_range is not None:
         lr = subnet.lease_range
         if lr.start_ip:
-            first = max(first, int(ipaddress.ip_address(lr.start_ip)))
+            first = max(first, int(addr.ip_address(lr.start_ip)))
         if lr.end_ip:
-            last = min(last, int(ipaddress.ip_address(lr.end_ip)))
+            last = min(last, int(addr.ip_address(lr.end_ip)))
     return first, last
 
 
@@ -263,13 +273,13 @@ def _check_static(network: Network, subnet: Subnet, net: IPNetwork, ip: IPAddres
 def _next_free(network: Network, subnet: Subnet, net: IPNetwork, used: set[IPAddress]) -> IPAddress:
     first, last = _bounds(network, subnet, net)
     reserved = _reserved(subnet, net)
-    gateway = int(ipaddress.ip_address(subnet.gateway)) if subnet.gateway else first - 1
+    gateway = int(addr.ip_address(subnet.gateway)) if subnet.gateway else first - 1
     start = gateway + 1 if first <= gateway < last else first
     # From just after the gateway to the end, then from the start to the gateway.
     for lo, hi in ((start, last), (first, start - 1)):
         n = lo
         while n <= hi:
-            ip = ipaddress.ip_address(n) if net.version == 4 else ipaddress.IPv6Address(n)
+            ip = addr.ip_address(n) if net.version == 4 else _ipv6(n)
             if ip not in used and ip not in reserved:
                 return ip
             n += 1

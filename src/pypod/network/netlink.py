@@ -16,15 +16,18 @@ its socket after joining PATH on the calling thread only (`setns`), then returns
 
 from __future__ import annotations
 
-import contextlib
 import errno
-import ipaddress
 import os
-from collections.abc import Callable, Sequence
-from types import TracebackType
 
 from pypod.errors import InvalidArgument, PypodError, from_oserror
 from pypod.linux import rtnetlink as rt
+from pypod.network.addr import ip_address, ip_interface
+from pypod.stdlite import suppress
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+    from types import TracebackType
 
 CLONE_NEWNET = 0x40000000
 IFF_UP = rt.IFF_UP
@@ -154,7 +157,7 @@ class Netlink:
     def add_address(self, index: int, ipnet: str) -> None:
         """Add `ipnet` ("10.89.0.2/24") to interface `index`; no error when it is there."""
 
-        iface = ipaddress.ip_interface(ipnet)
+        iface = ip_interface(ipnet)
         prefix = iface.network.prefixlen
         broadcast = None
         if iface.version == 4 and prefix < 31:
@@ -175,7 +178,7 @@ class Netlink:
 
     def add_default_route(self, gateway: str, index: int) -> None:
         """A default route via `gateway` on `index`, unless there is a default route already."""
-        gw = ipaddress.ip_address(gateway)
+        gw = ip_address(gateway)
         body = rt.new_route(_AF_INET if gw.version == 4 else _AF_INET6, gw.packed, index)
         try:
             self._request(
@@ -262,7 +265,7 @@ def delete_bridge_if_unused(bridge: str) -> bool:
     with Netlink() as nl:
         if in_use_by_others(nl, bridge) is not False:
             return False
-        with contextlib.suppress(PypodError):
+        with suppress(PypodError):
             return nl.delete_link(bridge)
     return False
 
@@ -279,7 +282,7 @@ def delete_udp_conntrack(ips: Sequence[str], host_ports: Sequence[int]) -> int:
         return 0
     from pypod.linux import ctnetlink as ct
 
-    wanted = {ipaddress.ip_address(ip.split("/", 1)[0]) for ip in ips}
+    wanted = {ip_address(ip.split("/", 1)[0]) for ip in ips}
     deleted = 0
     for family, version in ((_AF_INET, 4), (_AF_INET6, 6)):
         targets = {ip.packed for ip in wanted if ip.version == version}

@@ -10,20 +10,20 @@ rejected) and gives each host port 0 a free port found by binding a socket to po
 
 from __future__ import annotations
 
-import ipaddress
-import re
-import socket
-from collections.abc import Iterable
+import _socket
 
 from pypod.errors import InvalidArgument, NotSupported
 from pypod.network.types import PortMapping
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterable
 
 PROTOCOLS = ("tcp", "udp")
 _ALL_PROTOCOLS = ("tcp", "udp", "sctp")
 _MAX_PORT = 65535
 #: attempts at a random free host port (podman: 15)
 _RANDOM_TRIES = 30
-_ATOI = re.compile(r"[+-]?[0-9]+")
 
 
 # --- -p -----------------------------------------------------------------------------------
@@ -91,6 +91,8 @@ def _split_port(
         if host_ip == "":
             raise InvalidArgument("must provide a non-empty container host IP to publish")
         if host_ip != "0.0.0.0":
+            import ipaddress  # here: only for a host IP (it imports re, functools)
+
             try:
                 ip = str(ipaddress.ip_address(host_ip))
             except ValueError:
@@ -154,9 +156,15 @@ def _parse_range(text: str) -> tuple[int, int]:
     return start, end - start + 1
 
 
+def is_atoi_syntax(text: str) -> bool:
+    """What Go's strconv.Atoi takes: `[+-]?[0-9]+` (the regex, without `re`)."""
+    digits = text[1:] if text[:1] in ("+", "-") else text
+    return digits != "" and digits.isascii() and digits.isdigit()
+
+
 def _parse_port(text: str) -> int:
     """Go's strconv.Atoi, then 1..65535."""
-    if not _ATOI.fullmatch(text):
+    if not is_atoi_syntax(text):
         raise InvalidArgument(
             f'invalid port number: strconv.Atoi: parsing "{text}": invalid syntax'
         )
@@ -305,25 +313,29 @@ def _with_port(m: PortMapping, port: int) -> PortMapping:
                        protocol=m.protocol, range=m.range)  # fmt: skip
 
 
-def _socket(protocol: str, host_ip: str) -> tuple[socket.socket, str]:
-    family = socket.AF_INET6 if ":" in host_ip else socket.AF_INET
-    kind = socket.SOCK_DGRAM if protocol == "udp" else socket.SOCK_STREAM
-    return socket.socket(family, kind), host_ip
+def _new_socket(protocol: str, host_ip: str) -> tuple[_socket.socket, str]:
+    # the C module's socket (the `socket` package imports selectors, enum...): no `with`
+    family = _socket.AF_INET6 if ":" in host_ip else _socket.AF_INET
+    kind = _socket.SOCK_DGRAM if protocol == "udp" else _socket.SOCK_STREAM
+    return _socket.socket(family, kind), host_ip
 
 
 def free_port(protocol: str = "tcp", host_ip: str = "") -> int:
     """A port the kernel says is free now for `protocol` on `host_ip` (all addresses for "")."""
-    sock, addr = _socket(protocol, host_ip)
-    with sock:
+    sock, addr = _new_socket(protocol, host_ip)
+    try:
         sock.bind((addr, 0))
         return int(sock.getsockname()[1])
+    finally:
+        sock.close()
 
 
 def _bindable(protocol: str, host_ip: str, port: int) -> bool:
-    sock, addr = _socket(protocol, host_ip)
-    with sock:
-        try:
-            sock.bind((addr, port))
-        except OSError:
-            return False
+    sock, addr = _new_socket(protocol, host_ip)
+    try:
+        sock.bind((addr, port))
+    except OSError:
+        return False
+    finally:
+        sock.close()
     return True

@@ -17,15 +17,11 @@ at the same time on a network never loses the bridge or rules it relies on.
 
 from __future__ import annotations
 
-import contextlib
-import ipaddress
-import re
 import time
-from collections.abc import Iterable, Mapping, Sequence
 
 from pypod.errors import InvalidArgument, NotSupported, PypodError
 from pypod.log import get_logger
-from pypod.network import firewall, ipam
+from pypod.network import addr, firewall, ipam
 from pypod.network.netlink import (
     Netlink,
     delete_bridge_if_unused,
@@ -36,13 +32,18 @@ from pypod.network.netlink import (
     write_sysctl,
 )
 from pypod.network.types import DEFAULT_NETWORK, NetResult, Network, PerNetworkOptions, SetupOptions
+from pypod.stdlite import suppress
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable, Mapping, Sequence
 
 log = get_logger(__name__)
 
 #: how long teardown waits for the veths of a destroyed namespace to go before it gives up
 #: deleting a bridge (the kernel cleans a namespace up asynchronously)
 _BRIDGE_DRAIN_SECONDS = 0.5
-_MAC = re.compile(r"[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}")
+_MAC = r"[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}"
 
 
 def setup(
@@ -174,7 +175,7 @@ def _networks(
             raise NotSupported(f"'{net.driver}' network driver is not supported yet")
         if not net.network_interface:
             raise InvalidArgument(f"network {net.name} has no bridge interface name")
-        if per.static_mac and not _MAC.fullmatch(per.static_mac):
+        if per.static_mac and not _mac_syntax(per.static_mac):
             raise InvalidArgument(
                 f"invalid MAC address {per.static_mac!r}: use six hexadecimal pairs separated "
                 "by colons (02:42:ac:11:00:02)"
@@ -193,6 +194,12 @@ def _networks(
     return out
 
 
+def _mac_syntax(mac: str) -> bool:
+    import re  # here: only for a static MAC address (it costs ~4 ms a start)
+
+    return re.fullmatch(_MAC, mac) is not None
+
+
 def _mtu(net: Network) -> int:
     raw = net.options.get("mtu", "")
     try:
@@ -202,9 +209,7 @@ def _mtu(net: Network) -> int:
 
 
 def _enable_forwarding(nets: Sequence[tuple[Network, PerNetworkOptions]]) -> None:
-    versions = {
-        ipaddress.ip_network(s.subnet, strict=False).version for n, _ in nets for s in n.subnets
-    }
+    versions = {addr.ip_network(s.subnet, strict=False).version for n, _ in nets for s in n.subnets}
     if 4 in versions:
         write_sysctl("net/ipv4/ip_forward", "1")
     if 6 in versions:
@@ -213,8 +218,8 @@ def _enable_forwarding(nets: Sequence[tuple[Network, PerNetworkOptions]]) -> Non
 
 def _bridge_sysctls(net: Network) -> None:
     """Let packets from 127.0.0.1 (published ports reached from the host) go out the bridge."""
-    if any(ipaddress.ip_network(s.subnet, strict=False).version == 4 for s in net.subnets):
-        with contextlib.suppress(PypodError):  # the bridge may be gone (reload)
+    if any(addr.ip_network(s.subnet, strict=False).version == 4 for s in net.subnets):
+        with suppress(PypodError):  # the bridge may be gone (reload)
             write_sysctl(f"net/ipv4/conf/{net.network_interface}/route_localnet", "1")
 
 
@@ -258,7 +263,7 @@ def _attach(
     if default_route and not net.internal:
         done = set()
         for s in subnets:
-            version = ipaddress.ip_address(s.gateway).version if s.gateway else 0
+            version = addr.ip_address(s.gateway).version if s.gateway else 0
             if s.gateway and version not in done:
                 inside.add_default_route(s.gateway, index)
                 done.add(version)
@@ -285,7 +290,7 @@ def _ensure_bridge(host: Netlink, net: Network, mtu: int) -> int:
         host.set_up(index)
     for s in net.subnets:
         if s.gateway:
-            prefix = ipaddress.ip_network(s.subnet, strict=False).prefixlen
+            prefix = addr.ip_network(s.subnet, strict=False).prefixlen
             host.add_address(index, f"{s.gateway}/{prefix}")
     _bridge_sysctls(net)
     return index
@@ -305,7 +310,7 @@ def _dns_add(
         log.warning("network %s: DNS is enabled but pypod has no DNS responder", net.name)
         return []
     names = [opts.container_name, opts.container_id[:12], *per.aliases]
-    ips = [ipaddress.ip_interface(s.ipnet).ip.compressed for s in result.subnets]
+    ips = [addr.ip_interface(s.ipnet).ip.compressed for s in result.subnets]
     dns_added.append(net)
     return dns.add_records(runroot, net, opts.container_id, [n for n in names if n], ips)
 
@@ -358,11 +363,11 @@ def _release(
     unique = {n.name: n for n in nets}
     errors: list[PypodError] = []
     ips: list[str] = []
-    with contextlib.ExitStack() as stack:
+
+    def locked_body(locked: list[ipam.Leases]) -> None:
         last: list[Network] = []
-        for name in sorted(unique):
-            net = unique[name]
-            leases = stack.enter_context(ipam.locked(runroot, net))
+        for leases in locked:
+            net = leases.network
             lease = leases.get(container_id)
             if lease is not None:
                 ips.extend(lease.ips)
@@ -394,8 +399,23 @@ def _release(
                 _delete_bridge(net.network_interface)
             except PypodError as e:
                 errors.append(e)
+
+    _with_locks(runroot, [unique[name] for name in sorted(unique)], [], locked_body)
     if errors:
         raise errors[0]
+
+
+def _with_locks(
+    runroot: str, nets: Sequence[Network], held: list[ipam.Leases],
+    body: Callable[[list[ipam.Leases]], None],
+) -> None:  # fmt: skip
+    """`body` with the leases of each of `nets`, locked in this order (nested `with`s, as an
+    ExitStack would hold them: contextlib's is not on this path)."""
+    if not nets:
+        body(held)
+        return
+    with ipam.locked(runroot, nets[0]) as leases:
+        _with_locks(runroot, nets[1:], [*held, leases], body)
 
 
 def _delete_bridge(bridge: str) -> None:

@@ -12,20 +12,26 @@ never pick the same subnet, name or bridge.
 
 from __future__ import annotations
 
-import contextlib
 import fcntl
-import ipaddress
-import json
 import os
-import re
 import time
-from collections.abc import Iterator, Mapping, Sequence
-from typing import Any
 
+from pypod import jsoncodec
 from pypod.atomic import write_atomic
 from pypod.errors import AlreadyExists, InvalidArgument, NotFound, NotSupported
 from pypod.log import get_logger
 from pypod.network.types import DEFAULT_NETWORK, LeaseRange, Network, Subnet
+from pypod.stdlite import contextmanager, suppress
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import ipaddress
+    from collections.abc import Iterator, Mapping, Sequence
+    from typing import Any
+
+    IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+    IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+    _Request = tuple[IPNetwork, IPAddress | None, tuple[IPAddress, IPAddress] | None]
 
 log = get_logger(__name__)
 
@@ -44,15 +50,11 @@ DEFAULT_INTERFACE = "pypod0"
 INTERFACE_PREFIX = "pypod"
 #: podman's define.NameRegex, for network and bridge names
 NAME_PATTERN = "[a-zA-Z0-9][a-zA-Z0-9_.-]*"
-_NAME_RE = re.compile(f"^{NAME_PATTERN}$")
 #: Linux's IFNAMSIZ less the terminating NUL
 _MAX_IFNAME = 15
 #: bridge options this backend understands (podman 4.3 also knows "vlan")
 _BRIDGE_OPTIONS = ("mtu", "isolate")
 _UNSUPPORTED_DRIVERS = ("macvlan", "ipvlan")
-
-IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
-IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 
 class NetworkNotFound(NotFound):
@@ -81,7 +83,7 @@ class Networks:
             path = os.path.join(self.config_dir, fname)
             try:
                 with open(path, "rb") as f:
-                    net = from_json(json.load(f))
+                    net = from_json(jsoncodec.loads(f.read()))
             except FileNotFoundError:  # removed meanwhile
                 continue
             except (OSError, ValueError, TypeError, KeyError, AttributeError) as e:
@@ -113,7 +115,7 @@ class Networks:
         return True
 
     # --- writing ----------------------------------------------------------------------
-    @contextlib.contextmanager
+    @contextmanager
     def _locked(self) -> Iterator[None]:
         os.makedirs(self.config_dir, mode=0o700, exist_ok=True)
         fd = os.open(
@@ -156,7 +158,7 @@ class Networks:
         with self._locked():
             nets = self._load()
             if name:
-                if not _NAME_RE.match(name):
+                if not _name_ok(name):
                     raise InvalidArgument(
                         f"network name {name} invalid: names must match {NAME_PATTERN}: "
                         "invalid argument"
@@ -198,6 +200,8 @@ class Networks:
                 options=opts,
                 ipam_options={"driver": "host-local"},
             )
+            import json  # here: `network create` only (an indent needs the json package)
+
             data = json.dumps(to_json(net), indent=5).encode() + b"\n"
             write_atomic(os.path.join(self.config_dir, f"{name}.json"), data, mode=0o644)
             return net
@@ -208,7 +212,7 @@ class Networks:
             net = _find(self._load(), name_or_id)
             if net.name == DEFAULT_NETWORK:
                 raise InvalidArgument(f"default network {DEFAULT_NETWORK} cannot be removed")
-            with contextlib.suppress(FileNotFoundError):
+            with suppress(FileNotFoundError):
                 os.unlink(os.path.join(self.config_dir, f"{net.name}.json"))
             return net
 
@@ -358,7 +362,7 @@ def _bridge_name(nets: Mapping[str, Network], wanted: str | None) -> str:
         return _free_device_name(nets)
     if any(n.network_interface == wanted for n in nets.values()):
         raise AlreadyExists(f"bridge name {wanted} already in use: choose another --interface-name")
-    if not _NAME_RE.match(wanted):
+    if not _name_ok(wanted):
         raise InvalidArgument(f"bridge name {wanted} invalid: names must match {NAME_PATTERN}")
     if len(wanted) > _MAX_IFNAME:
         raise InvalidArgument(
@@ -408,10 +412,18 @@ def _validate_options(options: Mapping[str, str]) -> dict[str, str]:
 
 
 # --- subnets ------------------------------------------------------------------------------
-_Request = tuple[IPNetwork, IPAddress | None, tuple[IPAddress, IPAddress] | None]
+
+
+def _name_ok(name: str) -> bool:
+    """podman's define.NameRegex matches `name` (`re` here: `network create` only)."""
+    import re
+
+    return re.match(f"^{NAME_PATTERN}$", name) is not None
 
 
 def _parse_cidr(text: str) -> IPNetwork:
+    import ipaddress
+
     try:
         return ipaddress.ip_network(text.strip(), strict=False)
     except ValueError:
@@ -419,6 +431,8 @@ def _parse_cidr(text: str) -> IPNetwork:
 
 
 def _parse_ip(text: str, what: str) -> IPAddress:
+    import ipaddress
+
     try:
         return ipaddress.ip_address(text.strip())
     except ValueError:
@@ -435,6 +449,8 @@ def first_ip(net: IPNetwork) -> IPAddress:
 
 def parse_range(text: str) -> tuple[IPAddress, IPAddress]:
     """`--ip-range`: a CIDR (its first address plus one to its last) or START-END."""
+    import ipaddress
+
     start_text, dash, end_text = text.partition("-")
     if dash:
         try:
@@ -509,16 +525,20 @@ def _overlaps(a: IPNetwork, b: IPNetwork) -> bool:
 
 def _used_subnets(nets: Mapping[str, Network]) -> list[IPNetwork]:
     """Subnets of every config and of the host (addresses and routes)."""
+    import ipaddress
+
     used: list[IPNetwork] = []
     for n in nets.values():
         for s in n.subnets:
-            with contextlib.suppress(ValueError):
+            with suppress(ValueError):
                 used.append(ipaddress.ip_network(s.subnet, strict=False))
     return used + host_subnets()
 
 
 def _free_ipv4_subnet(used: list[IPNetwork]) -> IPNetwork:
     """The first 10.89.N.0/24 (then on through 10.x) no used subnet overlaps."""
+    import ipaddress
+
     net: IPNetwork = ipaddress.ip_network("10.89.0.0/24")
     while True:
         if not any(_overlaps(net, u) for u in used):
@@ -534,6 +554,8 @@ def _free_ipv4_subnet(used: list[IPNetwork]) -> IPNetwork:
 
 def _free_ipv6_subnet(used: list[IPNetwork]) -> IPNetwork:
     """A random unique local fdXX:XXXX:XXXX:XXXX::/64 (RFC 4193: random, not sequential)."""
+    import ipaddress
+
     for _ in range(10000):
         raw = b"\xfd" + os.urandom(7) + bytes(8)
         net = ipaddress.IPv6Network((raw, 64))
@@ -555,6 +577,8 @@ def host_subnets() -> list[IPNetwork]:
 
 def _ipv4_routes(path: str = "/proc/net/route") -> list[IPNetwork]:
     """/proc/net/route: little-endian hex destination and mask per line."""
+    import ipaddress
+
     out: list[IPNetwork] = []
     try:
         with open(path) as f:
@@ -579,6 +603,8 @@ def _ipv4_routes(path: str = "/proc/net/route") -> list[IPNetwork]:
 
 def _ipv6_addresses(path: str = "/proc/net/if_inet6") -> list[IPNetwork]:
     """/proc/net/if_inet6: address (32 hex digits), ifindex, prefix length (hex), ..."""
+    import ipaddress
+
     out: list[IPNetwork] = []
     try:
         with open(path) as f:
@@ -601,6 +627,7 @@ def _ipv6_addresses(path: str = "/proc/net/if_inet6") -> list[IPNetwork]:
 def _ipv4_addresses() -> list[IPNetwork]:
     """Every interface's IPv4 address and netmask (SIOCGIFCONF, then SIOCGIFNETMASK)."""
     import array
+    import ipaddress
     import socket
     import struct
 
@@ -635,6 +662,6 @@ def _ipv4_addresses() -> list[IPNetwork]:
             except OSError:
                 continue
             prefix = bin(int.from_bytes(res[20:24], "big")).count("1")
-            with contextlib.suppress(ValueError):
+            with suppress(ValueError):
                 out.append(ipaddress.IPv4Network((ip, prefix), strict=False))
     return out

@@ -8,9 +8,11 @@ networks, with which per-container options, and the published ports) and gives b
 
 from __future__ import annotations
 
-from typing import Any
-
 from pypod.record import field, record
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 #: the built-in network (podman's is "podman"): bridge pypod0 on 10.88.0.0/16
 DEFAULT_NETWORK = "pypod"

@@ -135,7 +135,12 @@ class Runtime:
             plan, ns_paths = self._plan(
                 spec, spec.process, bundle, rootfs, fifo, opts, tuple(manager.paths.values())
             )
-            plan = replace(plan, self_join=manager.self_join(), seccomp_json=seccomp_json)
+            plan = replace(
+                plan,
+                self_join=manager.self_join(),
+                seccomp_json=seccomp_json,
+                cgroup_mounts=manager.host_mounts,
+            )
             record = ContainerRecord(
                 id=container_id,
                 init_pid=0,
@@ -253,6 +258,9 @@ class Runtime:
             raise
         if detach:
             return 0
+        # what the delete below imports, while the container's program starts
+        from pypod.linux import cgroup_cleanup  # noqa: F401
+
         console_fd, self._foreground_console = self._foreground_console, None
         try:
             return parent.wait_foreground(pid, console_fd)

@@ -43,9 +43,19 @@ _NOTHING_SHARED_AFTER = (sc.MS_SLAVE | sc.MS_REC, sc.MS_PRIVATE | sc.MS_REC)
 
 
 def prepare(
-    spec: Spec, rootfs: str, bundle: str, *, userns: bool, cgroups: tuple[str, ...] = ()
+    spec: Spec,
+    rootfs: str,
+    bundle: str,
+    *,
+    userns: bool,
+    cgroups: tuple[str, ...] = (),
+    cgroup_mounts: tuple[CgroupMount, ...] = (),
 ) -> None:
-    """Everything up to pivot_root, in the container's new mount namespace."""
+    """Everything up to pivot_root, in the container's new mount namespace.
+
+    `cgroup_mounts`: the host's cgroup filesystems as the parent found them just before it
+    forked us (our mount namespace is a copy of its), () to read them from mountinfo here.
+    """
     linux = spec.linux
     prop = mounts.PROPAGATION.get(linux.rootfs_propagation if linux else "", 0)
     prop = prop or (sc.MS_SLAVE | sc.MS_REC)
@@ -56,7 +66,15 @@ def prepare(
     root_fd = os.open(rootfs, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
         for i, m in enumerate(spec.mounts):
-            _mount_one(root_fd, m, bundle, userns=userns, cgroups=cgroups, key=f"mounts[{i}]")
+            _mount_one(
+                root_fd,
+                m,
+                bundle,
+                userns=userns,
+                cgroups=cgroups,
+                cgroup_mounts=cgroup_mounts,
+                key=f"mounts[{i}]",
+            )
         if not any(m.destination.rstrip("/") == "/dev" and _is_bind(m) for m in spec.mounts):
             _create_devices(root_fd, linux.devices if linux else (), userns=userns)
             _dev_symlinks(root_fd)
@@ -91,11 +109,18 @@ def _is_bind(m: Mount) -> bool:
 
 
 def _mount_one(
-    root_fd: int, m: Mount, bundle: str, *, userns: bool, cgroups: tuple[str, ...], key: str
+    root_fd: int,
+    m: Mount,
+    bundle: str,
+    *,
+    userns: bool,
+    cgroups: tuple[str, ...],
+    cgroup_mounts: tuple[CgroupMount, ...] = (),
+    key: str,
 ) -> None:
     opts = mounts.parse_options(m.options)
     if m.type == "cgroup":
-        _mount_cgroup(root_fd, m, opts, cgroups)
+        _mount_cgroup(root_fd, m, opts, cgroups, cgroup_mounts)
         return
     if _is_bind(m):
         source = m.source or ""
@@ -271,14 +296,18 @@ def _own_cgroups() -> list[tuple[str, str]]:
     return out
 
 
-def _cgroup_mounts(rootfs: str) -> list[CgroupMount]:
-    """The cgroup filesystems of this mount namespace, each hierarchy once.
+def _cgroup_mounts(rootfs: str, known: tuple[CgroupMount, ...] = ()) -> list[CgroupMount]:
+    """The cgroup filesystems of this mount namespace (`known`, else from mountinfo), each
+    hierarchy once.
 
     Copies already inside `rootfs` (a rootless config binds the host's /sys recursively) are
     left out: each hierarchy is listed at its host mount point.
     """
-    with open("/proc/self/mountinfo") as f:
-        found = parse_mountinfo(f.read())
+    if known:
+        found = list(known)
+    else:
+        with open("/proc/self/mountinfo") as f:
+            found = parse_mountinfo(f.read())
     inside = rootfs.rstrip("/") + "/"
     return [m for m in found if not m.mountpoint.startswith(inside)]
 
@@ -289,21 +318,27 @@ def _cgroup_dir(point: str, cgroups: tuple[str, ...]) -> str | None:
 
 
 def _mount_cgroup(
-    root_fd: int, m: Mount, opts: mounts.MountOptions, cgroups: tuple[str, ...]
+    root_fd: int,
+    m: Mount,
+    opts: mounts.MountOptions,
+    cgroups: tuple[str, ...],
+    known: tuple[CgroupMount, ...] = (),
 ) -> None:
     """/sys/fs/cgroup: the container's own cgroups bound from the host's hierarchies.
 
     `cgroups` are the container's directories (the init is moved into them while this runs);
     a hierarchy without one gets the cgroup this process is in, as runc does.
     """
-    own = _own_cgroups()
+    own: list[tuple[str, str]] | None = None  # read only for a hierarchy without one of ours
     dest = mounts.ensure_in_root(root_fd, m.destination, directory=True)
     flags = opts.flags & ~sc.MS_RDONLY
     try:
-        host_mounts = _cgroup_mounts(os.readlink(mounts.fd_path(root_fd)))
+        host_mounts = _cgroup_mounts(os.readlink(mounts.fd_path(root_fd)), known)
         if len(host_mounts) == 1 and host_mounts[0].version == 2:  # unified: one hierarchy
             point = host_mounts[0].mountpoint
-            source = _cgroup_dir(point, cgroups) or point + next(p for c, p in own if c == "")
+            source = _cgroup_dir(point, cgroups) or point + next(
+                p for c, p in _own_cgroups() if c == ""
+            )
             mounts.mount_on_fd(source, dest, "bind", sc.MS_BIND | sc.MS_REC)
             dest = _reopen(root_fd, m.destination, dest)
             mounts.mount_on_fd(None, dest, None, sc.MS_BIND | sc.MS_REMOUNT | opts.flags)
@@ -318,6 +353,7 @@ def _mount_cgroup(
                 point, wanted = hierarchy.mountpoint, set(hierarchy.controllers)
                 bound = _cgroup_dir(point, cgroups)
                 if bound is None:
+                    own = _own_cgroups() if own is None else own
                     own_path = next((p for c, p in own if c and set(c.split(",")) <= wanted), None)
                     if own_path is None:
                         continue
@@ -347,17 +383,30 @@ def _create_devices(root_fd: int, devices: tuple[LinuxDevice, ...], *, userns: b
     for d in devices:
         mode = d.file_mode if d.file_mode is not None else 0o666
         wanted[d.path] = (d.type, d.major or 0, d.minor or 0, mode, d.uid or 0, d.gid or 0)
+    parents: dict[str, int] = {}  # each directory resolved once (all of /dev, usually)
     old_umask = os.umask(0)
     try:
         for path, (kind, major, minor, mode, uid, gid) in wanted.items():
-            _make_device(root_fd, path, kind, major, minor, mode, uid, gid, userns=userns)
+            parent_path, name = os.path.split(path)
+            parent_dir = parents.get(parent_path)
+            if parent_dir is None:
+                parent = mounts.ensure_in_root(root_fd, parent_path, directory=True)
+                try:
+                    flags = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
+                    parent_dir = parents[parent_path] = os.open(mounts.fd_path(parent), flags)
+                finally:
+                    os.close(parent)
+            _make_device(parent_dir, path, name, kind, major, minor, mode, uid, gid, userns=userns)
     finally:
         os.umask(old_umask)
+        for fd in parents.values():
+            os.close(fd)
 
 
 def _make_device(
-    root_fd: int,
+    parent_dir: int,
     path: str,
+    name: str,
     kind: str,
     major: int,
     minor: int,
@@ -367,10 +416,7 @@ def _make_device(
     *,
     userns: bool,
 ) -> None:
-    parent_path, name = os.path.split(path)
-    parent = mounts.ensure_in_root(root_fd, parent_path, directory=True)
-    parent_dir = os.open(mounts.fd_path(parent), os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    os.close(parent)
+    """Device `path` as `name` in `parent_dir` (its directory, opened inside the rootfs)."""
     try:
         try:
             os.unlink(name, dir_fd=parent_dir)
@@ -393,8 +439,6 @@ def _make_device(
         os.chown(name, uid, gid, dir_fd=parent_dir, follow_symlinks=False)
     except OSError as e:
         raise OSLevelError(f"create device {path}", errno=e.errno or 0) from e
-    finally:
-        os.close(parent_dir)
 
 
 def _dev_symlinks(root_fd: int) -> None:

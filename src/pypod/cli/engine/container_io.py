@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import functools
 import sys
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
 
 from pypod.cli.engine.main import Command, Globals
 from pypod.cli.engine.run import _terminal_size, proxy_signals
@@ -13,7 +10,11 @@ from pypod.cli.engine.shared import _cmd, _err, _f, engine
 from pypod.cli.flags import Parsed
 from pypod.errors import InvalidArgument, InvalidState, PypodError
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any
+
     from pypod.engine.containers import Engine
     from pypod.engine.logs import LogEntry
 
@@ -64,7 +65,7 @@ def cmd_logs(g: Globals, opts: Parsed) -> int:
         for entry in entries:
             _write(entry, timestamps=timestamps, prefix=prefix)
 
-        sources.append((prefix, path, functools.partial(_running, eng, c.id), end))
+        sources.append((prefix, path, _running_check(eng, c.id), end))
     if opts.flag("follow"):
         for prefix, entry in logs.follow_many(sources):
             if until is not None and entry.time > until:
@@ -75,6 +76,11 @@ def cmd_logs(g: Globals, opts: Parsed) -> int:
 
 def _running(eng: Engine, cid: str) -> bool:
     return eng.lookup(cid).status in ("created", "running", "paused", "stopping")
+
+
+def _running_check(eng: Engine, cid: str) -> Callable[[], bool]:
+    """`_running` of this container, asked later."""
+    return lambda: _running(eng, cid)
 
 
 def cmd_attach(g: Globals, opts: Parsed) -> int:

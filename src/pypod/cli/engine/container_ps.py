@@ -3,11 +3,8 @@ fields (psReporter's: `.State` is the status text), `--filter`, `--sort`, `-n`, 
 
 from __future__ import annotations
 
-import json
 import sys
 import time
-from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
 
 from pypod.cli.engine.containers import _filters
 from pypod.cli.engine.formats import is_json, render_rows
@@ -15,10 +12,13 @@ from pypod.cli.engine.main import Globals
 from pypod.cli.engine.shared import engine
 from pypod.cli.engine.units import since
 from pypod.cli.flags import Parsed
-from pypod.cli.gotemplate import Struct
 from pypod.errors import InvalidArgument, PypodError
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+    from typing import Any
+
     from pypod.engine.containers import Engine
     from pypod.engine.state import Container
 
@@ -70,7 +70,7 @@ def _status_text(c: Container, now: float, *, health: bool = True) -> str:
 
 def _ps_struct(c: Container, now: float, *, no_trunc: bool, size: dict[str, int] | None,
                pod_names: dict[str, str] | None = None,
-               net_owner: Container | None = None) -> Struct:  # fmt: skip
+               net_owner: Container | None = None) -> dict[str, Any]:  # fmt: skip
     """`net_owner`: the container whose network namespace `c` joins (a pod's infra): its
     published ports are shown, as podman shows them."""
     cmd = " ".join(_command(c))
@@ -78,7 +78,9 @@ def _ps_struct(c: Container, now: float, *, no_trunc: bool, size: dict[str, int]
         cmd = cmd[:17] + "..."
     started = float(c.state.get("started_at", 0))
     finished = float(c.state.get("finished_at", 0))
-    return Struct(
+    # a plain dict: formats.render_rows fills the default listing in without the template
+    # engine (it imports json and re), and makes it a gotemplate.Struct for the engine
+    return dict(
         ID=c.id if no_trunc else c.id[:12],
         Id=c.id,
         Image=c.config.image,
@@ -135,7 +137,7 @@ def _go_time_string(t: float) -> str:
     return go_time_string(t)
 
 
-def _ps_json(s: Struct, c: Container) -> dict[str, Any]:
+def _ps_json(s: dict[str, Any], c: Container) -> dict[str, Any]:
     return {
         "AutoRemove": s["AutoRemove"],
         "Command": _command(c),
@@ -212,8 +214,11 @@ def cmd_ps(g: Globals, opts: Parsed) -> int:
     if opts.flag("quiet") and not is_json(fmt):
         fmt = "{{.ID}}"
     if is_json(fmt):
-        print(json.dumps([_ps_json(s, c) for s, c in zip(structs, found, strict=True)],
-                         indent=2))  # fmt: skip
+        from pypod import jsoncodec
+
+        print(
+            jsoncodec.dumps([_ps_json(s, c) for s, c in zip(structs, found, strict=True)], indent=2)
+        )
         return 0
     if fmt is None:
         fmt = _PS_DEFAULT

@@ -7,10 +7,7 @@ container exists, container cleanup (the monitor's exit command), container prun
 
 from __future__ import annotations
 
-import contextlib
 import sys
-from collections.abc import Callable, Iterator, Sequence
-from typing import TYPE_CHECKING
 
 from pypod.cli.common import read_id_file
 from pypod.cli.engine.main import Command, Globals
@@ -23,13 +20,15 @@ from pypod.errors import (
     InvalidArgument,
     PypodError,
 )
+from pypod.stdlite import contextmanager
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
-    pass
+    from collections.abc import Callable, Iterator, Sequence
 
 
 def _parse_signal(value: str) -> int:
-    import signal as signal_mod
+    from pypod.stdlite import signal_number
 
     text = value.upper().removeprefix("SIG")
     if text.isdigit():
@@ -37,10 +36,9 @@ def _parse_signal(value: str) -> int:
         if 0 < num < 65:
             return num
     else:
-        try:
-            return int(signal_mod.Signals[f"SIG{text}"])
-        except KeyError:
-            pass
+        num_of_name = signal_number(f"SIG{text}")
+        if num_of_name is not None:
+            return num_of_name
     raise InvalidArgument(f"invalid signal: {value}")
 
 
@@ -108,7 +106,7 @@ def cmd_start(g: Globals, opts: Parsed) -> int:
     return _each(names, start)
 
 
-@contextlib.contextmanager
+@contextmanager
 def _start_failure(cid: str, *, quoted: bool) -> Iterator[None]:
     """podman's `start`: a process that cannot be run is the engine's error (125), not 126/127
     as with `run`, and says which container."""

@@ -2,21 +2,25 @@
 
 from __future__ import annotations
 
-import json
 import sys
-from typing import Any
 
-from pypod.cli.engine.formats import is_json, render_rows
+from pypod import jsoncodec
+from pypod.cli.engine.formats import is_json
 from pypod.cli.engine.main import Command, Globals
 from pypod.cli.engine.shared import _cmd, _f, engine
 from pypod.cli.flags import Parsed
-from pypod.cli.gotemplate import Struct
 from pypod.errors import EXIT_ENGINE_ERROR, ContainerNotFound, ImageNotFound, InvalidArgument
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 _TYPES = ("all", "container", "image")
 
 
 def _struct(value: Any) -> Any:
+    from pypod.cli.gotemplate import Struct
+
     if isinstance(value, dict):
         return Struct({k: _struct(v) for k, v in value.items()})
     return value
@@ -54,8 +58,10 @@ def _inspect(g: Globals, opts: Parsed, *, kind: str) -> int:
                           f"{name}: image not known")  # fmt: skip
     fmt = opts.text("format")
     if fmt is None or is_json(fmt):
-        sys.stdout.write(json.dumps(found, indent=5) + "\n")
+        sys.stdout.write(jsoncodec.dumps(found, indent=5) + "\n")
     else:
+        from pypod.cli.engine.formats import render_rows
+
         sys.stdout.write(render_rows(fmt, [_struct(d) for d in found], {}))
     if errors:
         for e in errors[:-1]:

@@ -6,22 +6,26 @@ top, stats, logs.  Every action is a call into `pypod.engine.pods`.
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import time
-from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
 
+from pypod import jsoncodec
 from pypod.cli.common import read_id_file
 from pypod.cli.engine.main import Command, Globals
 from pypod.cli.flags import Flag, Parsed
 from pypod.errors import InvalidArgument, PypodError
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+    from typing import Any
+
     from pypod.engine.containers import Engine
     from pypod.engine.pods import Pod, Pods
     from pypod.engine.state import Container
+
+    _Pred = Callable[[Pod, list[Container], str], bool]
 
 
 def _f(*names: str, value: bool = False, multiple: bool = False, help: str = "") -> Flag:
@@ -129,7 +133,9 @@ def _parse_create(opts: Parsed) -> Any:
         share=share,
         infra=infra,
         infra_name=opts.text("infra-name") or "",
-        infra_command=tuple(json.loads(command) if command.startswith("[") else command.split())
+        infra_command=tuple(
+            jsoncodec.loads(command) if command.startswith("[") else command.split()
+        )
         if command
         else None,
         infra_image=opts.text("infra-image") or "",
@@ -234,7 +240,6 @@ def _shown(c: Container) -> str:
     return shown_status(c.status)
 
 
-_Pred = Callable[["Pod", "list[Container]", str], bool]
 _POD_STATUSES = ("stopped", "running", "paused", "exited", "dead", "created", "degraded")
 
 
@@ -325,7 +330,7 @@ def cmd_ps(g: Globals, opts: Parsed) -> int:
         rows = sorted(rows, key=lambda r: -r[0].created)[:1]
     fmt = opts.text("format")
     if is_json(fmt):
-        print(json.dumps([_ps_json(pods, p, m, s) for p, m, s in rows], indent=2))
+        print(jsoncodec.dumps([_ps_json(pods, p, m, s) for p, m, s in rows], indent=2))
         return 0
     structs = [_ps_row(p, m, s, now, no_trunc=no_trunc) for p, m, s in rows]
     if opts.flag("quiet"):
@@ -395,9 +400,9 @@ def cmd_inspect(g: Globals, opts: Parsed) -> int:
         rows = [_struct(d) for d in docs]
         sys.stdout.write(render_rows(fmt, rows, {}))
     elif len(names) == 1 and docs:
-        print(json.dumps(docs[0], indent=5))  # podman 4.3: one pod, no list, 5 spaces
+        print(jsoncodec.dumps(docs[0], indent=5))  # podman 4.3: one pod, no list, 5 spaces
     else:
-        print(json.dumps(docs, indent=5) if docs else "[]")
+        print(jsoncodec.dumps(docs, indent=5) if docs else "[]")
     if missing:
         _err(f"inspecting object: no such pod {missing[0]}")
         return 125
@@ -598,7 +603,7 @@ def cmd_stats(g: Globals, opts: Parsed) -> int:
         if is_json(fmt):
             keys = ("Pod", "CID", "Name", "CPU", "MemUsage", "MemUsageBytes", "Mem", "NetIO",
                     "BlockIO", "PIDS")  # fmt: skip
-            print(json.dumps([{k: r[k] for k in keys} for r in rows], indent=4))
+            print(jsoncodec.dumps([{k: r[k] for k in keys} for r in rows], indent=4))
         else:
             headers = {"Pod": "POD", "CID": "CID", "Name": "NAME", "CPU": "CPU %",
                        "MemUsage": "MEM USAGE/ LIMIT", "MemUsageBytes": "MEM USAGE/ LIMIT",

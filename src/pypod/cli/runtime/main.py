@@ -8,7 +8,6 @@ import sys
 import pypod
 from pypod import jsoncodec
 from pypod.cli.flags import Flag, Parsed, help_text, parse
-from pypod.cli.output import logrus_line, tabwrite
 from pypod.errors import (
     EXIT_RUNTIME_EXEC_FAILED,
     EXIT_TOOL_ERROR,
@@ -189,6 +188,8 @@ def _default_root() -> str:
 
 
 def _report(msg: str, log_file: str | None, log_format: str) -> None:
+    from pypod.cli.output import logrus_line  # errors and warnings only: off the run path
+
     if log_file:
         try:
             with open(log_file, "a") as f:
@@ -270,6 +271,8 @@ def _runtime(root: str) -> Any:
 
 def _warn(msg: str) -> None:
     """A failure that does not fail the command (a poststart/poststop hook), as runc logs it."""
+    from pypod.cli.output import logrus_line
+
     sys.stderr.write(logrus_line("warning", msg))
 
 
@@ -287,7 +290,10 @@ def _create_options(opts: Parsed) -> Any:
 
 
 def _primed(action: Callable[[], int]) -> int:
-    """Run `action` with the cgroup migration primer started first (see runtime.primer)."""
+    """Run `action` with the cgroup migration primer started first (see runtime.primer:
+    without root only, so as root that module is not even imported)."""
+    if os.geteuid() == 0:
+        return action()
     from pypod.runtime import primer
 
     pid = primer.start()
@@ -345,6 +351,8 @@ def cmd_list(root: str, opts: Parsed) -> int:
     elif fmt == "json":
         print(jsoncodec.dumps(states, separators=(",", ":")))
     elif fmt == "table":
+        from pypod.cli.output import tabwrite
+
         rows = [["ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER"]]
         rows += [
             [s["id"], str(s["pid"]), s["status"], s["bundle"], s["created"], s["owner"]]

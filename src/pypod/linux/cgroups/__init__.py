@@ -94,6 +94,10 @@ if TYPE_CHECKING:
     class CgroupManager(Protocol):
         """A container's cgroup(s).  Every method works in a fresh process (see to_state)."""
 
+        #: the host's cgroup filesystems as new_manager found them (what a container's
+        #: /sys/fs/cgroup binds); () for a manager re-opened with manager_from_state
+        host_mounts: tuple[_paths.CgroupMount, ...]
+
         @property
         def mode(self) -> str:
             """One of CgroupMode's."""
@@ -209,18 +213,22 @@ def new_manager(cgroups_path: str, container_id: str, *, rootless: bool = False)
         root = next(m.mountpoint for m in mounts if m.version == 2)
         own = _read_own_cgroup().get("", "/") if not inner.startswith("/") else "/"
         directory = _paths.v2_path(root, own, inner)
-        return V2Manager(directory, root=root, rootless=rootless, explicit_path=explicit)
+        v2 = V2Manager(directory, root=root, rootless=rootless, explicit_path=explicit)
+        v2.host_mounts = tuple(mounts)
+        return v2
     from pypod.linux.cgroups.v1 import V1Manager
 
     own_map = _read_own_cgroup() if not inner.startswith("/") else {}
     dirs = _paths.v1_paths(mounts, own_map, inner)
-    return V1Manager(
+    v1 = V1Manager(
         dirs,
         mode=mode,
         mountpoints=sorted(_paths.mountpoints(mounts)),
         rootless=rootless,
         explicit_path=explicit,
     )
+    v1.host_mounts = tuple(mounts)
+    return v1
 
 
 def manager_from_state(data: Mapping[str, Any]) -> CgroupManager:

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from typing import Any
 
     from pypod.linux.cgroups import FreezerState
+    from pypod.linux.cgroups.paths import CgroupMount
     from pypod.oci.runtime_spec import LinuxResources
 
 log = get_logger(__name__)
@@ -37,6 +38,9 @@ FREEZE_ATTEMPTS = 1000
 
 
 class V1Manager:
+    #: the host's cgroup filesystems as new_manager found them (see CgroupManager)
+    host_mounts: tuple[CgroupMount, ...] = ()
+
     def __init__(
         self,
         paths: Mapping[str, str],

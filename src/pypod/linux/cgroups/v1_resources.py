@@ -15,7 +15,7 @@ from pypod.errors import (
     PypodError,
     RuntimeError_,
 )
-from pypod.linux.cgroups import convert, files
+from pypod.linux.cgroups import files
 from pypod.linux.cgroups.devices import DeviceRule, Emulator
 from pypod.log import get_logger
 
@@ -206,6 +206,8 @@ def set_cpuset(d: str, cpu: LinuxCPU | None) -> None:
 
 def set_pids(d: str, pids: LinuxPids | None) -> None:
     if pids is not None:
+        from pypod.linux.cgroups import convert  # (as below) only for the limits that need it
+
         files.write(d, "pids.max", convert.pids_limit(pids.limit), controller="pids")
 
 
@@ -222,6 +224,8 @@ def _first_existing(d: str, names: Sequence[str], what: str) -> str:
 def set_blkio(d: str, bio: LinuxBlockIO | None) -> None:
     if bio is None:
         return
+    from pypod.linux.cgroups import convert  # not loaded by a create without these limits
+
     if bio.weight:
         name = _first_existing(d, ("blkio.weight", "blkio.bfq.weight"), "the block IO weight")
         files.write(d, name, str(bio.weight), controller="blkio")
@@ -249,6 +253,8 @@ def set_blkio(d: str, bio: LinuxBlockIO | None) -> None:
 
 
 def set_hugetlb(d: str, limits: tuple[LinuxHugepageLimit, ...]) -> None:
+    from pypod.linux.cgroups import convert
+
     for hp in limits:
         size = convert.hugetlb_size(hp.page_size)
         name = f"hugetlb.{size}.limit_in_bytes"

@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from typing import Any
 
     from pypod.linux.cgroups import FreezerState
+    from pypod.linux.cgroups.paths import CgroupMount
     from pypod.oci.runtime_spec import LinuxResources
 
 log = get_logger(__name__)
@@ -74,6 +75,9 @@ def _enable(directory: str, request: str, controllers: list[str]) -> None:
 
 
 class V2Manager:
+    #: the host's cgroup filesystems as new_manager found them (see CgroupManager)
+    host_mounts: tuple[CgroupMount, ...] = ()
+
     def __init__(
         self,
         path: str,

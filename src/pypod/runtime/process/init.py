@@ -52,6 +52,7 @@ if TYPE_CHECKING:
     from typing import Any, NoReturn
 
     from pypod.linux.cgroups import SelfJoin
+    from pypod.linux.cgroups.paths import CgroupMount
     from pypod.linux.seccomp import Program
 
 _RLIMITS = {
@@ -97,6 +98,9 @@ class Plan:
     #: config.json's linux.seccomp as read, when `spec` was parsed without it: the parent
     #: parses and compiles it once the process is forked (see seccomp_program)
     seccomp_json: Mapping[str, Any] | None = None
+    #: the host's cgroup filesystems as the parent's cgroup manager found them (the init's
+    #: /sys/fs/cgroup binds them; it need not read and parse mountinfo again), () for unknown
+    cgroup_mounts: tuple[CgroupMount, ...] = ()
 
 
 def uses_seccomp(plan: Plan) -> bool:
@@ -199,21 +203,17 @@ class Prepared:
     #: a `start` that opens the fifo and dies before writing leaves poll() blocking instead of
     #: reporting a hang-up forever (a busy loop)
     fifo_hold_fd: int | None = None
-    #: plan.self_join opened: the cgroup2 directory the parent forks stage-1 into (None:
-    #: none; the parent's only, stage-1 closes it) and the v1 `tasks` files the init writes "0"
-    #: to (at CGROUP_JOINED; it closes them then: host files)
+    #: plan.self_join's cgroup2 directory, opened: the one the parent forks stage-1 into
+    #: (None: none; the parent's only, stage-1 closes it).  The v1 `tasks` files the init
+    #: writes "0" to come with CGROUP_JOINED instead (see open_tasks)
     cgroup_dir_fd: int | None = None
-    tasks_fds: tuple[int, ...] = ()
+    #: whether the init may join its cgroups by itself (see parent.launch)
+    self_join_planned: bool = False
 
     def fds(self) -> tuple[int, ...]:
         """The descriptors the init must keep (everything else is closed in stage-1)."""
         extra = (self.fifo_fd, self.fifo_hold_fd)
-        return (self.helper_fd, *(fd for fd in extra if fd is not None), *self.tasks_fds)
-
-    @property
-    def self_join_planned(self) -> bool:
-        """Whether the init may join its cgroups by itself (see parent.launch)."""
-        return self.cgroup_dir_fd is not None or bool(self.tasks_fds)
+        return (self.helper_fd, *(fd for fd in extra if fd is not None))
 
     def close_cgroup_dir(self) -> None:
         if self.cgroup_dir_fd is not None:
@@ -221,7 +221,6 @@ class Prepared:
 
     @classmethod
     def build(cls, plan: Plan) -> Prepared:
-        import resource  # noqa: F401 - used by _rlimits after pivot_root
         import select  # noqa: F401 - used by _wait_for_start after pivot_root
 
         # what only some containers need, loaded for them alone (termios, ioctls...)
@@ -249,30 +248,38 @@ class Prepared:
         if plan.fifo_path is not None:
             fifo_fd = os.open(plan.fifo_path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
             hold_fd = os.open(plan.fifo_path, os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-        dir_fd, tasks = _open_self_join(plan)
-        return cls(exec_helper.sealed_helper_fd(), hooks, fifo_fd, hold_fd, dir_fd, tasks)
+        join = plan.self_join
+        dir_fd = None
+        if join is not None and join.clone_into is not None:
+            try:
+                dir_fd = os.open(join.clone_into, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+            except OSError as e:
+                raise OSLevelError(f"cgroup: open {e.filename}", errno=e.errno or errno.EIO) from e
+        planned = join is not None and (dir_fd is not None or bool(join.tasks))
+        return cls(exec_helper.sealed_helper_fd(), hooks, fifo_fd, hold_fd, dir_fd, planned)
 
 
-def _open_self_join(plan: Plan) -> tuple[int | None, tuple[int, ...]]:
-    """plan.self_join's directory and files, opened by the parent (the init's own moves are
-    then checked against the parent's credentials, as the parent's moves would be)."""
+def open_tasks(plan: Plan) -> tuple[int, ...]:
+    """plan.self_join's v1 `tasks` files, opened by the parent (the init's own moves are then
+    checked against the parent's credentials, as the parent's moves would be), to send with
+    CGROUP_JOINED.
+
+    Opened once the process is forked, not in Prepared.build: the first open of a new cgroup's
+    file takes 0.1-0.5 ms (~1 ms for a hybrid host's nine), which then overlaps with the
+    process's own set-up; it needs them only at CGROUP_JOINED.
+    """
     join = plan.self_join
     if join is None:
-        return None, ()
+        return ()
     opened: list[int] = []
     try:
-        dir_fd = None
-        if join.clone_into is not None:
-            dir_fd = os.open(join.clone_into, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-            opened.append(dir_fd)
         for path in join.tasks:
             opened.append(os.open(path, os.O_WRONLY | os.O_CLOEXEC))
     except OSError as e:
         for fd in opened:
             os.close(fd)
         raise OSLevelError(f"cgroup: open {e.filename}", errno=e.errno or errno.EIO) from e
-    tasks = tuple(opened[1:] if dir_fd is not None else opened)
-    return dir_fd, tasks
+    return tuple(opened)
 
 
 def _report(chan: Channel, exc: BaseException) -> NoReturn:
@@ -372,7 +379,13 @@ def stage1(chan: Channel, plan: Plan, prep: Prepared, *, self_join: bool = False
 
 def direct_init(chan: Channel, plan: Plan, prep: Prepared, *, self_join: bool = False) -> NoReturn:
     """The init cloned straight into its new namespaces (see parent._fork_init): what stage-1
-    would have done for it (no namespace to join, no user namespace to map), then `init`."""
+    would have done for it (no namespace to join, no user namespace to map), then `init`.
+
+    Its new network namespace's `lo` is brought up by the parent meanwhile, before
+    CGROUP_JOINED (parent.launch): that takes the kernel's rtnl lock, which a network
+    namespace still being torn down (the last container's) can hold for milliseconds.  In a
+    user namespace (rootless) the init brings it up itself: the runtime may not enter it.
+    """
     try:
         if not plan.in_userns:
             sc.prctl(sc.PR_SET_DUMPABLE, 0)  # first of all (see stage1)
@@ -380,8 +393,8 @@ def direct_init(chan: Channel, plan: Plan, prep: Prepared, *, self_join: bool = 
         if plan.in_userns:
             os.setresgid(0, 0, 0)
             os.setresuid(0, 0, 0)
-        if plan.unshare_flags & sc.CLONE_NEWNET:
-            _loopback_up()
+            if plan.unshare_flags & sc.CLONE_NEWNET:
+                _loopback_up()  # (the runtime may not enter a user namespace's netns: EPERM)
     except BaseException as e:
         _report(chan, e)
     init(chan, plan, prep, self_join=self_join)
@@ -394,17 +407,25 @@ def _loopback_up() -> None:
     netns.set_link_up("lo")
 
 
-def _join_cgroups(plan: Plan, prep: Prepared, *, self_join: bool) -> None:
-    """Write "0" into each v1 `tasks` file (when joining by ourselves); close them.
+def _join_cgroups(chan: Channel, plan: Plan, *, self_join: bool) -> None:
+    """Wait for CGROUP_JOINED; write "0" into each v1 `tasks` file it brings (when joining by
+    ourselves: see open_tasks); close them.
 
     Only once the parent said CGROUP_JOINED: it sets the limits of new v1 cgroups once the
     process is forked (parent.launch's set_limits), and a process in the devices cgroup while
     its rules are written (deny all, then allow each) could be refused a device meanwhile.
     Until then the process runs the runtime's code only, in the runtime's cgroups.
     """
+    fds = chan.expect(Msg.CGROUP_JOINED).fds
     try:
         if self_join and plan.self_join is not None:
-            for fd, path in zip(prep.tasks_fds, plan.self_join.tasks, strict=True):
+            if len(fds) != len(plan.self_join.tasks):
+                raise OSLevelError(
+                    f"cgroup: the runtime sent {len(fds)} of the container's "
+                    f"{len(plan.self_join.tasks)} v1 tasks files",
+                    errno=errno.EBADF,
+                )
+            for fd, path in zip(fds, plan.self_join.tasks, strict=True):
                 try:
                     os.write(fd, b"0")
                 except OSError as e:
@@ -413,7 +434,7 @@ def _join_cgroups(plan: Plan, prep: Prepared, *, self_join: bool) -> None:
                         errno=e.errno or errno.EIO,
                     ) from e
     finally:
-        for fd in prep.tasks_fds:
+        for fd in fds:
             os.close(fd)
 
 
@@ -493,7 +514,12 @@ def init(
         spec, proc = plan.spec, plan.process
         if plan.is_init:
             rootfs.prepare(
-                spec, plan.rootfs, plan.bundle, userns=plan.in_userns, cgroups=plan.cgroup_dirs
+                spec,
+                plan.rootfs,
+                plan.bundle,
+                userns=plan.in_userns,
+                cgroups=plan.cgroup_dirs,
+                cgroup_mounts=plan.cgroup_mounts,
             )
         # unless we join our cgroups by ourselves the parent moves us meanwhile (the move
         # waits for an RCU grace period: overlapping it with our set-up saves that time).
@@ -504,8 +530,7 @@ def init(
         # any time)
         in_cgroup = _cgroup_first(plan)
         if in_cgroup:
-            chan.expect(Msg.CGROUP_JOINED)
-            _join_cgroups(plan, prep, self_join=self_join)
+            _join_cgroups(chan, plan, self_join=self_join)
         if plan.unshare_flags & sc.CLONE_NEWCGROUP:
             sc.unshare(sc.CLONE_NEWCGROUP)
         if plan.is_init:
@@ -521,8 +546,7 @@ def init(
             _sysctl(spec)
         if proc.terminal:
             if not in_cgroup:
-                chan.expect(Msg.CGROUP_JOINED)
-                _join_cgroups(plan, prep, self_join=self_join)
+                _join_cgroups(chan, plan, self_join=self_join)
                 in_cgroup = True
             _console(chan, proc, bind=plan.is_init)
         if plan.is_init:
@@ -533,8 +557,7 @@ def init(
         if not in_cgroup:
             # before our credentials change: a cgroup v1 move by a user who is not root needs
             # the moved process to have that user's uid (and the parent sends SECCOMP after it)
-            chan.expect_read(Msg.CGROUP_JOINED)
-            _join_cgroups(plan, prep, self_join=self_join)
+            _join_cgroups(chan, plan, self_join=self_join)
         program = _receive_seccomp(chan) if uses_seccomp(plan) else None
         if program is not None and not proc.no_new_privileges:
             program.load()  # needs CAP_SYS_ADMIN: before the capabilities drop
@@ -648,15 +671,13 @@ def _oom_score_adj(proc: Process) -> None:
 
 
 def _rlimits(proc: Process) -> None:
-    import resource  # preloaded by Prepared.build
-
     for r in proc.rlimits:
         res = _RLIMITS[r.type]
         try:
-            resource.setrlimit(res, (r.soft, r.hard))
+            sc.setrlimit(res, r.soft, r.hard)
         except (ValueError, OSError) as e:
-            _, cur_hard = resource.getrlimit(res)
-            if cur_hard != resource.RLIM_INFINITY and r.hard > cur_hard:
+            _, cur_hard = sc.getrlimit(res)
+            if cur_hard != sc.RLIM_INFINITY and r.hard > cur_hard:
                 raise InvalidArgument(
                     f"process.rlimits: {r.type} hard limit {r.hard} is above the caller's hard "
                     f"limit {cur_hard} and raising it needs CAP_SYS_RESOURCE; lower it to at "

@@ -7,6 +7,7 @@ the terminal, and return the exit code as runc computes it (128+signal when kill
 
 from __future__ import annotations
 
+import gc
 import os
 
 from pypod.errors import PypodError, RuntimeError_
@@ -45,9 +46,18 @@ def launch(
     """
     prep = init_mod.Prepared.build(plan)
     parent_end, child_end = Channel.pair()
+    # The child ends in exec (or _exit) within milliseconds: it runs without the cyclic
+    # garbage collector.  Else its first allocation would start a collection of every object
+    # the runtime made since its last one (cli/process_exit.py makes them rare, and gives a
+    # forked child the usual thresholds back), each touched object's page copied on write:
+    # ~0.7 ms on the path of every create and exec, for no garbage.
+    collecting = gc.isenabled()
+    gc.disable()
     try:
         child, self_join, direct = _fork_init(plan, prep)
     except BaseException:
+        if collecting:
+            gc.enable()
         parent_end.close()
         child_end.close()
         prep.close_cgroup_dir()
@@ -59,6 +69,8 @@ def launch(
         if direct:
             init_mod.direct_init(child_end, plan, prep, self_join=self_join)
         init_mod.stage1(child_end, plan, prep, self_join=self_join)
+    if collecting:
+        gc.enable()
     child_end.close()
     prep.close_cgroup_dir()
     for fd in prep.fds():
@@ -68,13 +80,20 @@ def launch(
     try:
         if set_limits is not None:  # nothing of the container is in the v1 cgroups yet
             set_limits()
+        if direct and plan.unshare_flags & sc.CLONE_NEWNET and not plan.in_userns:
+            # the init's `lo` (runc's "loopback"), while it sets itself up: before
+            # CGROUP_JOINED, before which the init runs no hook and execs nothing (in a user
+            # namespace, the runtime may not enter the init's: the init does it, direct_init)
+            from pypod.linux import netns  # loaded by Prepared.build
+
+            netns.set_link_up_in(pid, "lo")
         if stage1_pid:
             pid = _stage1_reports(plan, parent_end, stage1_pid, add_to_cgroup, self_join)
         try:
             if not self_join:  # else the init joins its cgroups by itself (see _fork_stage1)
                 add_to_cgroup(pid)
             # (also the init's go-ahead to send: its messages must come after stage-1's PID)
-            parent_end.send(Msg.CGROUP_JOINED)
+            _send_cgroup_joined(plan, parent_end, self_join)
         except (OSError, PypodError):
             # the init prepares its mounts meanwhile: when that failed, it reported why and
             # exited (EPIPE/ECONNRESET here, or ESRCH from the cgroup): say what it said
@@ -115,6 +134,17 @@ def launch(
         raise
     finally:
         parent_end.close()
+
+
+def _send_cgroup_joined(plan: init_mod.Plan, chan: Channel, self_join: bool) -> None:
+    """CGROUP_JOINED, with the v1 `tasks` files the init writes itself into when it joins its
+    cgroups by itself (init_mod.open_tasks)."""
+    tasks = init_mod.open_tasks(plan) if self_join else ()
+    try:
+        chan.send(Msg.CGROUP_JOINED, tasks)
+    finally:
+        for fd in tasks:
+            os.close(fd)
 
 
 def _stage1_reports(

@@ -1,26 +1,28 @@
 """The one typed protocol between the runtime (parent) and the container's processes.
 
 Messages are JSON objects over a SOCK_SEQPACKET socketpair (one datagram each); a pty master
-travels with its message as SCM_RIGHTS.  The child side only ever sends what is listed here, in
-this order (the parent checks it):
+and the v1 `tasks` files travel with their message as SCM_RIGHTS.  The child side only ever
+sends what is listed here, in this order (the parent checks it):
 
   stage-1 -> parent   MAP_IDS                        unshared a user namespace, please map it
   parent -> stage-1   IDS_MAPPED
   stage-1 -> parent   PID {pid}                      forked the init (pid in the parent's ns)
                                                      (no stage-1 when the parent cloned the
                                                      init into its namespaces: it has its pid)
-  parent -> init      CGROUP_JOINED                  the init is in its cgroup (it sets itself
+  parent -> init      CGROUP_JOINED [+ fds]          the init is in its cgroup (it sets itself
                                                      up meanwhile and waits for this before
                                                      hooks or a cgroup namespace if it has
                                                      any, before CONSOLE if it has a
-                                                     terminal, else before it reads SECCOMP,
-                                                     with read(2) alone).  When the
-                                                     init joins its cgroups by itself (see
+                                                     terminal, else before it reads
+                                                     SECCOMP).  When the init joins its
+                                                     cgroups by itself (see
                                                      parent._fork_stage1) the go-ahead to
                                                      enter its v1 ones (their limits are
-                                                     set) and to send: the parent has
-                                                     stage-1's PID, the init's messages
-                                                     cannot overtake it any more
+                                                     set; their `tasks` files come with it,
+                                                     one fd each, in SelfJoin.tasks order)
+                                                     and to send: the parent has stage-1's
+                                                     PID, the init's messages cannot
+                                                     overtake it any more
   init -> parent      RUN_HOOKS                      namespaces and mounts are ready (only with
                                                      prestart or createRuntime hooks)
   parent -> init      HOOKS_DONE                     prestart/createRuntime hooks have run
@@ -89,6 +91,9 @@ class Message:
 
 
 _MAX = 64 * 1024
+#: descriptors one message may carry: a pty master, or CGROUP_JOINED's v1 `tasks` files (one a
+#: hierarchy; a v1 host has up to ~14)
+_MAX_FDS = 32
 
 
 class Channel:
@@ -114,11 +119,11 @@ class Channel:
 
     def recv(self) -> Message:
         try:
-            raw, fds = unixsock.recv_fds(self.sock, _MAX, 4)
+            raw, fds = unixsock.recv_fds(self.sock, _MAX, _MAX_FDS)
         except ConnectionResetError:
             # the peer exited with our last message unread: the kernel reports that once,
             # ahead of what the peer sent before (its ERROR), which is still queued
-            raw, fds = unixsock.recv_fds(self.sock, _MAX, 4)
+            raw, fds = unixsock.recv_fds(self.sock, _MAX, _MAX_FDS)
         return _decode(raw, tuple(fds))
 
     def expect(self, *types: str) -> Message:
