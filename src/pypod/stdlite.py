@@ -10,6 +10,7 @@ these from here (`tests/e2e/test_import_budget.py` holds them to it):
 
 - `suppress` and `contextmanager`, which behave as `contextlib`'s, and `cast` (for type checkers
   they *are* `contextlib`'s and `typing`'s);
+- `one_of`, what `SomeEnum(value)` does for the classes of str constants that replace enums;
 - `signal`: the C module `_signal` (the same functions and numbers; handlers, masks and
   constants are plain ints instead of `signal`'s enums); `signal_name` and `signal_number`
   give the names `signal.Signals` would.
@@ -34,7 +35,9 @@ else:
         return value
 
 
-__all__ = ["cast", "contextmanager", "signal", "signal_name", "signal_number", "suppress"]
+__all__ = [
+    "cast", "contextmanager", "one_of", "signal", "signal_name", "signal_number", "suppress",
+]  # fmt: skip
 
 
 if not TYPE_CHECKING:
@@ -107,6 +110,15 @@ if not TYPE_CHECKING:
         helper.__module__ = func.__module__
         helper.__wrapped__ = func
         return helper
+
+
+def one_of(value: object, members: tuple[str, ...], what: str) -> str:
+    """`SomeEnum(value)` for a class of str constants (the stand-in for `enum` here): the
+    member equal to `value`, else ValueError "'x' is not a valid <what>"."""
+    for member in members:
+        if value == member:
+            return member
+    raise ValueError(f"{value!r} is not a valid {what}")
 
 
 _NAMES: dict[int, str] = {}

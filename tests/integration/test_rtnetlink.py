@@ -19,6 +19,7 @@ import pytest
 
 from pypod.errors import NotFound, PypodError
 from pypod.linux import netns
+from pypod.linux.netns import call_in
 from pypod.network import netlink
 from pypod.network.netlink import Netlink
 from pypod.testing import find_busybox
@@ -172,13 +173,7 @@ def test_links_dump_spans_several_datagrams(spaces: tuple[str, str]) -> None:
 
 def udp_socket_in(ns: str) -> socket.socket:
     """A UDP socket of the network namespace at `ns` (a socket stays in the one it was made in)."""
-    made: list[socket.socket] = []
-
-    def make() -> Any:
-        made.append(socket.socket(socket.AF_INET, socket.SOCK_DGRAM))
-
-    netlink._in_netns(ns, make)
-    return made[0]
+    return call_in(ns, lambda: socket.socket(socket.AF_INET, socket.SOCK_DGRAM))
 
 
 def test_conntrack_flows_listed_and_deleted(spaces: tuple[str, str]) -> None:
@@ -202,7 +197,7 @@ def test_conntrack_flows_listed_and_deleted(spaces: tuple[str, str]) -> None:
         client.sendto(b"ping", ("127.0.0.1", port))
         assert server.recv(10) == b"ping"
         sport = client.getsockname()[1]
-        sock = netlink._in_netns(ns, ct.open_socket)
+        sock = call_in(ns, ct.open_socket)
         with sock:
             flows = ct.flows(sock, 2, 17, port)
             assert [(f.orig.saddr, f.orig.sport, f.orig.dport, f.reply.sport) for f in flows] == [

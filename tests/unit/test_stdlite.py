@@ -111,3 +111,10 @@ def test_importing_it_imports_none_of_what_it_replaces() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_one_of_gives_the_member_or_enums_error() -> None:
+    member = "running"
+    assert stdlite.one_of("".join(["run", "ning"]), ("created", member), "Status") is member
+    with pytest.raises(ValueError, match="^'x' is not a valid Status$"):
+        stdlite.one_of("x", ("created", member), "Status")

@@ -18,6 +18,13 @@ from pypod.errors import OSLevelError, from_oserror
 from pypod.linux import syscalls as sc
 from pypod.stdlite import suppress
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import TypeVar
+
+    T = TypeVar("T")
+
 CLONE_NEWNET = 0x40000000
 MS_BIND = 4096
 MNT_DETACH = 2
@@ -40,15 +47,25 @@ def set_link_up(name: str) -> None:
 
 
 def set_link_up_in(pid: int, name: str) -> None:
-    """Bring interface `name` up in the network namespace of process `pid`: this thread enters
-    it for the two ioctls and comes back (as `create` does)."""
-    target = os.open(f"/proc/{pid}/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+    """Bring interface `name` up in the network namespace of process `pid`."""
+    call_in(f"/proc/{pid}/ns/net", lambda: set_link_up(name))
+
+
+def call_in(path: str, fn: Callable[[], T]) -> T:
+    """`fn()` called with this thread in the network namespace at `path`, then back in its own."""
+    try:
+        target = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError as e:
+        raise from_oserror(f"open network namespace {path}", e) from e
     try:
         original = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
         try:
-            sc.setns(target, CLONE_NEWNET)
             try:
-                set_link_up(name)
+                sc.setns(target, CLONE_NEWNET)
+            except OSError as e:
+                raise from_oserror(f"join network namespace {path}", e) from e
+            try:
+                return fn()
             finally:
                 sc.setns(original, CLONE_NEWNET)
         finally:

@@ -27,6 +27,7 @@ from pypod import errors, jsoncodec
 from pypod.errors import PypodError, RuntimeError_
 from pypod.linux import unixsock
 from pypod.record import field, record
+from pypod.stdlite import one_of
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -47,10 +48,7 @@ class Msg:
     @classmethod
     def parse(cls, value: object) -> str:
         """`value` as one of the types; ValueError for anything else."""
-        for known in cls.ALL:
-            if value == known:
-                return known
-        raise ValueError(f"{value!r} is not a valid monitor message type")
+        return one_of(value, cls.ALL, "monitor message type")
 
 
 @record(kw_only=False)

@@ -21,12 +21,13 @@ import os
 
 from pypod.errors import InvalidArgument, PypodError, from_oserror
 from pypod.linux import rtnetlink as rt
+from pypod.linux.netns import call_in
 from pypod.network.addr import ip_address, ip_interface
 from pypod.stdlite import suppress
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Callable, Sequence
+    from collections.abc import Sequence
     from types import TracebackType
 
 CLONE_NEWNET = 0x40000000
@@ -48,7 +49,7 @@ class Netlink:
             if netns is None:
                 self.sock = rt.NetlinkSocket()
             else:
-                self.sock = _in_netns(netns, rt.NetlinkSocket)
+                self.sock = call_in(netns, rt.NetlinkSocket)
         except OSError as e:
             raise from_oserror(f"open a netlink socket{self._where()}", e) from e
 
@@ -190,31 +191,6 @@ class Netlink:
         except PypodError as e:
             if e.errno != errno.EEXIST:  # one already (`network connect`): it stays
                 raise
-
-
-def _in_netns(path: str, make: Callable[[], rt.NetlinkSocket]) -> rt.NetlinkSocket:
-    """`make()` called with the calling thread in the network namespace at `path`."""
-    from pypod.linux import syscalls as sc
-
-    try:
-        target = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-    except OSError as e:
-        raise from_oserror(f"open network namespace {path}", e) from e
-    try:
-        original = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
-        try:
-            try:
-                sc.setns(target, CLONE_NEWNET)
-            except OSError as e:
-                raise from_oserror(f"join network namespace {path}", e) from e
-            try:
-                return make()
-            finally:
-                sc.setns(original, CLONE_NEWNET)
-        finally:
-            os.close(original)
-    finally:
-        os.close(target)
 
 
 def random_veth_name() -> str:

@@ -28,6 +28,7 @@ from __future__ import annotations
 from pypod.errors import InvalidArgument, NotSupported, from_oserror
 from pypod.linux.cgroups import paths as _paths
 from pypod.record import record
+from pypod.stdlite import one_of
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -61,10 +62,9 @@ class CgroupMode:
     @staticmethod
     def parse(value: object) -> str:
         """The mode named `value`; ValueError for anything else."""
-        for mode in (CgroupMode.LEGACY, CgroupMode.HYBRID, CgroupMode.UNIFIED):
-            if value == mode:
-                return mode
-        raise ValueError(f"{value!r} is not a valid CgroupMode")
+        return one_of(
+            value, (CgroupMode.LEGACY, CgroupMode.HYBRID, CgroupMode.UNIFIED), "CgroupMode"
+        )
 
 
 @record

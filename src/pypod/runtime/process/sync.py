@@ -48,6 +48,7 @@ from pypod import jsoncodec
 from pypod.errors import RuntimeError_
 from pypod.linux import unixsock
 from pypod.record import field, record
+from pypod.stdlite import one_of
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -76,10 +77,7 @@ class Msg:
     @classmethod
     def parse(cls, value: object) -> str:
         """`value` as one of the types; ValueError for anything else."""
-        for known in cls.ALL:
-            if value == known:
-                return known
-        raise ValueError(f"{value!r} is not a valid sync message type")
+        return one_of(value, cls.ALL, "sync message type")
 
 
 @record(kw_only=False)
