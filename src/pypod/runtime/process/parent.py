@@ -80,16 +80,17 @@ def launch(
     try:
         if set_limits is not None:  # nothing of the container is in the v1 cgroups yet
             set_limits()
-        if direct and plan.unshare_flags & sc.CLONE_NEWNET and not plan.in_userns:
-            # the init's `lo` (runc's "loopback"), while it sets itself up: before
-            # CGROUP_JOINED, before which the init runs no hook and execs nothing (in a user
-            # namespace, the runtime may not enter the init's: the init does it, direct_init)
-            from pypod.linux import netns  # loaded by Prepared.build
-
-            netns.set_link_up_in(pid, "lo")
         if stage1_pid:
             pid = _stage1_reports(plan, parent_end, stage1_pid, add_to_cgroup, self_join)
         try:
+            if direct and plan.unshare_flags & sc.CLONE_NEWNET and not plan.in_userns:
+                # the init's `lo` (runc's "loopback"), while it sets itself up: before
+                # CGROUP_JOINED, before which the init runs no hook and execs nothing (in a
+                # user namespace the runtime may not enter the init's: the init does it, see
+                # direct_init); an init that failed meanwhile is gone: its report is the error
+                from pypod.linux import netns  # loaded by Prepared.build
+
+                netns.set_link_up_in(pid, "lo")
             if not self_join:  # else the init joins its cgroups by itself (see _fork_stage1)
                 add_to_cgroup(pid)
             # (also the init's go-ahead to send: its messages must come after stage-1's PID)
