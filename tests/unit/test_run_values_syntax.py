@@ -279,7 +279,7 @@ def test_decode_is_json_loads_refusing_constants(text: str) -> None:
     except json.JSONDecodeError as e:
         expected = ("JSONDecodeError", str(e))
     try:
-        found: tuple[str, object] = ("value", runtime_spec_parse._decode(text))
+        found: tuple[str, object] = ("value", runtime_spec_parse.decode_json(text))
     except runtime_spec_parse._NonStandardNumber as e:
         found = ("constant", str(e))
     except json.JSONDecodeError as e:

@@ -69,6 +69,7 @@ __all__ = [
     "Spec",
     "State",
     "User",
+    "decode_json",
     "load_spec",
     "parse_process",
     "parse_spec",
@@ -535,6 +536,13 @@ def parse_state(data: object, *, source: str = "state") -> State:
     from pypod.oci import runtime_spec_parse
 
     return runtime_spec_parse.parse_state(data, source=source)
+
+
+def decode_json(text: str) -> Any:
+    """``config.json``'s text decoded as JSON, NaN and Infinity refused (ValueError)."""
+    from pypod.oci import runtime_spec_parse
+
+    return runtime_spec_parse.decode_json(text)
 
 
 def load_spec(path: str) -> Spec:

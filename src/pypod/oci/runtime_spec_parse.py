@@ -66,7 +66,7 @@ from pypod.oci.runtime_spec import (
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Mapping
-    from typing import NoReturn, TypeVar
+    from typing import Any, NoReturn, TypeVar
 
     T = TypeVar("T")
 
@@ -738,7 +738,7 @@ def load_spec(path: str) -> Spec:
     except UnicodeDecodeError as e:
         raise ConfigError(f"not valid UTF-8 (byte offset {e.start})", path=path) from e
     try:
-        data = _decode(text)
+        data = decode_json(text)
     except _NonStandardNumber as e:
         raise ConfigError(f"invalid JSON: {e} is not a JSON number", path=path) from e
     except ValueError as e:  # json's JSONDecodeError (jsoncodec raises json's own)
@@ -753,11 +753,12 @@ def load_spec(path: str) -> Spec:
     return parse_spec(data, source=path)
 
 
-def _decode(text: str) -> object:
-    """`json.loads(text, parse_constant=_reject_constant)`: NaN, Infinity and -Infinity
-    refused.  Without those words in it, `text` is read by jsoncodec (which does not import
-    the `json` package), with the same result; with them, or when it is not valid JSON (so
-    that the error is the one the constant or the syntax gives first), by `json` itself."""
+def decode_json(text: str) -> Any:
+    """config.json's JSON: `json.loads(text, parse_constant=_reject_constant)`, NaN, Infinity
+    and -Infinity refused (ValueError, as any invalid JSON).  Without those words in it, `text`
+    is read by jsoncodec (which does not import the `json` package), with the same result; with
+    them, or when it is not valid JSON (so that the error is the one the constant or the syntax
+    gives first), by `json` itself."""
     if "NaN" not in text and "Infinity" not in text:
         try:
             return jsoncodec.loads(text)

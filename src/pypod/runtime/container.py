@@ -10,7 +10,6 @@ import os
 import time
 
 import pypod
-from pypod import jsoncodec
 from pypod.atomic import write_atomic
 from pypod.errors import (
     ContainerNotFound,
@@ -28,6 +27,7 @@ from pypod.oci.runtime_spec import (
     LinuxResources,
     Process,
     Spec,
+    decode_json,
     load_spec,
     parse_process,
     parse_spec,
@@ -699,7 +699,7 @@ def _load_config(path: str) -> tuple[Spec, dict[str, Any], dict[str, Any] | None
     once the init is forked (see pypod.runtime.process.init.seccomp_program)."""
     try:
         with open(path, "rb") as f:
-            data = _json_loads_strict(f.read().decode("utf-8"))
+            data = decode_json(f.read().decode("utf-8"))
         if not isinstance(data, dict):
             raise ValueError("not an object")
     except (OSError, ValueError):  # load_spec says what is wrong, as it words it
@@ -717,19 +717,6 @@ def _seccomp_json(config: Mapping[str, Any]) -> dict[str, Any] | None:
     linux = config.get("linux")
     seccomp = linux.get("seccomp") if isinstance(linux, dict) else None
     return seccomp if isinstance(seccomp, dict) else None
-
-
-def _json_loads_strict(text: str) -> Any:
-    """`json.loads` refusing NaN and Infinity (not JSON numbers: ValueError), as load_spec."""
-    if "NaN" in text or "Infinity" in text:  # rare (a string holding them): json's parser can
-        import json  # refuse the constants themselves
-
-        return json.loads(text, parse_constant=_reject_constant)
-    return jsoncodec.loads(text)
-
-
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not a JSON number")
 
 
 def _with_default_device_rules(res: LinuxResources | None) -> LinuxResources:
