@@ -10,6 +10,7 @@ these from here (`tests/e2e/test_import_budget.py` holds them to it):
 
 - `suppress` and `contextmanager`, which behave as `contextlib`'s, and `cast` (for type checkers
   they *are* `contextlib`'s and `typing`'s);
+- `is_decimal` and `is_digits`, the two number patterns flags are checked with;
 - `one_of`, what `SomeEnum(value)` does for the classes of str constants that replace enums;
 - `signal`: the C module `_signal` (the same functions and numbers; handlers, masks and
   constants are plain ints instead of `signal`'s enums); `signal_name` and `signal_number`
@@ -36,7 +37,8 @@ else:
 
 
 __all__ = [
-    "cast", "contextmanager", "one_of", "signal", "signal_name", "signal_number", "suppress",
+    "cast", "contextmanager", "is_decimal", "is_digits", "one_of", "signal", "signal_name",
+    "signal_number", "suppress",
 ]  # fmt: skip
 
 
@@ -110,6 +112,17 @@ if not TYPE_CHECKING:
         helper.__module__ = func.__module__
         helper.__wrapped__ = func
         return helper
+
+
+def is_decimal(text: str) -> bool:
+    """`re.fullmatch(r"[+-]?[0-9]+", text)`: a sign, then ASCII digits (Go's strconv.Atoi)."""
+    digits = text[1:] if text[:1] in ("+", "-") else text
+    return digits.isascii() and digits.isdigit()
+
+
+def is_digits(text: str) -> bool:
+    """`re.fullmatch(r"[0-9]+", text)`: ASCII digits only."""
+    return text.isascii() and text.isdigit()
 
 
 def one_of(value: object, members: tuple[str, ...], what: str) -> str:

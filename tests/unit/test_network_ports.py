@@ -13,7 +13,6 @@ from pypod.network.ports import (
     assign_random_ports,
     expose_all,
     free_port,
-    is_atoi_syntax,
     parse_publish,
 )
 from pypod.network.types import PortMapping
@@ -254,7 +253,10 @@ def test_merge_properties(ports: list[PortMapping]) -> None:
 
 @given(st.text(alphabet="+-0123456789 \n٣x", max_size=6))
 def test_atoi_syntax_is_the_regex(text: str) -> None:
-    """ports.is_atoi_syntax (no `re` on the `-p` path) accepts what `[+-]?[0-9]+` does."""
+    """The port syntax check, stdlite.is_decimal (no `re` on the `-p` path), accepts what
+    `[+-]?[0-9]+` does."""
     import re
 
-    assert is_atoi_syntax(text) == bool(re.fullmatch(r"[+-]?[0-9]+", text))
+    from pypod.stdlite import is_decimal
+
+    assert is_decimal(text) == bool(re.fullmatch(r"[+-]?[0-9]+", text))

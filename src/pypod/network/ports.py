@@ -14,6 +14,7 @@ import _socket
 
 from pypod.errors import InvalidArgument, NotSupported
 from pypod.network.types import PortMapping
+from pypod.stdlite import is_decimal
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -156,15 +157,9 @@ def _parse_range(text: str) -> tuple[int, int]:
     return start, end - start + 1
 
 
-def is_atoi_syntax(text: str) -> bool:
-    """What Go's strconv.Atoi takes: `[+-]?[0-9]+` (the regex, without `re`)."""
-    digits = text[1:] if text[:1] in ("+", "-") else text
-    return digits != "" and digits.isascii() and digits.isdigit()
-
-
 def _parse_port(text: str) -> int:
     """Go's strconv.Atoi, then 1..65535."""
-    if not is_atoi_syntax(text):
+    if not is_decimal(text):  # Go's strconv.Atoi syntax
         raise InvalidArgument(
             f'invalid port number: strconv.Atoi: parsing "{text}": invalid syntax'
         )

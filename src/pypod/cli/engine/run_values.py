@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 
 from pypod.errors import InvalidArgument
+from pypod.stdlite import is_decimal, is_digits
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -78,12 +79,6 @@ _OCT_DIGITS = "01234567"
 _BIN_DIGITS = "01"
 
 
-def is_decimal(text: str) -> bool:
-    """Whether `text` is `[+-]?[0-9]+` (ASCII digits only)."""
-    digits = text[1:] if text[:1] in ("+", "-") else text
-    return digits.isascii() and digits.isdigit()
-
-
 def _is_digit_run(text: str, digits: str) -> bool:
     """`_?D(?:_?D)*` for the digits D: digits, each after at most one underscore."""
     if not text or text[-1] == "_" or "__" in text:
@@ -143,11 +138,6 @@ def parse_uint(text: str, flag: str) -> int:
         return _go_int(text, "ParseUint", 0, (1 << 64) - 1, False)
     except ValueError as e:
         raise _flag_error(flag, text, e) from None
-
-
-def is_digits(text: str) -> bool:
-    """Whether `text` is `[0-9]+` (ASCII digits only)."""
-    return text.isascii() and text.isdigit()
 
 
 def _is_float(text: str) -> bool:
